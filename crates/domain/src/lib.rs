@@ -13,6 +13,7 @@ pub mod ids;
 pub mod idempotency;
 pub mod job;
 pub mod mask;
+pub mod message;
 pub mod message_id;
 pub mod send;
 
@@ -23,5 +24,6 @@ pub use idempotency::{IdempotencyKey, IdempotencyKeyError};
 pub use ids::{ApiKeyId, EventId, IdError, MailboxId, SendId, WorkspaceId};
 pub use job::SendJob;
 pub use mask::mask_email;
+pub use message::OutgoingMessage;
 pub use message_id::MessageId;
 pub use send::SendState;

@@ -1,1 +1,57 @@
-//! placeholder
+//! Every SQL statement Mailroom runs, and the migrations that make its schema.
+//!
+//! Query functions take `&mut PgConnection` so the caller owns the transaction: a state change,
+//! its event and the job it schedules commit together or not at all.
+#![deny(missing_docs)]
+
+pub mod api_keys;
+pub mod events;
+pub mod keys;
+pub mod mailboxes;
+pub mod queue;
+pub mod sends;
+pub mod workspaces;
+
+use std::time::Duration;
+
+pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::postgres::PgPoolOptions;
+
+/// A storage failure. Keeps the driver's error as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or could not run a statement.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The job queue failed.
+    #[error("job queue error")]
+    Queue(#[from] apalis_postgres::Error),
+    /// A row holds a value the code does not understand (a bug or a newer schema).
+    #[error("unexpected value in column `{column}`")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+    },
+}
+
+/// Shorthand for store results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Opens a connection pool.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?)
+}
+
+/// Applies Mailroom's migrations and the job queue's own (in schema `apalis`).
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    sqlx::migrate!("../../migrations").run(pool).await?;
+    apalis_postgres::PostgresStorage::setup(pool).await?;
+    Ok(())
+}

@@ -1,1 +1,91 @@
-//! placeholder
+//! The send worker.
+//!
+//! Pulls [`SendJob`]s from the apalis-postgres queue and drives each send through the ledger:
+//! claim (a conditional update with a lease), open the mailbox's credential only if a new SMTP
+//! session is needed, deliver, and record the verdict, its event and any follow-up job in one
+//! transaction. Retries are rescheduled as new jobs with backoff, never left to apalis's
+//! immediate re-fetch.
+#![deny(missing_docs)]
+
+mod attempt;
+mod job;
+mod outcome;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use apalis::prelude::*;
+use apalis_postgres::{Config, PostgresStorage};
+use mailroom_domain::{SendJob, backoff::Backoff};
+use mailroom_store::PgPool;
+use mailroom_transport::{SessionPool, SmtpSettings};
+use mailroom_vault::Vault;
+
+/// How the send worker behaves.
+#[derive(Clone)]
+pub struct SendWorkerConfig {
+    /// This process's worker name: unique per process, or a dead twin's jobs are never rescued.
+    pub name: String,
+    /// Jobs handled at once.
+    pub concurrency: usize,
+    /// How long a claimed send belongs to its worker.
+    pub lease: Duration,
+    /// Attempts before a transiently failing send is given up.
+    pub max_attempts: u32,
+    /// Age after which a transiently failing send is given up.
+    pub max_age: Duration,
+    /// Delays between transient retries.
+    pub retry_backoff: Backoff,
+    /// Mailbox pauses after a throttle answer with no hint.
+    pub throttle_backoff: Backoff,
+    /// Mailbox pause after a daily-quota answer.
+    pub quota_pause: Duration,
+    /// How often the worker looks for jobs that became due (pub/sub wakes it for new ones).
+    pub poll_interval: Duration,
+    /// apalis heartbeat: orphaned jobs of a dead worker are re-queued after ten of these.
+    pub heartbeat: Duration,
+    /// SMTP client settings.
+    pub smtp: SmtpSettings,
+}
+
+/// What every job needs, shared by all of them.
+pub(crate) struct Ctx {
+    pub(crate) pool: PgPool,
+    pub(crate) vault: Vault,
+    pub(crate) sessions: SessionPool,
+    pub(crate) config: SendWorkerConfig,
+}
+
+/// Runs the send worker until `shutdown` completes, then lets jobs in flight finish.
+pub async fn run(
+    pool: PgPool,
+    vault: Vault,
+    config: SendWorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let queue = Config::default()
+        .queue(SendJob::QUEUE)
+        .batch_size(config.concurrency.max(1))
+        .heartbeat_interval(config.heartbeat)
+        .missed_heartbeats(10);
+    let backend = PostgresStorage::<SendJob>::new(&pool)
+        .with_config(queue)
+        .with_pubsub()
+        .poll_with_interval(config.poll_interval);
+    let name = config.name.clone();
+    let concurrency = config.concurrency.max(1);
+    let ctx = Arc::new(Ctx { sessions: SessionPool::new(config.smtp.clone()), pool, vault, config });
+    tracing::info!(worker.name = %name, concurrency, "send worker started");
+    let worker = WorkerBuilder::new(name.as_str())
+        .backend(backend)
+        .data(ctx)
+        .concurrency(concurrency)
+        .build(job::handle);
+    worker
+        .run_until(async move {
+            shutdown.await;
+            Ok::<(), WorkerError>(())
+        })
+        .await?;
+    tracing::info!(worker.name = %name, "send worker stopped");
+    Ok(())
+}

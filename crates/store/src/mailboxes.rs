@@ -1,0 +1,153 @@
+//! Connected mailboxes, their sealed secrets and their readiness (pause, re-auth).
+
+use chrono::{DateTime, Utc};
+use mailroom_domain::{MailboxId, WorkspaceId};
+use sqlx::PgConnection;
+
+use crate::Result;
+
+/// A mailbox as stored (no secrets: those live in `mailbox_secrets`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MailboxRow {
+    /// The mailbox.
+    pub id: uuid::Uuid,
+    /// Its workspace.
+    pub workspace_id: uuid::Uuid,
+    /// The address mail is sent from.
+    pub from_address: String,
+    /// The display name, if any.
+    pub from_name: Option<String>,
+    /// SMTP server host.
+    pub smtp_host: String,
+    /// SMTP server port.
+    pub smtp_port: i32,
+    /// `starttls` or `implicit`.
+    pub smtp_tls: String,
+    /// SMTP login.
+    pub smtp_username: String,
+    /// IMAP server host, if configured.
+    pub imap_host: Option<String>,
+    /// IMAP server port.
+    pub imap_port: Option<i32>,
+    /// `starttls`, `implicit` or `none`.
+    pub imap_tls: Option<String>,
+    /// IMAP login.
+    pub imap_username: Option<String>,
+    /// `active`, `needs_reauth` or `disabled`.
+    pub status: String,
+    /// No sends before this instant.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Why it is paused.
+    pub pause_reason: Option<String>,
+    /// Consecutive throttle answers (drives the pause length when no hint is given).
+    pub throttle_count: i32,
+    /// When it was connected.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A sealed secret to store with a mailbox.
+pub struct SealedSecret<'a> {
+    /// The field name (`smtp_password`, ...).
+    pub field: &'a str,
+    /// The sealed bytes.
+    pub sealed: &'a [u8],
+    /// The workspace-key version it is sealed under.
+    pub key_version: i32,
+}
+
+/// Stores a mailbox and its sealed secrets.
+pub async fn insert(conn: &mut PgConnection, m: &MailboxRow, secrets: &[SealedSecret<'_>]) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mailboxes (id, workspace_id, from_address, from_name, smtp_host, smtp_port, smtp_tls,
+            smtp_username, imap_host, imap_port, imap_tls, imap_username)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(m.id)
+    .bind(m.workspace_id)
+    .bind(&m.from_address)
+    .bind(&m.from_name)
+    .bind(&m.smtp_host)
+    .bind(m.smtp_port)
+    .bind(&m.smtp_tls)
+    .bind(&m.smtp_username)
+    .bind(&m.imap_host)
+    .bind(m.imap_port)
+    .bind(&m.imap_tls)
+    .bind(&m.imap_username)
+    .execute(&mut *conn)
+    .await?;
+    for s in secrets {
+        sqlx::query(
+            "INSERT INTO mailbox_secrets (workspace_id, mailbox_id, field, sealed, key_version) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(m.workspace_id)
+        .bind(m.id)
+        .bind(s.field)
+        .bind(s.sealed)
+        .bind(s.key_version)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A mailbox of the given workspace (another workspace's id finds nothing).
+pub async fn get(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId) -> Result<Option<MailboxRow>> {
+    Ok(sqlx::query_as("SELECT * FROM mailboxes WHERE workspace_id = $1 AND id = $2")
+        .bind(ws.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// A sealed secret and the key version it names.
+pub async fn secret(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, field: &str) -> Result<Option<(Vec<u8>, i32)>> {
+    Ok(sqlx::query_as(
+        "SELECT sealed, key_version FROM mailbox_secrets WHERE workspace_id = $1 AND mailbox_id = $2 AND field = $3",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .bind(field)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Pauses a mailbox until `until` (never shortening a longer pause already in force) and
+/// counts the throttle. Returns the pause in force afterwards.
+pub async fn pause(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, until: DateTime<Utc>, reason: &str) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE mailboxes SET paused_until = GREATEST(COALESCE(paused_until, $3), $3), pause_reason = $4,
+            throttle_count = throttle_count + 1, updated_at = now()
+         WHERE workspace_id = $1 AND id = $2 RETURNING paused_until",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .bind(until)
+    .bind(reason)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Clears the throttle counter after a successful send (writes only when it was set).
+pub async fn clear_throttle(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId) -> Result<()> {
+    sqlx::query("UPDATE mailboxes SET throttle_count = 0 WHERE workspace_id = $1 AND id = $2 AND throttle_count > 0")
+        .bind(ws.as_uuid())
+        .bind(id.as_uuid())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks a mailbox as needing re-authentication. Returns whether it changed (so the event is
+/// emitted once, not once per waiting send).
+pub async fn mark_needs_reauth(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE mailboxes SET status = 'needs_reauth', updated_at = now()
+         WHERE workspace_id = $1 AND id = $2 AND status = 'active'",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,264 @@
+//! The send ledger (DESIGN.md section 3).
+//!
+//! Every transition is one conditional `UPDATE ... WHERE state = <expected>`; the worker's
+//! finishing updates are also fenced on `locked_by` and `attempts`, so a worker whose lease was
+//! taken over changes nothing.
+
+use chrono::{DateTime, Utc};
+use mailroom_domain::{IdempotencyKey, MailboxId, SendId, SendState, WorkspaceId};
+use sqlx::PgConnection;
+
+use crate::{Result, StoreError};
+
+/// A ledger row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SendRow {
+    /// The send.
+    pub id: uuid::Uuid,
+    /// Its workspace.
+    pub workspace_id: uuid::Uuid,
+    /// The mailbox it goes out through.
+    pub mailbox_id: uuid::Uuid,
+    /// The client's key.
+    pub idempotency_key: String,
+    /// SHA-256 of the normalised request.
+    pub payload_hash: Vec<u8>,
+    /// The normalised request (addresses, subject, bodies, headers).
+    pub payload: serde_json::Value,
+    /// Fixed at enqueue, reused on every attempt.
+    pub message_id: String,
+    /// The state's name.
+    pub state: String,
+    /// Attempts that reached the provider or failed on the way.
+    pub attempts: i32,
+    /// Not before this instant.
+    pub send_at: Option<DateTime<Utc>>,
+    /// The next attempt is due then.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// A `sending` row belongs to its worker until then.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The worker holding it.
+    pub locked_by: Option<String>,
+    /// The provider's last answer.
+    pub last_response: Option<String>,
+    /// Why it failed or is ambiguous.
+    pub failure_reason: Option<String>,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SendRow {
+    /// The parsed state.
+    pub fn state(&self) -> Result<SendState> {
+        self.state.parse().map_err(|_| StoreError::Corrupt { column: "sends.state" })
+    }
+
+    /// The typed id.
+    pub fn send_id(&self) -> SendId {
+        SendId::from_uuid(self.id)
+    }
+
+    /// The typed workspace id.
+    pub fn workspace(&self) -> WorkspaceId {
+        WorkspaceId::from_uuid(self.workspace_id)
+    }
+
+    /// The typed mailbox id.
+    pub fn mailbox(&self) -> MailboxId {
+        MailboxId::from_uuid(self.mailbox_id)
+    }
+}
+
+/// A send to record.
+pub struct NewSend<'a> {
+    /// Its id.
+    pub id: SendId,
+    /// Its workspace.
+    pub workspace: WorkspaceId,
+    /// Its mailbox.
+    pub mailbox: MailboxId,
+    /// The client's key.
+    pub key: &'a IdempotencyKey,
+    /// SHA-256 of the normalised request.
+    pub payload_hash: &'a [u8],
+    /// The normalised request.
+    pub payload: &'a serde_json::Value,
+    /// Its Message-ID.
+    pub message_id: &'a str,
+    /// Not before this instant.
+    pub send_at: Option<DateTime<Utc>>,
+}
+
+/// The outcome of recording a send.
+#[derive(Debug)]
+pub enum Recorded {
+    /// A new send.
+    Created(SendRow),
+    /// The key was already used with the same payload: the original send.
+    Replayed(SendRow),
+    /// The key was already used with another payload.
+    Conflict(SendRow),
+}
+
+/// Records a send, or finds the one already recorded under its key.
+pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Result<Recorded> {
+    let created: Option<SendRow> = sqlx::query_as(
+        "INSERT INTO sends (id, workspace_id, mailbox_id, idempotency_key, payload_hash, payload, message_id,
+            state, send_at, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8)
+         ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
+         RETURNING *",
+    )
+    .bind(s.id.as_uuid())
+    .bind(s.workspace.as_uuid())
+    .bind(s.mailbox.as_uuid())
+    .bind(s.key.as_str())
+    .bind(s.payload_hash)
+    .bind(s.payload)
+    .bind(s.message_id)
+    .bind(s.send_at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = created {
+        return Ok(Recorded::Created(row));
+    }
+    // The conflicting insert has committed (ON CONFLICT waited for it), so this sees it.
+    let existing: SendRow = sqlx::query_as("SELECT * FROM sends WHERE workspace_id = $1 AND idempotency_key = $2")
+        .bind(s.workspace.as_uuid())
+        .bind(s.key.as_str())
+        .fetch_one(conn)
+        .await?;
+    Ok(if existing.payload_hash == s.payload_hash {
+        Recorded::Replayed(existing)
+    } else {
+        Recorded::Conflict(existing)
+    })
+}
+
+/// A send of the given workspace (another workspace's id finds nothing).
+pub async fn get(conn: &mut PgConnection, ws: WorkspaceId, id: SendId) -> Result<Option<SendRow>> {
+    Ok(sqlx::query_as("SELECT * FROM sends WHERE workspace_id = $1 AND id = $2")
+        .bind(ws.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Claims a due send for an attempt: `queued`/`retry_wait` → `sending`, counting the attempt
+/// and taking a lease. `None` when another worker has it, it is finished, or it is not due.
+pub async fn claim(conn: &mut PgConnection, ws: WorkspaceId, id: SendId, worker: &str, lease_secs: f64) -> Result<Option<SendRow>> {
+    Ok(sqlx::query_as(
+        "UPDATE sends SET state = 'sending', attempts = attempts + 1, locked_by = $3,
+            lease_until = now() + make_interval(secs => $4), updated_at = now()
+         WHERE workspace_id = $1 AND id = $2 AND state IN ('queued', 'retry_wait')
+           AND COALESCE(next_attempt_at, '-infinity') <= now() + interval '1 second'
+           AND NOT (state = 'retry_wait' AND next_attempt_at IS NULL)
+         RETURNING *",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .bind(worker)
+    .bind(lease_secs)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Postpones a waiting send (its mailbox is paused) without counting an attempt. `at = None`
+/// parks it until its mailbox is reconnected. Returns whether it changed.
+pub async fn postpone(conn: &mut PgConnection, row: &SendRow, at: Option<DateTime<Utc>>, reason: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE sends SET state = 'retry_wait', next_attempt_at = $3, last_response = COALESCE($4, last_response),
+            updated_at = now()
+         WHERE workspace_id = $1 AND id = $2 AND state = $5 AND attempts = $6",
+    )
+    .bind(row.workspace_id)
+    .bind(row.id)
+    .bind(at)
+    .bind(reason)
+    .bind(&row.state)
+    .bind(row.attempts)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How an attempt ended, for [`finish`].
+pub enum Finish<'a> {
+    /// Accepted by the provider.
+    Sent {
+        /// The provider's answer.
+        response: &'a str,
+    },
+    /// Terminal failure or ambiguity.
+    Terminal {
+        /// `failed` or `ambiguous`.
+        state: SendState,
+        /// Why.
+        reason: &'a str,
+    },
+    /// Try again at `at`. `refund` gives the attempt back (the mailbox was throttled, not the
+    /// message refused); `at = None` parks the send until its mailbox is reconnected.
+    Retry {
+        /// When.
+        at: Option<DateTime<Utc>>,
+        /// The answer that caused it.
+        response: &'a str,
+        /// Whether the attempt should not count.
+        refund: bool,
+    },
+}
+
+/// Ends an attempt, fenced on the claim: only the worker that holds the lease for this
+/// attempt can move the send. Returns whether it did.
+pub async fn finish(conn: &mut PgConnection, claimed: &SendRow, outcome: &Finish<'_>) -> Result<bool> {
+    let (state, next, response, reason, refund) = match *outcome {
+        Finish::Sent { response } => (SendState::Sent, None, Some(response), None, false),
+        Finish::Terminal { state, reason } => (state, None, None, Some(reason), false),
+        Finish::Retry { at, response, refund } => (SendState::RetryWait, at, Some(response), None, refund),
+    };
+    let done = sqlx::query(
+        "UPDATE sends SET state = $5, next_attempt_at = $6, last_response = COALESCE($7, last_response),
+            failure_reason = $8, attempts = attempts - $9::int, lease_until = NULL, locked_by = NULL,
+            updated_at = now(), finished_at = CASE WHEN $5 IN ('sent', 'failed', 'ambiguous') THEN now() END
+         WHERE workspace_id = $1 AND id = $2 AND state = 'sending' AND locked_by = $3 AND attempts = $4",
+    )
+    .bind(claimed.workspace_id)
+    .bind(claimed.id)
+    .bind(&claimed.locked_by)
+    .bind(claimed.attempts)
+    .bind(state.as_str())
+    .bind(next)
+    .bind(response)
+    .bind(reason)
+    .bind(i32::from(refund))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Takes over a `sending` row whose lease has expired (its worker died mid-attempt): it may
+/// have been delivered, so it becomes `ambiguous`, never resent blindly. Returns whether it did.
+pub async fn expire_lease(conn: &mut PgConnection, row: &SendRow, reason: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE sends SET state = 'ambiguous', failure_reason = $4, lease_until = NULL, locked_by = NULL,
+            updated_at = now(), finished_at = now()
+         WHERE workspace_id = $1 AND id = $2 AND state = 'sending' AND attempts = $3 AND lease_until < now()",
+    )
+    .bind(row.workspace_id)
+    .bind(row.id)
+    .bind(row.attempts)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Counts a workspace's sends per state (tests, the demo's summary).
+pub async fn count_by_state(conn: &mut PgConnection, ws: WorkspaceId) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as("SELECT state, count(*) FROM sends WHERE workspace_id = $1 GROUP BY state ORDER BY state")
+        .bind(ws.as_uuid())
+        .fetch_all(conn)
+        .await?)
+}

@@ -1,0 +1,12 @@
+//! Outbound mail: MIME composition and SMTP delivery.
+//!
+//! Shared by the API (which verifies credentials when a mailbox is connected) and the send
+//! worker. Every outcome is reported with the [`Phase`](mailroom_domain::Phase) it reached, so
+//! the caller can tell a harmless failure from one after which the message may have arrived.
+#![deny(missing_docs)]
+
+mod compose;
+mod smtp;
+
+pub use compose::{ComposeError, Composed, compose};
+pub use smtp::{AttemptFailure, DeliverError, Endpoint, SessionPool, SmtpSettings, TlsMode, verify};

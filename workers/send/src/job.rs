@@ -1,0 +1,108 @@
+//! The job body: decides what a send needs and hands a due one to an attempt.
+
+use std::{sync::Arc, time::Duration};
+
+use apalis::prelude::{BoxDynError, Data};
+use chrono::Utc;
+use mailroom_domain::{MailboxId, SendJob, SendState};
+use mailroom_store::{events, mailboxes, queue, sends};
+use tracing::Instrument;
+
+use crate::{Ctx, attempt};
+
+/// The apalis handler. Infrastructure errors are logged here, once, and handed back to apalis
+/// after a pause so a database outage does not turn into a hot re-fetch loop.
+pub(crate) async fn handle(job: SendJob, ctx: Data<Arc<Ctx>>) -> Result<(), BoxDynError> {
+    let span = tracing::info_span!("send", send.id = %job.send_id, workspace.id = %job.workspace_id);
+    match process(&ctx, job).instrument(span).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::error!(send.id = %job.send_id, error = ?e, "send job failed; the queue will run it again");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Err(e.into())
+        }
+    }
+}
+
+async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
+    let mut conn = ctx.pool.acquire().await?;
+    let Some(row) = sends::get(&mut conn, job.workspace_id, job.send_id).await? else {
+        tracing::warn!("job for an unknown send; dropping it");
+        return Ok(());
+    };
+    let now = Utc::now();
+    match row.state()? {
+        s if s.is_terminal() => Ok(()),
+        SendState::Sending => recover(ctx, &row).await,
+        _ if row.next_attempt_at.is_some_and(|at| at > now + chrono::Duration::seconds(1)) => {
+            // Early or duplicate delivery: the job scheduled for that instant will come.
+            Ok(())
+        }
+        SendState::RetryWait if row.next_attempt_at.is_none() => Ok(()), // parked
+        _ => {
+            let mailbox_id = MailboxId::from_uuid(row.mailbox_id);
+            let mailbox = mailboxes::get(&mut conn, job.workspace_id, mailbox_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the send's mailbox is missing"))?;
+            drop(conn);
+            if let Some(until) = mailbox.paused_until.filter(|u| *u > now) {
+                return postpone(ctx, &row, until).await;
+            }
+            if mailbox.status == "needs_reauth" {
+                return park(ctx, &row).await;
+            }
+            let mut conn = ctx.pool.acquire().await?;
+            let lease = ctx.config.lease.as_secs_f64();
+            match sends::claim(&mut conn, job.workspace_id, job.send_id, &ctx.config.name, lease).await? {
+                Some(claimed) => {
+                    drop(conn);
+                    attempt::run(ctx, claimed, mailbox).await
+                }
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// A send is `sending` when its job comes round again: either another worker holds a live
+/// lease (this job is a duplicate), or the holder died mid-attempt. In the second case the
+/// message may have reached the provider, so it is settled as ambiguous, never resent.
+async fn recover(ctx: &Ctx, row: &sends::SendRow) -> anyhow::Result<()> {
+    if row.lease_until.is_some_and(|l| l > Utc::now()) {
+        return Ok(());
+    }
+    let reason = "the worker holding this send stopped mid-attempt; it may have been delivered";
+    let mut tx = ctx.pool.begin().await?;
+    if sends::expire_lease(&mut tx, row, reason).await? {
+        let event = events::NewEvent {
+            workspace: row.workspace(),
+            kind: "send.ambiguous",
+            send: Some(row.send_id()),
+            mailbox: Some(row.mailbox()),
+            data: serde_json::json!({ "reason": reason, "message_id": row.message_id }),
+        };
+        events::insert(&mut tx, &event).await?;
+        tracing::warn!("send left mid-attempt by a dead worker is now ambiguous");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The mailbox is paused: move the send to its next slot without spending an attempt.
+async fn postpone(ctx: &Ctx, row: &sends::SendRow, until: chrono::DateTime<Utc>) -> anyhow::Result<()> {
+    let mut tx = ctx.pool.begin().await?;
+    if sends::postpone(&mut tx, row, Some(until), "mailbox paused").await? {
+        let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
+        queue::push_sends(&mut tx, &[(job, until)]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The mailbox needs re-authentication: the send waits, with no job, until it is reconnected.
+async fn park(ctx: &Ctx, row: &sends::SendRow) -> anyhow::Result<()> {
+    let mut tx = ctx.pool.begin().await?;
+    sends::postpone(&mut tx, row, None, "mailbox needs re-authentication").await?;
+    tx.commit().await?;
+    Ok(())
+}

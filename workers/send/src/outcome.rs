@@ -1,0 +1,139 @@
+//! Recording an attempt's verdict: ledger transition, event, follow-up job and mailbox state,
+//! all in one transaction.
+
+use chrono::{DateTime, Utc};
+use mailroom_domain::{Answer, SendJob, SendState, Verdict, mask_email};
+use mailroom_store::{PgConnection, events, mailboxes, queue, sends::{self, Finish, SendRow}};
+use mailroom_transport::{AttemptFailure, Composed, DeliverError};
+use rand::Rng;
+
+use crate::Ctx;
+
+fn event<'a>(row: &SendRow, kind: &'a str, data: serde_json::Value) -> events::NewEvent<'a> {
+    events::NewEvent { workspace: row.workspace(), kind, send: Some(row.send_id()), mailbox: Some(row.mailbox()), data }
+}
+
+fn later(d: std::time::Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(1))
+}
+
+/// Records the result of a delivery attempt.
+pub(crate) async fn record(
+    ctx: &Ctx,
+    row: &SendRow,
+    _msg: &Composed,
+    result: Result<Answer, DeliverError<anyhow::Error>>,
+) -> anyhow::Result<()> {
+    let mut tx = ctx.pool.begin().await?;
+    let applied = match result {
+        Ok(answer) => sent(&mut tx, row, &answer.to_string()).await?,
+        Err(DeliverError::Secret(e)) => {
+            tracing::error!(error = ?e, "the mailbox's credential could not be opened");
+            transient(ctx, &mut tx, row, "the mailbox's credential could not be opened").await?
+        }
+        Err(DeliverError::Smtp(f)) => failed(ctx, &mut tx, row, &f).await?,
+    };
+    if applied {
+        tx.commit().await?;
+    } else {
+        tracing::warn!("the send's lease was taken over before its outcome was recorded");
+    }
+    Ok(())
+}
+
+async fn sent(tx: &mut PgConnection, row: &SendRow, response: &str) -> anyhow::Result<bool> {
+    if !sends::finish(tx, row, &Finish::Sent { response }).await? {
+        return Ok(false);
+    }
+    let data = serde_json::json!({ "message_id": row.message_id, "response": response });
+    events::insert(tx, &event(row, "send.sent", data)).await?;
+    mailboxes::clear_throttle(tx, row.workspace(), row.mailbox()).await?;
+    tracing::info!(attempt = row.attempts, "send accepted by the provider");
+    Ok(true)
+}
+
+async fn terminal(tx: &mut PgConnection, row: &SendRow, state: SendState, reason: &str) -> anyhow::Result<bool> {
+    if !sends::finish(tx, row, &Finish::Terminal { state, reason }).await? {
+        return Ok(false);
+    }
+    let kind = if state == SendState::Ambiguous { "send.ambiguous" } else { "send.failed" };
+    let data = serde_json::json!({ "message_id": row.message_id, "reason": reason });
+    events::insert(tx, &event(row, kind, data)).await?;
+    tracing::warn!(state = %state, reason, "send finished without delivery");
+    Ok(true)
+}
+
+/// Schedules another attempt at `at` (`None`: parked until the mailbox is reconnected).
+async fn retry(tx: &mut PgConnection, row: &SendRow, at: Option<DateTime<Utc>>, response: &str, refund: bool) -> anyhow::Result<bool> {
+    if !sends::finish(tx, row, &Finish::Retry { at, response, refund }).await? {
+        return Ok(false);
+    }
+    if let Some(at) = at {
+        let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
+        queue::push_sends(tx, &[(job, at)]).await?;
+    }
+    Ok(true)
+}
+
+/// A passing failure: retry with backoff, or give up once attempts or age run out.
+async fn transient(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, detail: &str) -> anyhow::Result<bool> {
+    let c = &ctx.config;
+    let age = (Utc::now() - row.created_at).to_std().unwrap_or_default();
+    if row.attempts as u32 >= c.max_attempts || age >= c.max_age {
+        let reason = format!("gave up after {} attempts: {detail}", row.attempts);
+        return terminal(tx, row, SendState::Failed, &reason).await;
+    }
+    let delay = c.retry_backoff.delay(row.attempts as u32, rand::rng().random());
+    tracing::info!(attempt = row.attempts, retry_in_s = delay.as_secs(), detail, "transient failure; will retry");
+    retry(tx, row, Some(later(delay)), detail, false).await
+}
+
+async fn failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, f: &AttemptFailure) -> anyhow::Result<bool> {
+    let (ws, mbx) = (row.workspace(), row.mailbox());
+    match f.verdict() {
+        Verdict::Accepted => sent(tx, row, &f.detail).await,
+        Verdict::Transient => transient(ctx, tx, row, &f.detail).await,
+        Verdict::Permanent => terminal(tx, row, SendState::Failed, &f.detail).await,
+        Verdict::Ambiguous => terminal(tx, row, SendState::Ambiguous, &format!("no answer after the message was sent: {}", f.detail)).await,
+        Verdict::BadRecipient => {
+            if let Some(rcpt) = &f.recipient {
+                events::suppress(tx, ws, rcpt, &f.detail).await?;
+                tracing::info!(recipient = %mask_email(rcpt), "recipient refused; suppressed");
+            }
+            terminal(tx, row, SendState::Failed, &f.detail).await
+        }
+        Verdict::Throttled { retry_after } => {
+            ctx.sessions.forget(mbx);
+            let count = mailboxes::get(tx, ws, mbx).await?.map_or(0, |m| m.throttle_count);
+            let delay = retry_after.unwrap_or_else(|| ctx.config.throttle_backoff.delay(count as u32 + 1, rand::rng().random()));
+            let until = mailboxes::pause(tx, ws, mbx, later(delay), &f.detail).await?;
+            tracing::warn!(pause_s = delay.as_secs(), detail = %f.detail, "mailbox throttled; pausing it");
+            retry(tx, row, Some(until), &f.detail, true).await
+        }
+        Verdict::QuotaExceeded => {
+            let until = mailboxes::pause(tx, ws, mbx, later(ctx.config.quota_pause), &f.detail).await?;
+            tracing::warn!(detail = %f.detail, "mailbox hit its sending quota; pausing it");
+            retry(tx, row, Some(until), &f.detail, true).await
+        }
+        Verdict::CredentialsRejected => {
+            ctx.sessions.forget(mbx);
+            if mailboxes::mark_needs_reauth(tx, ws, mbx).await? {
+                let data = serde_json::json!({ "reason": f.detail });
+                let e = events::NewEvent { workspace: ws, kind: "mailbox.needs_reauth", send: None, mailbox: Some(mbx), data };
+                events::insert(tx, &e).await?;
+                tracing::warn!(detail = %f.detail, "mailbox credentials refused; it needs re-authentication");
+            }
+            retry(tx, row, None, &f.detail, true).await
+        }
+    }
+}
+
+/// The ledger row cannot be turned into a message: a bug or corruption, never retried.
+pub(crate) async fn uncomposable(ctx: &Ctx, row: &SendRow, e: &anyhow::Error) -> anyhow::Result<()> {
+    tracing::error!(error = ?e, "send could not be composed");
+    let mut tx = ctx.pool.begin().await?;
+    if terminal(&mut tx, row, SendState::Failed, &format!("the message could not be composed: {e}")).await? {
+        tx.commit().await?;
+    }
+    Ok(())
+}
