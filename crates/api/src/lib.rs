@@ -1,1 +1,85 @@
-//! placeholder
+//! Mailroom's HTTP API, version 1.
+//!
+//! JSON in and out, an API key in `Authorization: Bearer`, every query scoped to the key's
+//! workspace. Errors are `{"error": {"code", "message"}}`: a 4xx says what is wrong, a 5xx says
+//! nothing and is logged once with its cause chain.
+#![deny(missing_docs)]
+
+mod auth;
+mod error;
+mod json;
+mod mailboxes;
+pub mod provision;
+mod sends;
+mod validate;
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use axum::{Router, extract::DefaultBodyLimit, routing::{get, post}};
+use mailroom_store::PgPool;
+use mailroom_transport::SmtpSettings;
+use mailroom_vault::Vault;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+/// Limits on what a request may carry.
+#[derive(Debug, Clone)]
+pub struct ApiLimits {
+    /// Largest request body, in bytes (a batch of 1,000 sends must fit).
+    pub max_request_bytes: usize,
+    /// Largest text + HTML body of one send, in bytes.
+    pub max_message_bytes: usize,
+    /// Most recipients (to + cc + bcc) of one send.
+    pub max_recipients: usize,
+    /// Most items in one batch.
+    pub max_batch: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self { max_request_bytes: 64 << 20, max_message_bytes: 1 << 20, max_recipients: 50, max_batch: 1_000 }
+    }
+}
+
+/// What every handler needs.
+pub struct AppState {
+    /// The database.
+    pub pool: PgPool,
+    /// Seals credentials as mailboxes are connected.
+    pub vault: Vault,
+    /// Used to verify SMTP credentials at connect time.
+    pub smtp: SmtpSettings,
+    /// Request limits.
+    pub limits: ApiLimits,
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    let max = state.limits.max_request_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/mailboxes", post(mailboxes::connect))
+        .route("/v1/mailboxes/{id}", get(mailboxes::show))
+        .route("/v1/sends", post(sends::create))
+        .route("/v1/sends/batch", post(sends::create_batch))
+        .route("/v1/sends/{id}", get(sends::show))
+        .layer(DefaultBodyLimit::max(max))
+        .with_state(Arc::new(state))
+}
+
+async fn health(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Result<&'static str, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    sqlx_ping(&mut conn).await?;
+    Ok("ok")
+}
+
+async fn sqlx_ping(conn: &mut mailroom_store::PgConnection) -> Result<(), mailroom_store::StoreError> {
+    mailroom_store::workspaces::ping(conn).await
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -14,7 +14,8 @@ pub mod workspaces;
 
 use std::time::Duration;
 
-pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+pub use sqlx::{Error as SqlxError, PgConnection, PgPool, Postgres, Transaction};
+pub use uuid::Uuid;
 use sqlx::postgres::PgPoolOptions;
 
 /// A storage failure. Keeps the driver's error as its source.

@@ -43,3 +43,9 @@ pub async fn audit(
         .await?;
     Ok(())
 }
+
+/// Checks the database answers (health checks).
+pub async fn ping(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT 1").execute(conn).await?;
+    Ok(())
+}

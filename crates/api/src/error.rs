@@ -1,0 +1,119 @@
+//! The one API error type, and how it maps to HTTP.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+/// Everything a handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed: `code` names the problem, `message` says how to fix it.
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// The request is well formed but cannot be carried out as asked.
+    #[error("{message}")]
+    Unprocessable {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// Missing, malformed, unknown, expired or revoked API key.
+    #[error("a valid API key is required in `Authorization: Bearer mr_...`")]
+    Unauthorized,
+    /// Nothing with this id in the key's workspace.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The idempotency key was used for a different request.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Anything else: logged once with its cause chain, answered opaquely.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// A 400 with the given code and message.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    /// A 422 with the given code and message.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable { code, message: message.into() }
+    }
+
+    /// The status code and the machine-readable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The `{"code", "message"}` object, also used per item in batch answers.
+    pub fn body(&self) -> serde_json::Value {
+        let (_, code) = self.status_and_code();
+        json!({ "code": code, "message": self.to_string() })
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.status_and_code();
+        if let Self::Internal(e) = &self {
+            tracing::error!(error = %chain(e.as_ref()), "request failed");
+        }
+        (status, Json(json!({ "error": self.body() }))).into_response()
+    }
+}
+
+impl From<mailroom_store::StoreError> for ApiError {
+    fn from(e: mailroom_store::StoreError) -> Self {
+        Self::Internal(Box::new(e))
+    }
+}
+
+impl From<sqlx_error::Error> for ApiError {
+    fn from(e: sqlx_error::Error) -> Self {
+        Self::Internal(Box::new(e))
+    }
+}
+
+impl From<mailroom_vault::VaultError> for ApiError {
+    fn from(e: mailroom_vault::VaultError) -> Self {
+        Self::Internal(Box::new(e))
+    }
+}
+
+/// The driver's error type, re-exported by the store.
+mod sqlx_error {
+    pub use mailroom_store::SqlxError as Error;
+}

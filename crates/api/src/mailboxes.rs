@@ -1,0 +1,157 @@
+//! `POST /v1/mailboxes` (connect an SMTP mailbox) and `GET /v1/mailboxes/{id}`.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, Path, State},
+    http::StatusCode,
+};
+use mailroom_domain::{DisplayName, EmailAddress, MailboxId, WorkspaceId, mask_email};
+use mailroom_store::{keys, mailboxes::{self, MailboxRow, SealedSecret}, workspaces};
+use mailroom_transport::{Endpoint, TlsMode};
+use mailroom_vault::{Field, KeyContext, SealContext, WrappedKey};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{ApiError, AppState, auth::Auth, json::ApiJson};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerSettings {
+    host: String,
+    port: u16,
+    tls: String,
+    username: String,
+    password: SecretString,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConnectRequest {
+    from_address: String,
+    from_name: Option<String>,
+    smtp: ServerSettings,
+    imap: Option<ServerSettings>,
+}
+
+fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
+    ApiError::unprocessable("invalid_field", format!("`{field}`: {problem}"))
+}
+
+fn check_server(prefix: &str, s: &ServerSettings, modes: &[&str]) -> Result<(), ApiError> {
+    let host_ok = !s.host.is_empty() && s.host.len() <= 253 && s.host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    if !host_ok {
+        return Err(invalid(&format!("{prefix}.host"), "must be a host name or IP address"));
+    }
+    if s.port == 0 {
+        return Err(invalid(&format!("{prefix}.port"), "must be 1 to 65535"));
+    }
+    if !modes.contains(&s.tls.as_str()) {
+        return Err(invalid(&format!("{prefix}.tls"), format!("must be one of {}", modes.join(", "))));
+    }
+    if s.username.is_empty() || s.username.chars().any(char::is_control) {
+        return Err(invalid(&format!("{prefix}.username"), "must be non-empty, without control characters"));
+    }
+    Ok(())
+}
+
+/// Connects a mailbox: checks the SMTP password with a real login, then seals it.
+pub(crate) async fn connect(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<ConnectRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let from = EmailAddress::parse(&req.from_address).map_err(|e| invalid("from_address", e))?;
+    let from_name = req.from_name.as_deref().map(DisplayName::parse).transpose().map_err(|e| invalid("from_name", e))?;
+    check_server("smtp", &req.smtp, &["starttls", "implicit"])?;
+    if let Some(imap) = &req.imap {
+        check_server("imap", imap, &["starttls", "implicit", "none"])?;
+    }
+    let endpoint = Endpoint {
+        host: req.smtp.host.clone(),
+        port: req.smtp.port,
+        tls: if req.smtp.tls == "implicit" { TlsMode::Implicit } else { TlsMode::StartTls },
+        username: req.smtp.username.clone(),
+    };
+    if let Err(f) = mailroom_transport::verify(&state.smtp, &endpoint, &req.smtp.password).await {
+        tracing::info!(from = %mask_email(from.as_str()), failure = %f, "SMTP login check failed at connect");
+        let code = if f.answer.is_some() { "smtp_auth_failed" } else { "smtp_unreachable" };
+        return Err(ApiError::unprocessable(code, format!("the SMTP server refused the login: {}", f.detail)));
+    }
+    let id = MailboxId::new();
+    let mut tx = state.pool.begin().await?;
+    let key = active_key(&mut tx, auth.workspace).await?;
+    let mut sealed = vec![];
+    let mut secrets = vec![(Field::SmtpPassword, &req.smtp.password)];
+    if let Some(imap) = &req.imap {
+        secrets.push((Field::ImapPassword, &imap.password));
+    }
+    for (field, secret) in secrets {
+        let ctx = SealContext { workspace: auth.workspace, mailbox: id, field };
+        sealed.push((field, state.vault.seal(&key, &ctx, secret).await?));
+    }
+    let row = MailboxRow {
+        id: id.as_uuid(),
+        workspace_id: auth.workspace.as_uuid(),
+        from_address: from.as_str().to_owned(),
+        from_name: from_name.map(|n| n.as_str().to_owned()),
+        smtp_host: req.smtp.host.clone(),
+        smtp_port: i32::from(req.smtp.port),
+        smtp_tls: req.smtp.tls.clone(),
+        smtp_username: req.smtp.username.clone(),
+        imap_host: req.imap.as_ref().map(|i| i.host.clone()),
+        imap_port: req.imap.as_ref().map(|i| i32::from(i.port)),
+        imap_tls: req.imap.as_ref().map(|i| i.tls.clone()),
+        imap_username: req.imap.as_ref().map(|i| i.username.clone()),
+        status: "active".into(),
+        paused_until: None,
+        pause_reason: None,
+        throttle_count: 0,
+        created_at: chrono::Utc::now(),
+    };
+    let version = key.context.version as i32;
+    let rows: Vec<_> = sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
+    mailboxes::insert(&mut tx, &row, &rows).await?;
+    let actor = format!("api_key:{}", auth.key);
+    workspaces::audit(&mut tx, Some(auth.workspace), &actor, "mailbox.connect", Some(&id.to_string()), Some(&peer.ip().to_string())).await?;
+    tx.commit().await?;
+    tracing::info!(mailbox.id = %id, from = %mask_email(from.as_str()), "mailbox connected");
+    Ok((StatusCode::CREATED, Json(view(&row))))
+}
+
+/// The workspace's active data key, wrapped.
+pub(crate) async fn active_key(conn: &mut mailroom_store::PgConnection, ws: WorkspaceId) -> Result<WrappedKey, ApiError> {
+    let row = keys::active(conn, ws)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("workspace {ws} has no active key").into()))?;
+    Ok(WrappedKey {
+        context: KeyContext { workspace: ws, version: row.version as u32 },
+        provider: row.provider,
+        kms_key_id: row.kms_key_id,
+        blob: row.wrapped_key,
+    })
+}
+
+/// `GET /v1/mailboxes/{id}`.
+pub(crate) async fn show(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
+    let mut conn = state.pool.acquire().await?;
+    let row = mailboxes::get(&mut conn, auth.workspace, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
+    Ok(Json(view(&row)))
+}
+
+fn view(m: &MailboxRow) -> Value {
+    json!({
+        "id": MailboxId::from_uuid(m.id),
+        "from_address": m.from_address,
+        "from_name": m.from_name,
+        "status": m.status,
+        "paused_until": m.paused_until,
+        "smtp": { "host": m.smtp_host, "port": m.smtp_port, "tls": m.smtp_tls, "username": m.smtp_username },
+        "imap": m.imap_host.as_ref().map(|h| json!({ "host": h, "port": m.imap_port, "tls": m.imap_tls, "username": m.imap_username })),
+        "created_at": m.created_at,
+    })
+}

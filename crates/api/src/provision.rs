@@ -1,0 +1,50 @@
+//! Creating workspaces and API keys (used by the `admin` CLI and, later, the API).
+
+use mailroom_domain::{ApiKeyId, WorkspaceId};
+use mailroom_store::{PgPool, keys::WorkspaceKeyRow, workspaces};
+use mailroom_vault::Vault;
+use rand::RngCore;
+use secrecy::SecretString;
+
+use crate::{ApiError, auth::hash_secret};
+
+/// Creates a workspace with its first data key (version 1, active).
+pub async fn create_workspace(pool: &PgPool, vault: &Vault, name: &str, actor: &str) -> Result<WorkspaceId, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::unprocessable("invalid_name", "a workspace name has 1 to 200 characters"));
+    }
+    let id = WorkspaceId::new();
+    let wrapped = vault.create_workspace_key(id, 1).await?;
+    let mut tx = pool.begin().await?;
+    workspaces::insert(&mut tx, id, name, None).await?;
+    let row = WorkspaceKeyRow {
+        workspace_id: id.as_uuid(),
+        version: 1,
+        wrapped_key: wrapped.blob,
+        provider: wrapped.provider,
+        kms_key_id: wrapped.kms_key_id,
+        state: "active".into(),
+    };
+    mailroom_store::keys::insert(&mut tx, &row).await?;
+    workspaces::audit(&mut tx, Some(id), actor, "workspace.create", Some(&id.to_string()), None).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Issues an API key for a workspace. The returned token is shown once and never stored.
+pub async fn create_api_key(pool: &PgPool, ws: WorkspaceId, name: &str, actor: &str) -> Result<(ApiKeyId, SecretString), ApiError> {
+    let mut tx = pool.begin().await?;
+    if !workspaces::exists(&mut tx, ws).await? {
+        return Err(ApiError::NotFound("workspace"));
+    }
+    let id = ApiKeyId::new();
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let secret = hex::encode(secret);
+    let scopes = vec!["mailboxes:write".to_owned(), "sends:write".to_owned(), "sends:read".to_owned()];
+    mailroom_store::api_keys::insert(&mut tx, id, ws, name, &hash_secret(&secret), &scopes).await?;
+    workspaces::audit(&mut tx, Some(ws), actor, "api_key.create", Some(&id.to_string()), None).await?;
+    tx.commit().await?;
+    Ok((id, SecretString::from(format!("mr_{}_{secret}", id.as_uuid().simple()))))
+}

@@ -1,0 +1,184 @@
+//! `POST /v1/sends`, `POST /v1/sends/batch` and `GET /v1/sends/{id}`.
+
+use std::{collections::HashMap, sync::Arc};
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use mailroom_domain::{IdempotencyKey, MailboxId, MessageId, SendId, SendJob, WorkspaceId};
+use mailroom_store::{PgConnection, events, mailboxes, queue, sends::{self, NewSend, Recorded, SendRow}};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{ApiError, AppState, auth::Auth, json::ApiJson, validate::{self, SendRequest, ValidSend}};
+
+fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+    let raw = headers
+        .get("idempotency-key")
+        .ok_or_else(|| ApiError::bad_request("missing_idempotency_key", "the `Idempotency-Key` header is required"))?;
+    let text = raw
+        .to_str()
+        .map_err(|_| ApiError::bad_request("invalid_idempotency_key", "the idempotency key must be printable ASCII"))?;
+    IdempotencyKey::parse(text).map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))
+}
+
+/// How recording one send went.
+enum Outcome {
+    Created(SendRow),
+    Replayed(SendRow),
+}
+
+/// Records one validated send in the caller's transaction; a created send's job is returned
+/// for the caller to push with the rest.
+async fn record(conn: &mut PgConnection, ws: WorkspaceId, key: &IdempotencyKey, v: &ValidSend, mailbox_from: &str) -> Result<Outcome, ApiError> {
+    let recipients: Vec<String> = v.message.recipients().map(|a| a.as_str().to_owned()).collect();
+    let suppressed = events::suppressed(conn, ws, &recipients).await?;
+    if !suppressed.is_empty() {
+        return Err(ApiError::unprocessable(
+            "recipient_suppressed",
+            format!("{} recipient(s) are on the workspace's suppression list after a hard bounce", suppressed.len()),
+        ));
+    }
+    let from = mailroom_domain::EmailAddress::parse(mailbox_from).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let message_id = MessageId::generate(&from);
+    let new = NewSend {
+        id: SendId::new(),
+        workspace: ws,
+        mailbox: v.mailbox,
+        key,
+        payload_hash: &v.hash,
+        payload: &serde_json::to_value(&v.message).map_err(|e| ApiError::Internal(Box::new(e)))?,
+        message_id: message_id.as_str(),
+        send_at: v.send_at,
+    };
+    match sends::insert_or_replay(conn, &new).await? {
+        Recorded::Created(row) => Ok(Outcome::Created(row)),
+        Recorded::Replayed(row) => Ok(Outcome::Replayed(row)),
+        Recorded::Conflict(row) => Err(ApiError::Conflict(format!(
+            "idempotency key `{key}` was already used for a different request (send {})",
+            row.send_id()
+        ))),
+    }
+}
+
+fn job_for(row: &SendRow) -> (SendJob, chrono::DateTime<Utc>) {
+    let at = row.send_at.unwrap_or_else(Utc::now);
+    (SendJob { send_id: row.send_id(), workspace_id: row.workspace() }, at)
+}
+
+/// `POST /v1/sends`.
+pub(crate) async fn create(State(state): State<Arc<AppState>>, auth: Auth, headers: HeaderMap, ApiJson(req): ApiJson<SendRequest>) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let valid = validate::send(req, &state.limits)?;
+    let mut tx = state.pool.begin().await?;
+    let mailbox = mailboxes::get(&mut tx, auth.workspace, valid.mailbox).await?.ok_or(ApiError::NotFound("mailbox"))?;
+    match record(&mut tx, auth.workspace, &key, &valid, &mailbox.from_address).await? {
+        Outcome::Created(row) => {
+            queue::push_sends(&mut tx, &[job_for(&row)]).await?;
+            tx.commit().await?;
+            tracing::info!(send.id = %row.send_id(), mailbox.id = %valid.mailbox, "send accepted");
+            Ok((StatusCode::CREATED, Json(view(&row, false))).into_response())
+        }
+        Outcome::Replayed(row) => {
+            let mut resp = (StatusCode::OK, Json(view(&row, true))).into_response();
+            resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(resp)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchRequest {
+    items: Vec<Value>,
+}
+
+/// One batch item, parsed: its key and its validated send.
+fn parse_item(item: Value, state: &AppState) -> Result<(IdempotencyKey, ValidSend), ApiError> {
+    let Value::Object(mut map) = item else {
+        return Err(ApiError::bad_request("invalid_item", "each item must be a JSON object"));
+    };
+    let key = match map.remove("idempotency_key") {
+        Some(Value::String(k)) => IdempotencyKey::parse(&k).map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))?,
+        _ => return Err(ApiError::bad_request("missing_idempotency_key", "each item needs an `idempotency_key` string")),
+    };
+    let req: SendRequest = serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::bad_request("invalid_item", e.to_string()))?;
+    Ok((key, validate::send(req, &state.limits)?))
+}
+
+/// `POST /v1/sends/batch`: up to 1,000 sends, each with its own key; answered per item.
+pub(crate) async fn create_batch(State(state): State<Arc<AppState>>, auth: Auth, ApiJson(req): ApiJson<BatchRequest>) -> Result<Json<Value>, ApiError> {
+    let n = req.items.len();
+    if n == 0 || n > state.limits.max_batch {
+        return Err(ApiError::unprocessable("invalid_batch_size", format!("a batch holds 1 to {} items; this one has {n}", state.limits.max_batch)));
+    }
+    let parsed: Vec<_> = req.items.into_iter().map(|i| parse_item(i, &state)).collect();
+    // Insert in key order so two concurrent batches sharing keys cannot deadlock.
+    let mut order: Vec<usize> = (0..n).filter(|&i| parsed[i].is_ok()).collect();
+    order.sort_by(|&a, &b| parsed[a].as_ref().map(|p| p.0.as_str()).ok().cmp(&parsed[b].as_ref().map(|p| p.0.as_str()).ok()));
+    let mut results: Vec<Value> = parsed.iter().map(|p| match p {
+        Err(e) => json!({ "status": "rejected", "error": e.body() }),
+        Ok(_) => Value::Null,
+    }).collect();
+    let mut tx = state.pool.begin().await?;
+    let mut mailbox_from: HashMap<MailboxId, Option<String>> = HashMap::new();
+    let mut jobs = vec![];
+    for i in order {
+        let Ok((key, valid)) = &parsed[i] else { continue };
+        if !mailbox_from.contains_key(&valid.mailbox) {
+            let m = mailboxes::get(&mut tx, auth.workspace, valid.mailbox).await?;
+            mailbox_from.insert(valid.mailbox, m.map(|m| m.from_address));
+        }
+        let outcome = match &mailbox_from[&valid.mailbox] {
+            None => Err(ApiError::NotFound("mailbox")),
+            Some(from) => record(&mut tx, auth.workspace, key, valid, from).await,
+        };
+        results[i] = match outcome {
+            Ok(Outcome::Created(row)) => {
+                jobs.push(job_for(&row));
+                json!({ "status": "created", "send": view(&row, false) })
+            }
+            Ok(Outcome::Replayed(row)) => json!({ "status": "replayed", "send": view(&row, true) }),
+            Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
+            Err(e) => json!({ "status": "rejected", "error": e.body() }),
+        };
+    }
+    queue::push_sends(&mut tx, &jobs).await?;
+    tx.commit().await?;
+    tracing::info!(items = n, created = jobs.len(), "batch accepted");
+    let results: Vec<Value> = results.into_iter().enumerate().map(|(i, mut r)| {
+        r["index"] = json!(i);
+        r
+    }).collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+/// `GET /v1/sends/{id}`.
+pub(crate) async fn show(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id: SendId = id.parse().map_err(|_| ApiError::NotFound("send"))?;
+    let mut conn = state.pool.acquire().await?;
+    let row = sends::get(&mut conn, auth.workspace, id).await?.ok_or(ApiError::NotFound("send"))?;
+    Ok(Json(view(&row, false)))
+}
+
+fn view(row: &SendRow, replayed: bool) -> Value {
+    json!({
+        "id": row.send_id(),
+        "mailbox_id": row.mailbox(),
+        "idempotency_key": row.idempotency_key,
+        "state": row.state,
+        "attempts": row.attempts,
+        "message_id": row.message_id,
+        "last_response": row.last_response,
+        "failure_reason": row.failure_reason,
+        "send_at": row.send_at,
+        "next_attempt_at": row.next_attempt_at,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "replayed": replayed,
+    })
+}

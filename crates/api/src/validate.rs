@@ -1,0 +1,124 @@
+//! Turning a send request into an [`OutgoingMessage`]: every field parsed, every limit checked,
+//! every problem named.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use mailroom_domain::{EmailAddress, HeaderName, HeaderValue, MailboxId, OutgoingMessage, Subject};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::{ApiError, ApiLimits};
+
+/// A send as the client writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SendRequest {
+    pub mailbox_id: String,
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    #[serde(default)]
+    pub bcc: Vec<String>,
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub send_at: Option<DateTime<Utc>>,
+}
+
+/// A validated send.
+pub(crate) struct ValidSend {
+    pub mailbox: MailboxId,
+    pub message: OutgoingMessage,
+    pub send_at: Option<DateTime<Utc>>,
+    pub hash: Vec<u8>,
+}
+
+fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
+    ApiError::unprocessable("invalid_field", format!("`{field}`: {problem}"))
+}
+
+fn addresses(field: &str, list: &[String]) -> Result<Vec<EmailAddress>, ApiError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, a)| EmailAddress::parse(a).map_err(|e| invalid(&format!("{field}[{i}]"), e)))
+        .collect()
+}
+
+/// Validates a request against `limits`.
+pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, ApiError> {
+    let mailbox: MailboxId = req.mailbox_id.parse().map_err(|e| invalid("mailbox_id", e))?;
+    let (to, cc, bcc) = (addresses("to", &req.to)?, addresses("cc", &req.cc)?, addresses("bcc", &req.bcc)?);
+    if to.is_empty() {
+        return Err(invalid("to", "at least one recipient is required"));
+    }
+    let count = to.len() + cc.len() + bcc.len();
+    if count > limits.max_recipients {
+        return Err(invalid("to", format!("{count} recipients; at most {} per send", limits.max_recipients)));
+    }
+    let subject = Subject::parse(&req.subject).map_err(|e| invalid("subject", e))?;
+    if req.text.is_none() && req.html.is_none() {
+        return Err(invalid("text", "a `text` or `html` body (or both) is required"));
+    }
+    let size = req.text.as_ref().map_or(0, String::len) + req.html.as_ref().map_or(0, String::len);
+    if size > limits.max_message_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "the message body is {size} bytes; at most {} are accepted",
+            limits.max_message_bytes
+        )));
+    }
+    let headers = req
+        .headers
+        .into_iter()
+        .map(|(name, value)| {
+            let n = HeaderName::parse(&name).map_err(|e| invalid(&format!("headers.{name}"), e))?;
+            let v = HeaderValue::parse(&value).map_err(|e| invalid(&format!("headers.{name}"), e))?;
+            Ok((n.as_str().to_owned(), v.as_str().to_owned()))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let message = OutgoingMessage { to, cc, bcc, subject: subject.as_str().to_owned(), text: req.text, html: req.html, headers };
+    // The hash covers everything that defines the email, in a fixed field order.
+    let payload = serde_json::json!({ "mailbox_id": mailbox, "message": message, "send_at": req.send_at });
+    let hash = Sha256::digest(serde_json::to_vec(&payload).map_err(|e| ApiError::Internal(Box::new(e)))?).to_vec();
+    Ok(ValidSend { mailbox, message, send_at: req.send_at, hash })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> SendRequest {
+        serde_json::from_value(serde_json::json!({
+            "mailbox_id": mailroom_domain::MailboxId::new().to_string(),
+            "to": ["a@example.com"], "subject": "Hi", "text": "hello"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_same_request_hashes_the_same_and_a_changed_one_differently() {
+        let limits = ApiLimits::default();
+        let a = req();
+        let mut b = SendRequest { mailbox_id: a.mailbox_id.clone(), ..req() };
+        let ha = send(SendRequest { mailbox_id: a.mailbox_id.clone(), ..req() }, &limits).unwrap().hash;
+        assert_eq!(send(a, &limits).unwrap().hash, ha);
+        b.subject = "Other".into();
+        assert_ne!(send(b, &limits).unwrap().hash, ha);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let limits = ApiLimits::default();
+        let mut r = req();
+        r.subject = "a\r\nBcc: x@y.com".into();
+        assert!(send(r, &limits).unwrap_err().to_string().contains("`subject`"));
+        let mut r = req();
+        r.to = vec!["nope".into()];
+        assert!(send(r, &limits).unwrap_err().to_string().contains("`to[0]`"));
+        let mut r = req();
+        r.text = Some("x".repeat(limits.max_message_bytes + 1));
+        assert!(matches!(send(r, &limits), Err(ApiError::TooLarge(_))));
+    }
+}

@@ -1,0 +1,59 @@
+//! Reading back what arrived, over IMAP.
+
+use anyhow::Context as _;
+use futures::TryStreamExt;
+
+/// The `Message-ID` of every message in `folder` (empty if the folder does not exist yet).
+pub async fn message_ids(port: u16, user: &str, password: &str, folder: &str) -> anyhow::Result<Vec<String>> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.context("connecting to IMAP")?;
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await?.context("no IMAP greeting")?;
+    let mut session = client.login(user, password).await.map_err(|(e, _)| e).context("IMAP login")?;
+    let mailbox = match session.select(folder).await {
+        Ok(m) => m,
+        Err(_) => {
+            session.logout().await.ok();
+            return Ok(vec![]);
+        }
+    };
+    let mut ids = vec![];
+    if mailbox.exists > 0 {
+        let fetches: Vec<_> = session.fetch("1:*", "RFC822.HEADER").await?.try_collect().await?;
+        for f in &fetches {
+            let header = String::from_utf8_lossy(f.header().unwrap_or_default());
+            if let Some(id) = header_value(&header, "message-id") {
+                ids.push(id);
+            }
+        }
+    }
+    session.logout().await.ok();
+    Ok(ids)
+}
+
+fn header_value(header: &str, name: &str) -> Option<String> {
+    let mut lines = header.split("\r\n").peekable();
+    while let Some(line) = lines.next() {
+        if let Some((n, v)) = line.split_once(':') {
+            if n.eq_ignore_ascii_case(name) {
+                let mut value = v.trim().to_owned();
+                while let Some(cont) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+                    value.push_str(cont.trim());
+                    lines.next();
+                }
+                return Some(value);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folded_message_id_is_read_whole() {
+        let h = "Subject: x\r\nMessage-ID:\r\n <abc@example.test>\r\nTo: y\r\n";
+        assert_eq!(header_value(h, "message-id").as_deref(), Some("<abc@example.test>"));
+    }
+}

@@ -1,0 +1,75 @@
+//! Starting and stopping the mail peers.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, ChildStdin, Command, Stdio},
+};
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+/// Where the peers listen and how to log in.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PeerInfo {
+    /// SMTP host name (matches the certificate).
+    pub smtp_host: String,
+    /// SMTP submission port (STARTTLS required, AUTH PLAIN/LOGIN).
+    pub smtp_port: u16,
+    /// Dovecot's IMAP port (plain text, loopback only).
+    pub imap_port: u16,
+    /// The CA certificate (PEM) that signed the SMTP server's certificate.
+    pub ca_file: String,
+    /// The SMTP login.
+    pub sender: String,
+    /// The SMTP password.
+    pub sender_password: String,
+    /// The IMAP login holding every delivered message.
+    pub inbox: String,
+    /// The IMAP password.
+    pub inbox_password: String,
+}
+
+/// Running mail peers; stopped when dropped.
+pub struct Peers {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// Their addresses and logins.
+    pub info: PeerInfo,
+}
+
+impl Peers {
+    /// Starts the peers, or says how to install them.
+    pub fn start() -> anyhow::Result<Self> {
+        let root = crate::repo_root();
+        let python = root.join(".peers/venv/bin/python3");
+        if !python.exists() || !std::path::Path::new("/usr/sbin/dovecot").exists() {
+            bail!("the mail peers are not installed: run `scripts/setup-peers` (the README's commands do it for you)");
+        }
+        let mut child = Command::new(python)
+            .arg(root.join("tests/peers/peers.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start tests/peers/peers.py")?;
+        let stdout = child.stdout.take().context("peers stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).context("reading the peers' address line")?;
+        let info = serde_json::from_str(&line).with_context(|| format!("the peers did not start (said {line:?})"))?;
+        let stdin = child.stdin.take();
+        Ok(Self { child, stdin, info })
+    }
+
+    /// The CA certificate to trust for the SMTP peer.
+    pub fn ca_pem(&self) -> anyhow::Result<Vec<u8>> {
+        std::fs::read(&self.info.ca_file).context("reading the peers' CA certificate")
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        // Closing stdin tells the script to stop Dovecot and remove its directory.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,98 @@
+//! Building the engine's parts from [`Settings`].
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use mailroom_api::{ApiLimits, AppState};
+use mailroom_domain::backoff::Backoff;
+use mailroom_send_worker::SendWorkerConfig;
+use mailroom_store::PgPool;
+use mailroom_transport::SmtpSettings;
+use mailroom_vault::{CacheLimits, LocalProvider, Vault};
+
+use crate::settings::Settings;
+
+/// Opens the database pool.
+pub async fn pool(s: &Settings) -> anyhow::Result<PgPool> {
+    let url = s.database_url()?;
+    mailroom_store::connect(url, s.database.max_connections)
+        .await
+        .context("cannot connect to PostgreSQL (check database.url)")
+}
+
+/// Opens the vault with the configured provider.
+pub fn vault(s: &Settings) -> anyhow::Result<Vault> {
+    let provider = LocalProvider::open_or_create(&s.vault.master_key_file)?;
+    let limits = CacheLimits { ttl: Duration::from_secs(s.vault.cache_ttl_secs), ..CacheLimits::default() };
+    Ok(Vault::new(Arc::new(provider), limits))
+}
+
+/// SMTP client settings.
+pub fn smtp(s: &Settings) -> anyhow::Result<SmtpSettings> {
+    let extra_roots = match &s.smtp.extra_ca_file {
+        Some(path) => vec![std::fs::read(path).with_context(|| format!("cannot read smtp.extra_ca_file {}", path.display()))?],
+        None => vec![],
+    };
+    Ok(SmtpSettings {
+        hello_name: s.smtp.hello_name.clone(),
+        command_timeout: Duration::from_secs(s.smtp.command_timeout_secs),
+        data_timeout: Duration::from_secs(s.smtp.data_timeout_secs),
+        idle_timeout: Duration::from_secs(s.smtp.idle_timeout_secs),
+        extra_roots,
+    })
+}
+
+/// The API's state.
+pub fn api_state(s: &Settings, pool: PgPool, vault: Vault) -> anyhow::Result<AppState> {
+    let limits = ApiLimits {
+        max_request_bytes: s.api.max_request_bytes,
+        max_message_bytes: s.api.max_message_bytes,
+        max_recipients: s.api.max_recipients,
+        max_batch: s.api.max_batch,
+    };
+    Ok(AppState { pool, vault, smtp: smtp(s)?, limits })
+}
+
+/// A worker name unique to this process: host, pid and a random suffix, so a restarted
+/// process never shares a name with its dead predecessor.
+pub fn worker_name(kind: &str) -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{kind}-{host}-{}-{}", std::process::id(), &suffix[..8])
+}
+
+/// The send worker's configuration.
+pub fn worker_config(s: &Settings) -> anyhow::Result<SendWorkerConfig> {
+    let w = &s.worker;
+    let secs = Duration::from_secs;
+    Ok(SendWorkerConfig {
+        name: worker_name("send"),
+        concurrency: w.concurrency,
+        lease: secs(w.lease_secs),
+        max_attempts: w.max_attempts,
+        max_age: secs(w.max_age_hours * 3_600),
+        retry_backoff: Backoff { base: secs(w.retry_base_secs), cap: secs(w.retry_cap_secs) },
+        throttle_backoff: Backoff { base: secs(w.throttle_base_secs), cap: secs(w.throttle_cap_secs) },
+        quota_pause: secs(w.quota_pause_secs),
+        poll_interval: Duration::from_millis(w.poll_interval_ms),
+        heartbeat: secs(w.heartbeat_secs),
+        smtp: smtp(s)?,
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutdown requested; finishing work in flight");
+}

@@ -1,0 +1,123 @@
+//! `mailroom`: the engine's one binary. Thin: parse the command line, load settings, call the
+//! libraries, report the exit.
+
+mod app;
+mod demo;
+mod settings;
+mod telemetry;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use mailroom_domain::WorkspaceId;
+use secrecy::ExposeSecret;
+
+use crate::settings::Settings;
+
+/// Mailroom: an email sending engine that never sends twice and never drops a send.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML configuration file (environment variables `MAILROOM_...` override it).
+    #[arg(long, global = true, env = "MAILROOM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply database migrations (Mailroom's and the job queue's).
+    Migrate,
+    /// Serve the HTTP API.
+    Serve,
+    /// Run a worker pool.
+    Worker {
+        #[command(subcommand)]
+        kind: WorkerKind,
+    },
+    /// Run the whole engine against local peers and send a few hundred emails.
+    Demo(demo::DemoArgs),
+    /// Administrative commands.
+    Admin {
+        #[command(subcommand)]
+        command: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkerKind {
+    /// Deliver queued sends.
+    Send,
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create a workspace (with its first data key); prints its id.
+    CreateWorkspace {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+    },
+    /// Issue an API key for a workspace; prints the token once.
+    CreateApiKey {
+        /// The workspace (`ws_...`).
+        #[arg(long)]
+        workspace: WorkspaceId,
+        /// A label for the key.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(&settings.log);
+    match cli.command {
+        Command::Migrate => {
+            let pool = app::pool(&settings).await?;
+            mailroom_store::migrate(&pool).await.context("migrations failed")?;
+            tracing::info!("database is up to date");
+        }
+        Command::Serve => serve(&settings).await?,
+        Command::Worker { kind: WorkerKind::Send } => {
+            let pool = app::pool(&settings).await?;
+            let vault = app::vault(&settings)?;
+            mailroom_send_worker::run(pool, vault, app::worker_config(&settings)?, app::shutdown_signal()).await?;
+        }
+        Command::Demo(args) => demo::run(settings, args).await?,
+        Command::Admin { command } => admin(&settings, command).await?,
+    }
+    Ok(())
+}
+
+async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let pool = app::pool(settings).await?;
+    let state = app::api_state(settings, pool, app::vault(settings)?)?;
+    let listener = tokio::net::TcpListener::bind(settings.api.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (api.bind)", settings.api.bind))?;
+    tracing::info!(address = %listener.local_addr()?, "API listening");
+    mailroom_api::serve(listener, state, app::shutdown_signal()).await?;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // The admin commands' output is their result.
+async fn admin(settings: &Settings, command: Admin) -> anyhow::Result<()> {
+    let pool = app::pool(settings).await?;
+    match command {
+        Admin::CreateWorkspace { name } => {
+            let vault = app::vault(settings)?;
+            let id = mailroom_api::provision::create_workspace(&pool, &vault, &name, "cli").await?;
+            println!("{id}");
+        }
+        Admin::CreateApiKey { workspace, name } => {
+            let (_, token) = mailroom_api::provision::create_api_key(&pool, workspace, &name, "cli").await?;
+            println!("{}", token.expose_secret());
+        }
+    }
+    Ok(())
+}

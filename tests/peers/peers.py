@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Local mail peers for Mailroom's tests and demo.
+
+An SMTP submission server (aiosmtpd: STARTTLS required, AUTH PLAIN/LOGIN, scripted answers by
+recipient) relays every accepted message over LMTP into a private Dovecot, which serves it over
+IMAP. Each recipient's local part becomes an IMAP folder of user inbox@example.test, so a test
+reads back exactly the mail it sent. Prints one JSON line describing the peers, then runs until
+its standard input closes (so it never outlives the process that started it).
+
+Scripted recipients (local part prefix):
+  nouser...    550 5.1.1 at RCPT (bad recipient)
+  tempfail...  421 4.7.0 at RCPT the first time for that address (throttling), then accepted
+  softfail...  451 4.3.0 at RCPT the first time for that address (transient), then accepted
+"""
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+
+warnings.filterwarnings("ignore")
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+SENDER = "sender@example.test"
+INBOX = "inbox@example.test"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(*cmd, **kw):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+
+
+def make_certs(d):
+    """A private CA and a localhost certificate it signs (rustls refuses a bare self-signed CA
+    used as a server certificate)."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("openssl", "req", "-x509", *ec, "-days", "30", "-subj", "/CN=Mailroom Test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem")
+    run("openssl", "req", *ec, "-subj", "/CN=localhost", "-keyout", f"{d}/key.pem", "-out", f"{d}/req.csr")
+    with open(f"{d}/ext.cnf", "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", f"{d}/req.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key",
+        "-CAcreateserial", "-days", "30", "-extfile", f"{d}/ext.cnf", "-out", f"{d}/cert.pem")
+
+
+def start_dovecot(d, password, imap_port, lmtp_port):
+    root = os.geteuid() == 0
+    user = "nobody" if root else os.environ.get("USER", "nobody")
+    group = "nogroup" if root else subprocess.check_output(["id", "-gn"], text=True).strip()
+    for sub in ("run", "state", "mail"):
+        os.makedirs(f"{d}/{sub}", exist_ok=True)
+    with open(f"{d}/users", "w") as f:
+        for login in (INBOX, SENDER):
+            f.write(f"{login}:{{PLAIN}}{password}::::::\n")
+    conf = f"""
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+default_login_user = {user}
+default_internal_user = {user}
+default_internal_group = {group}
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {d}/users
+  default_fields = uid={user} gid={group} home={d}/mail/%u
+}}
+mail_location = maildir:~/Maildir
+recipient_delimiter = +
+lmtp_save_to_detail_mailbox = yes
+lda_mailbox_autocreate = yes
+lda_mailbox_autosubscribe = yes
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+    with open(f"{d}/dovecot.conf", "w") as f:
+        f.write(conf)
+    if root:
+        run("chown", "-R", f"{user}:{group}", d)
+    proc = subprocess.Popen(["/usr/sbin/dovecot", "-F", "-c", f"{d}/dovecot.conf"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"dovecot exited: {proc.stderr.read().decode()} {read(f'{d}/dovecot.log')}")
+        try:
+            socket.create_connection(("127.0.0.1", imap_port), timeout=1).close()
+            socket.create_connection(("127.0.0.1", lmtp_port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("dovecot did not start listening within 20 s: " + read(f"{d}/dovecot.log"))
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def folder(address):
+    local = address.split("@")[0].lower()
+    return re.sub(r"[^a-z0-9-]", "-", local)[:60] or "unknown"
+
+
+class Handler:
+    def __init__(self, lmtp_port):
+        self.lmtp_port = lmtp_port
+        self.seen = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@")[0].lower()
+        if local.startswith("nouser"):
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        for prefix, reply in (("tempfail", "421 4.7.0 Try again later"),
+                              ("softfail", "451 4.3.0 Temporary local problem, try again")):
+            if local.startswith(prefix) and address.lower() not in self.seen:
+                self.seen.add(address.lower())
+                return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        rcpts = [f"inbox+{folder(r)}@example.test" for r in envelope.rcpt_tos]
+        content = envelope.original_content
+
+        def relay():
+            with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
+                lmtp.sendmail(envelope.mail_from, rcpts, content)
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, relay)
+        except Exception as e:  # noqa: BLE001 - any relay failure is a temporary answer
+            return f"451 4.3.0 relay to the mailbox failed: {e}"
+        return f"250 2.0.0 OK queued as {uuid.uuid4().hex[:12]}"
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="mailroom-peers-")
+    os.chmod(d, 0o755)
+    password = "secret"
+    make_certs(d)
+    imap_port, lmtp_port, smtp_port = free_port(), free_port(), free_port()
+    dovecot = start_dovecot(d, password, imap_port, lmtp_port)
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else auth_data.login
+        pw = auth_data.password.decode() if isinstance(auth_data.password, bytes) else auth_data.password
+        return AuthResult(success=(login == SENDER and pw == password))
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(f"{d}/cert.pem", f"{d}/key.pem")
+    controller = Controller(Handler(lmtp_port), hostname="127.0.0.1", port=smtp_port, server_hostname="localhost",
+                            tls_context=ctx, require_starttls=True, auth_require_tls=True,
+                            auth_required=True, authenticator=authenticator)
+    controller.start()
+
+    stopping = threading.Event()
+
+    def stop(*_):
+        if stopping.is_set():
+            return
+        stopping.set()
+        controller.stop()
+        dovecot.terminate()
+        try:
+            dovecot.wait(10)
+        except subprocess.TimeoutExpired:
+            dovecot.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    print(json.dumps({
+        "smtp_host": "localhost", "smtp_port": smtp_port, "imap_port": imap_port, "lmtp_port": lmtp_port,
+        "ca_file": f"{d}/ca.pem", "dir": d,
+        "sender": SENDER, "sender_password": password, "inbox": INBOX, "inbox_password": password,
+    }), flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    main()
