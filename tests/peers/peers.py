@@ -194,7 +194,11 @@ def main():
     def authenticator(server, session, envelope, mechanism, auth_data):
         login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else auth_data.login
         pw = auth_data.password.decode() if isinstance(auth_data.password, bytes) else auth_data.password
-        return AuthResult(success=(login == SENDER and pw == password))
+        if login == SENDER and pw == password:
+            return AuthResult(success=True)
+        # handled=False makes aiosmtpd send our 535 instead of dropping the connection.
+        return AuthResult(success=False, handled=False,
+                          message="535 5.7.8 Username and Password not accepted")
 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(f"{d}/cert.pem", f"{d}/key.pem")

@@ -1,1 +1,208 @@
-//! placeholder
+//! The end-to-end test harness: a [`TestApp`] runs the API (on port 0) and a send worker against
+//! a fresh database, with the shared mail peers (SMTP relay into Dovecot) behind it.
+#![allow(missing_docs)]
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
+
+use mailroom_api::{ApiLimits, AppState, provision};
+use mailroom_devkit::{Peers, imap};
+use mailroom_domain::{WorkspaceId, backoff::Backoff};
+use mailroom_send_worker::SendWorkerConfig;
+use mailroom_store::{PgPool, admin};
+use mailroom_transport::SmtpSettings;
+use mailroom_vault::{CacheLimits, LocalProvider, Vault};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The mail peers, started once per test binary and stopped when it exits.
+pub fn peers() -> &'static Peers {
+    static PEERS: OnceLock<Peers> = OnceLock::new();
+    PEERS.get_or_init(|| Peers::start().expect("mail peers (run scripts/setup-peers)"))
+}
+
+fn server_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Options for a test app.
+#[derive(Clone)]
+pub struct Options {
+    pub limits: ApiLimits,
+    pub max_attempts: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { limits: ApiLimits { max_message_bytes: 64 * 1024, ..ApiLimits::default() }, max_attempts: 5 }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: String,
+    pub workspace: WorkspaceId,
+    pub pool: PgPool,
+    pub vault: Vault,
+    db: String,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn smtp_settings() -> SmtpSettings {
+    SmtpSettings {
+        hello_name: "mailroom.test".into(),
+        command_timeout: Duration::from_secs(10),
+        data_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(30),
+        extra_roots: vec![peers().ca_pem().expect("peer CA")],
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> Self {
+        let url = server_url();
+        let db = format!("mailroom_test_{}", uuid::Uuid::new_v4().simple());
+        admin::create_database(&url, &db).await.expect("create test database");
+        let pool = admin::connect_to(&url, &db, 20).await.expect("connect test database");
+        mailroom_store::migrate(&pool).await.expect("migrate");
+        let mut master = [0u8; 32];
+        master.copy_from_slice(&uuid::Uuid::new_v4().as_bytes().repeat(2));
+        let vault = Vault::new(Arc::new(LocalProvider::from_bytes(master)), CacheLimits::default());
+        let workspace = provision::create_workspace(&pool, &vault, "test", "test").await.unwrap();
+        let (_, token) = provision::create_api_key(&pool, workspace, "test", "test").await.unwrap();
+        let stop = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState { pool: pool.clone(), vault: vault.clone(), smtp: smtp_settings(), limits: opts.limits.clone() };
+        let api = tokio::spawn({
+            let stop = stop.clone();
+            async move { mailroom_api::serve(listener, state, stop.cancelled_owned()).await.unwrap() }
+        });
+        let config = SendWorkerConfig {
+            name: format!("test-send-{}", uuid::Uuid::new_v4().simple()),
+            concurrency: 8,
+            lease: Duration::from_secs(60),
+            max_attempts: opts.max_attempts,
+            max_age: Duration::from_secs(3_600),
+            retry_backoff: Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(2) },
+            throttle_backoff: Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(2) },
+            quota_pause: Duration::from_secs(2),
+            poll_interval: Duration::from_millis(200),
+            heartbeat: Duration::from_secs(2),
+            smtp: smtp_settings(),
+        };
+        let worker = tokio::spawn({
+            let (pool, vault, stop) = (pool.clone(), vault.clone(), stop.clone());
+            async move { mailroom_send_worker::run(pool, vault, config, stop.cancelled_owned()).await.unwrap() }
+        });
+        Self { base, http: reqwest::Client::new(), token: token.expose_secret().to_owned(), workspace, pool, vault, db, stop, tasks: vec![api, worker] }
+    }
+
+    /// Another workspace in the same database, and a key for it.
+    pub async fn other_workspace_token(&self) -> String {
+        let ws = provision::create_workspace(&self.pool, &self.vault, "other", "test").await.unwrap();
+        let (_, token) = provision::create_api_key(&self.pool, ws, "other", "test").await.unwrap();
+        token.expose_secret().to_owned()
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token)
+    }
+
+    /// The request body that connects the peer's SMTP account.
+    pub fn mailbox_request(password: &str) -> Value {
+        let p = &peers().info;
+        json!({
+            "from_address": p.sender, "from_name": "Test Sender",
+            "smtp": { "host": p.smtp_host, "port": p.smtp_port, "tls": "starttls", "username": p.sender, "password": password },
+        })
+    }
+
+    /// Connects the peer's SMTP account; returns the mailbox id.
+    pub async fn connect_mailbox(&self) -> String {
+        let resp = self.post("/v1/mailboxes").json(&Self::mailbox_request(&peers().info.sender_password)).send().await.unwrap();
+        assert_eq!(resp.status(), 201, "connect failed: {:?}", resp.text().await);
+        resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A send request body.
+    pub fn send_body(mailbox: &str, to: &str, subject: &str) -> Value {
+        json!({ "mailbox_id": mailbox, "to": [to], "subject": subject, "text": "Hello from the tests." })
+    }
+
+    /// Enqueues one send; returns (status, body).
+    pub async fn send(&self, key: &str, body: &Value) -> (u16, Value) {
+        let resp = self.post("/v1/sends").header("Idempotency-Key", key).json(body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls a send until `done` holds for it, or panics at the deadline.
+    pub async fn wait_for_send(&self, id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let send: Value = self.get(&format!("/v1/sends/{id}")).send().await.unwrap().json().await.unwrap();
+            if done(&send) {
+                return send;
+            }
+            assert!(Instant::now() < deadline, "send did not reach the expected state in {within:?}: {send}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the workspace has `n` sends in a terminal state; returns counts by state.
+    pub async fn wait_for_terminal(&self, n: i64, within: Duration) -> Vec<(String, i64)> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut conn = self.pool.acquire().await.unwrap();
+            let counts = mailroom_store::sends::count_by_state(&mut conn, self.workspace).await.unwrap();
+            let done: i64 = counts.iter().filter(|(s, _)| ["sent", "failed", "ambiguous", "cancelled"].contains(&s.as_str())).map(|(_, c)| c).sum();
+            if done >= n {
+                return counts;
+            }
+            assert!(Instant::now() < deadline, "only {done} of {n} sends finished in {within:?}: {counts:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Message-IDs delivered to the Dovecot folder of recipient `rcpt` (its local part).
+    pub async fn delivered(&self, rcpt: &str) -> Vec<String> {
+        let p = &peers().info;
+        let folder = rcpt.split('@').next().unwrap().to_lowercase();
+        imap::message_ids(p.imap_port, &p.inbox, &p.inbox_password, &folder).await.unwrap()
+    }
+
+    /// Runs a scalar SQL count (assertions on what the engine wrote).
+    pub async fn count(&self, sql: &str) -> i64 {
+        mailroom_store::admin::scalar_count(&self.pool, sql).await.unwrap()
+    }
+
+    /// Stops the API and worker and drops the database.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        self.pool.close().await;
+        admin::drop_database(&server_url(), &self.db).await.unwrap();
+    }
+}
+
+/// A unique recipient (and so a fresh Dovecot folder) for one test.
+pub fn recipient(prefix: &str) -> String {
+    format!("{prefix}-{}@example.test", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}

@@ -4,6 +4,7 @@
 //! its event and the job it schedules commit together or not at all.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod api_keys;
 pub mod events;
 pub mod keys;

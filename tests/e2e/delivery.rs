@@ -1,0 +1,114 @@
+//! Sends reach the mailbox exactly once, and every SMTP answer ends where DESIGN.md says.
+
+use std::{collections::HashSet, time::Duration};
+
+use mailroom_tests::{TestApp, recipient};
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_sends_arrive_in_the_mailbox_exactly_once_each() {
+    let app = TestApp::spawn().await;
+    let mailbox = app.connect_mailbox().await;
+    let to = recipient("bulk");
+    let items: Vec<Value> = (0..500)
+        .map(|i| {
+            let mut body = TestApp::send_body(&mailbox, &to, &format!("Bulk {i}"));
+            body["idempotency_key"] = json!(format!("bulk-{i}"));
+            body
+        })
+        .collect();
+    let resp = app.post("/v1/sends/batch").json(&json!({ "items": items })).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let results: Value = resp.json().await.unwrap();
+    let created = results["results"].as_array().unwrap().iter().filter(|r| r["status"] == "created").count();
+    assert_eq!(created, 500);
+
+    let counts = app.wait_for_terminal(500, Duration::from_secs(180)).await;
+    assert_eq!(counts, vec![("sent".to_owned(), 500)]);
+    let delivered = app.delivered(&to).await;
+    let unique: HashSet<&String> = delivered.iter().collect();
+    assert_eq!(delivered.len(), 500, "messages in the mailbox");
+    assert_eq!(unique.len(), 500, "distinct Message-IDs in the mailbox");
+    let ledger = app.count("SELECT count(*) FROM sends WHERE state = 'sent' AND attempts = 1").await;
+    assert_eq!(ledger, 500);
+    for id in &delivered {
+        let sql = format!("SELECT count(*) FROM sends WHERE message_id = '{}'", id.replace('\'', ""));
+        assert_eq!(app.count(&sql).await, 1, "{id} is not a ledger Message-ID");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE kind = 'send.sent'").await, 500);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_421_pauses_the_mailbox_and_the_send_is_delivered_once() {
+    let app = TestApp::spawn().await;
+    let mailbox = app.connect_mailbox().await;
+    let to = recipient("tempfail");
+    let (status, send) = app.send("throttled-1", &TestApp::send_body(&mailbox, &to, "Throttled")).await;
+    assert_eq!(status, 201);
+    let id = send["id"].as_str().unwrap();
+    let done = app.wait_for_send(id, Duration::from_secs(30), |s| s["state"] == "sent").await;
+    // The throttled attempt was given back: only the delivering attempt counts.
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(app.delivered(&to).await, vec![done["message_id"].as_str().unwrap().to_owned()]);
+    let paused = app.count("SELECT count(*) FROM mailboxes WHERE pause_reason LIKE '421%'").await;
+    assert_eq!(paused, 1, "the mailbox was paused with the server's answer");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_451_is_retried_with_backoff_and_delivered_once() {
+    let app = TestApp::spawn().await;
+    let mailbox = app.connect_mailbox().await;
+    let to = recipient("softfail");
+    let (_, send) = app.send("soft-1", &TestApp::send_body(&mailbox, &to, "Soft")).await;
+    let id = send["id"].as_str().unwrap();
+    let done = app.wait_for_send(id, Duration::from_secs(30), |s| s["state"] == "sent").await;
+    assert_eq!(done["attempts"], 2);
+    assert_eq!(app.delivered(&to).await.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_recipient_fails_with_the_servers_text_and_is_suppressed() {
+    let app = TestApp::spawn().await;
+    let mailbox = app.connect_mailbox().await;
+    let to = recipient("nouser");
+    let (_, send) = app.send("nouser-1", &TestApp::send_body(&mailbox, &to, "Nobody")).await;
+    let id = send["id"].as_str().unwrap();
+    let done = app.wait_for_send(id, Duration::from_secs(30), |s| s["state"] == "failed").await;
+    let reason = done["failure_reason"].as_str().unwrap();
+    assert!(reason.contains("550") && reason.contains("5.1.1") && reason.contains("User unknown"), "{reason}");
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE kind = 'send.failed'").await, 1);
+
+    let (status, body) = app.send("nouser-2", &TestApp::send_body(&mailbox, &to, "Again")).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "recipient_suppressed");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_smtp_password_at_connect_is_refused_with_the_servers_answer() {
+    let app = TestApp::spawn().await;
+    let resp = app.post("/v1/mailboxes").json(&TestApp::mailbox_request("not-the-password")).send().await.unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "smtp_auth_failed");
+    assert!(body["error"]["message"].as_str().unwrap().contains("535"), "{body}");
+    assert!(!body.to_string().contains("not-the-password"));
+    assert_eq!(app.count("SELECT count(*) FROM mailboxes").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM mailbox_secrets").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_password_is_stored_sealed_never_in_clear() {
+    let app = TestApp::spawn().await;
+    app.connect_mailbox().await;
+    let password = &mailroom_tests::peers().info.sender_password;
+    let sql = format!("SELECT count(*) FROM mailbox_secrets WHERE position(convert_to('{password}', 'UTF8') in sealed) > 0");
+    assert_eq!(app.count(&sql).await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM mailbox_secrets WHERE field = 'smtp_password'").await, 1);
+    app.stop().await;
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the API and a send worker against PostgreSQL, the SMTP relay and Dovecot.
+
+mod delivery;
+mod idempotency;
+mod tenancy;
+mod validation;
