@@ -107,7 +107,8 @@ async fn a_connected_password_is_stored_sealed_never_in_clear() {
     let app = TestApp::spawn().await;
     app.connect_mailbox().await;
     let password = &mailroom_tests::peers().info.sender_password;
-    let sql = format!("SELECT count(*) FROM mailbox_secrets WHERE position(convert_to('{password}', 'UTF8') in sealed) > 0");
+    let sql =
+        format!("SELECT count(*) FROM mailbox_secrets WHERE position(convert_to('{password}', 'UTF8') in sealed) > 0");
     assert_eq!(app.count(&sql).await, 0);
     assert_eq!(app.count("SELECT count(*) FROM mailbox_secrets WHERE field = 'smtp_password'").await, 1);
     app.stop().await;

@@ -24,7 +24,12 @@ async fn bad_send_requests_are_refused_and_change_nothing() {
         r.send()
     };
 
-    let malformed = app.post("/v1/sends").header("Idempotency-Key", "a").header("Content-Type", "application/json").body("{\"to\": [").send();
+    let malformed = app
+        .post("/v1/sends")
+        .header("Idempotency-Key", "a")
+        .header("Content-Type", "application/json")
+        .body("{\"to\": [")
+        .send();
     expect(malformed.await.unwrap(), 400, "invalid_json").await;
     expect(send(None, good.clone()).await.unwrap(), 400, "missing_idempotency_key").await;
     expect(send(Some(&"k".repeat(256)), good.clone()).await.unwrap(), 400, "invalid_idempotency_key").await;
@@ -74,7 +79,8 @@ async fn a_batch_answers_per_item_created_replayed_or_rejected() {
     assert_eq!(app.post("/v1/sends/batch").json(&first).send().await.unwrap().status(), 200);
     let second = json!({ "items": [item("a", "A"), item("b", "changed"), bad, item("c", "C")] });
     let body: Value = app.post("/v1/sends/batch").json(&second).send().await.unwrap().json().await.unwrap();
-    let statuses: Vec<&str> = body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> =
+        body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["replayed", "rejected", "rejected", "created"]);
     assert_eq!(body["results"][1]["error"]["code"], "idempotency_conflict");
     assert_eq!(body["results"][2]["error"]["code"], "invalid_field");

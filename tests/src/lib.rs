@@ -83,7 +83,8 @@ impl TestApp {
         let stop = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState { pool: pool.clone(), vault: vault.clone(), smtp: smtp_settings(), limits: opts.limits.clone() };
+        let state =
+            AppState { pool: pool.clone(), vault: vault.clone(), smtp: smtp_settings(), limits: opts.limits.clone() };
         let api = tokio::spawn({
             let stop = stop.clone();
             async move { mailroom_api::serve(listener, state, stop.cancelled_owned()).await.unwrap() }
@@ -105,7 +106,17 @@ impl TestApp {
             let (pool, vault, stop) = (pool.clone(), vault.clone(), stop.clone());
             async move { mailroom_send_worker::run(pool, vault, config, stop.cancelled_owned()).await.unwrap() }
         });
-        Self { base, http: reqwest::Client::new(), token: token.expose_secret().to_owned(), workspace, pool, vault, db, stop, tasks: vec![api, worker] }
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            token: token.expose_secret().to_owned(),
+            workspace,
+            pool,
+            vault,
+            db,
+            stop,
+            tasks: vec![api, worker],
+        }
     }
 
     /// Another workspace in the same database, and a key for it.
@@ -134,7 +145,12 @@ impl TestApp {
 
     /// Connects the peer's SMTP account; returns the mailbox id.
     pub async fn connect_mailbox(&self) -> String {
-        let resp = self.post("/v1/mailboxes").json(&Self::mailbox_request(&peers().info.sender_password)).send().await.unwrap();
+        let resp = self
+            .post("/v1/mailboxes")
+            .json(&Self::mailbox_request(&peers().info.sender_password))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 201, "connect failed: {:?}", resp.text().await);
         resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
     }
@@ -170,7 +186,11 @@ impl TestApp {
         loop {
             let mut conn = self.pool.acquire().await.unwrap();
             let counts = mailroom_store::sends::count_by_state(&mut conn, self.workspace).await.unwrap();
-            let done: i64 = counts.iter().filter(|(s, _)| ["sent", "failed", "ambiguous", "cancelled"].contains(&s.as_str())).map(|(_, c)| c).sum();
+            let done: i64 = counts
+                .iter()
+                .filter(|(s, _)| ["sent", "failed", "ambiguous", "cancelled"].contains(&s.as_str()))
+                .map(|(_, c)| c)
+                .sum();
             if done >= n {
                 return counts;
             }

@@ -15,7 +15,11 @@ mod validate;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use axum::{Router, extract::DefaultBodyLimit, routing::{get, post}};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
 use mailroom_store::PgPool;
 use mailroom_transport::SmtpSettings;
 use mailroom_vault::Vault;
@@ -79,7 +83,11 @@ async fn sqlx_ping(conn: &mut mailroom_store::PgConnection) -> Result<(), mailro
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

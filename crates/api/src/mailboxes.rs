@@ -8,7 +8,11 @@ use axum::{
     http::StatusCode,
 };
 use mailroom_domain::{DisplayName, EmailAddress, MailboxId, WorkspaceId, mask_email};
-use mailroom_store::{keys, mailboxes::{self, MailboxRow, SealedSecret}, workspaces};
+use mailroom_store::{
+    keys,
+    mailboxes::{self, MailboxRow, SealedSecret},
+    workspaces,
+};
 use mailroom_transport::{Endpoint, TlsMode};
 use mailroom_vault::{Field, KeyContext, SealContext, WrappedKey};
 use secrecy::SecretString;
@@ -41,7 +45,9 @@ fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
 }
 
 fn check_server(prefix: &str, s: &ServerSettings, modes: &[&str]) -> Result<(), ApiError> {
-    let host_ok = !s.host.is_empty() && s.host.len() <= 253 && s.host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    let host_ok = !s.host.is_empty()
+        && s.host.len() <= 253
+        && s.host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
     if !host_ok {
         return Err(invalid(&format!("{prefix}.host"), "must be a host name or IP address"));
     }
@@ -65,7 +71,8 @@ pub(crate) async fn connect(
     ApiJson(req): ApiJson<ConnectRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let from = EmailAddress::parse(&req.from_address).map_err(|e| invalid("from_address", e))?;
-    let from_name = req.from_name.as_deref().map(DisplayName::parse).transpose().map_err(|e| invalid("from_name", e))?;
+    let from_name =
+        req.from_name.as_deref().map(DisplayName::parse).transpose().map_err(|e| invalid("from_name", e))?;
     check_server("smtp", &req.smtp, &["starttls", "implicit"])?;
     if let Some(imap) = &req.imap {
         check_server("imap", imap, &["starttls", "implicit", "none"])?;
@@ -113,17 +120,29 @@ pub(crate) async fn connect(
         created_at: chrono::Utc::now(),
     };
     let version = key.context.version as i32;
-    let rows: Vec<_> = sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
+    let rows: Vec<_> =
+        sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
     mailboxes::insert(&mut tx, &row, &rows).await?;
     let actor = format!("api_key:{}", auth.key);
-    workspaces::audit(&mut tx, Some(auth.workspace), &actor, "mailbox.connect", Some(&id.to_string()), Some(&peer.ip().to_string())).await?;
+    workspaces::audit(
+        &mut tx,
+        Some(auth.workspace),
+        &actor,
+        "mailbox.connect",
+        Some(&id.to_string()),
+        Some(&peer.ip().to_string()),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(mailbox.id = %id, from = %mask_email(from.as_str()), "mailbox connected");
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
 /// The workspace's active data key, wrapped.
-pub(crate) async fn active_key(conn: &mut mailroom_store::PgConnection, ws: WorkspaceId) -> Result<WrappedKey, ApiError> {
+pub(crate) async fn active_key(
+    conn: &mut mailroom_store::PgConnection,
+    ws: WorkspaceId,
+) -> Result<WrappedKey, ApiError> {
     let row = keys::active(conn, ws)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("workspace {ws} has no active key").into()))?;
@@ -136,7 +155,11 @@ pub(crate) async fn active_key(conn: &mut mailroom_store::PgConnection, ws: Work
 }
 
 /// `GET /v1/mailboxes/{id}`.
-pub(crate) async fn show(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn show(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
     let mut conn = state.pool.acquire().await?;
     let row = mailboxes::get(&mut conn, auth.workspace, id).await?.ok_or(ApiError::NotFound("mailbox"))?;

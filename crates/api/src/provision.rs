@@ -33,7 +33,12 @@ pub async fn create_workspace(pool: &PgPool, vault: &Vault, name: &str, actor: &
 }
 
 /// Issues an API key for a workspace. The returned token is shown once and never stored.
-pub async fn create_api_key(pool: &PgPool, ws: WorkspaceId, name: &str, actor: &str) -> Result<(ApiKeyId, SecretString), ApiError> {
+pub async fn create_api_key(
+    pool: &PgPool,
+    ws: WorkspaceId,
+    name: &str,
+    actor: &str,
+) -> Result<(ApiKeyId, SecretString), ApiError> {
     let mut tx = pool.begin().await?;
     if !workspaces::exists(&mut tx, ws).await? {
         return Err(ApiError::NotFound("workspace"));

@@ -10,11 +10,19 @@ use axum::{
 };
 use chrono::Utc;
 use mailroom_domain::{IdempotencyKey, MailboxId, MessageId, SendId, SendJob, WorkspaceId};
-use mailroom_store::{PgConnection, events, mailboxes, queue, sends::{self, NewSend, Recorded, SendRow}};
+use mailroom_store::{
+    PgConnection, events, mailboxes, queue,
+    sends::{self, NewSend, Recorded, SendRow},
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJson, validate::{self, SendRequest, ValidSend}};
+use crate::{
+    ApiError, AppState,
+    auth::Auth,
+    json::ApiJson,
+    validate::{self, SendRequest, ValidSend},
+};
 
 fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
     let raw = headers
@@ -34,7 +42,13 @@ enum Outcome {
 
 /// Records one validated send in the caller's transaction; a created send's job is returned
 /// for the caller to push with the rest.
-async fn record(conn: &mut PgConnection, ws: WorkspaceId, key: &IdempotencyKey, v: &ValidSend, mailbox_from: &str) -> Result<Outcome, ApiError> {
+async fn record(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    key: &IdempotencyKey,
+    v: &ValidSend,
+    mailbox_from: &str,
+) -> Result<Outcome, ApiError> {
     let recipients: Vec<String> = v.message.recipients().map(|a| a.as_str().to_owned()).collect();
     let suppressed = events::suppressed(conn, ws, &recipients).await?;
     if !suppressed.is_empty() {
@@ -71,7 +85,12 @@ fn job_for(row: &SendRow) -> (SendJob, chrono::DateTime<Utc>) {
 }
 
 /// `POST /v1/sends`.
-pub(crate) async fn create(State(state): State<Arc<AppState>>, auth: Auth, headers: HeaderMap, ApiJson(req): ApiJson<SendRequest>) -> Result<Response, ApiError> {
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SendRequest>,
+) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let valid = validate::send(req, &state.limits)?;
     let mut tx = state.pool.begin().await?;
@@ -103,39 +122,72 @@ fn parse_item(item: Value, state: &AppState) -> Result<(IdempotencyKey, ValidSen
         return Err(ApiError::bad_request("invalid_item", "each item must be a JSON object"));
     };
     let key = match map.remove("idempotency_key") {
-        Some(Value::String(k)) => IdempotencyKey::parse(&k).map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))?,
-        _ => return Err(ApiError::bad_request("missing_idempotency_key", "each item needs an `idempotency_key` string")),
+        Some(Value::String(k)) => {
+            IdempotencyKey::parse(&k).map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "missing_idempotency_key",
+                "each item needs an `idempotency_key` string",
+            ));
+        }
     };
-    let req: SendRequest = serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::bad_request("invalid_item", e.to_string()))?;
+    let req: SendRequest =
+        serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::bad_request("invalid_item", e.to_string()))?;
     Ok((key, validate::send(req, &state.limits)?))
 }
 
 /// `POST /v1/sends/batch`: up to 1,000 sends, each with its own key; answered per item.
-pub(crate) async fn create_batch(State(state): State<Arc<AppState>>, auth: Auth, ApiJson(req): ApiJson<BatchRequest>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn create_batch(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    ApiJson(req): ApiJson<BatchRequest>,
+) -> Result<Json<Value>, ApiError> {
     let n = req.items.len();
     if n == 0 || n > state.limits.max_batch {
-        return Err(ApiError::unprocessable("invalid_batch_size", format!("a batch holds 1 to {} items; this one has {n}", state.limits.max_batch)));
+        return Err(ApiError::unprocessable(
+            "invalid_batch_size",
+            format!("a batch holds 1 to {} items; this one has {n}", state.limits.max_batch),
+        ));
     }
     let parsed: Vec<_> = req.items.into_iter().map(|i| parse_item(i, &state)).collect();
+    let mut results: Vec<Value> = parsed
+        .iter()
+        .map(|p| match p {
+            Err(e) => json!({ "status": "rejected", "error": e.body() }),
+            Ok(_) => Value::Null,
+        })
+        .collect();
+    let created = record_batch(&state, auth.workspace, &parsed, &mut results).await?;
+    tracing::info!(items = n, created, "batch accepted");
+    for (i, r) in results.iter_mut().enumerate() {
+        r["index"] = json!(i);
+    }
+    Ok(Json(json!({ "results": results })))
+}
+
+/// Records the valid items of a batch in one transaction, filling in their results; returns
+/// how many sends were created.
+async fn record_batch(
+    state: &AppState,
+    ws: WorkspaceId,
+    parsed: &[Result<(IdempotencyKey, ValidSend), ApiError>],
+    results: &mut [Value],
+) -> Result<usize, ApiError> {
     // Insert in key order so two concurrent batches sharing keys cannot deadlock.
-    let mut order: Vec<usize> = (0..n).filter(|&i| parsed[i].is_ok()).collect();
-    order.sort_by(|&a, &b| parsed[a].as_ref().map(|p| p.0.as_str()).ok().cmp(&parsed[b].as_ref().map(|p| p.0.as_str()).ok()));
-    let mut results: Vec<Value> = parsed.iter().map(|p| match p {
-        Err(e) => json!({ "status": "rejected", "error": e.body() }),
-        Ok(_) => Value::Null,
-    }).collect();
+    let mut order: Vec<(usize, &IdempotencyKey, &ValidSend)> =
+        parsed.iter().enumerate().filter_map(|(i, p)| p.as_ref().ok().map(|(k, v)| (i, k, v))).collect();
+    order.sort_by(|a, b| a.1.as_str().cmp(b.1.as_str()));
     let mut tx = state.pool.begin().await?;
-    let mut mailbox_from: HashMap<MailboxId, Option<String>> = HashMap::new();
+    let mut senders: HashMap<MailboxId, Option<String>> = HashMap::new();
     let mut jobs = vec![];
-    for i in order {
-        let Ok((key, valid)) = &parsed[i] else { continue };
-        if !mailbox_from.contains_key(&valid.mailbox) {
-            let m = mailboxes::get(&mut tx, auth.workspace, valid.mailbox).await?;
-            mailbox_from.insert(valid.mailbox, m.map(|m| m.from_address));
+    for (i, key, valid) in order {
+        if let std::collections::hash_map::Entry::Vacant(e) = senders.entry(valid.mailbox) {
+            e.insert(mailboxes::get(&mut tx, ws, valid.mailbox).await?.map(|m| m.from_address));
         }
-        let outcome = match &mailbox_from[&valid.mailbox] {
+        let outcome = match &senders[&valid.mailbox] {
             None => Err(ApiError::NotFound("mailbox")),
-            Some(from) => record(&mut tx, auth.workspace, key, valid, from).await,
+            Some(from) => record(&mut tx, ws, key, valid, from).await,
         };
         results[i] = match outcome {
             Ok(Outcome::Created(row)) => {
@@ -149,16 +201,15 @@ pub(crate) async fn create_batch(State(state): State<Arc<AppState>>, auth: Auth,
     }
     queue::push_sends(&mut tx, &jobs).await?;
     tx.commit().await?;
-    tracing::info!(items = n, created = jobs.len(), "batch accepted");
-    let results: Vec<Value> = results.into_iter().enumerate().map(|(i, mut r)| {
-        r["index"] = json!(i);
-        r
-    }).collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(jobs.len())
 }
 
 /// `GET /v1/sends/{id}`.
-pub(crate) async fn show(State(state): State<Arc<AppState>>, auth: Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn show(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id: SendId = id.parse().map_err(|_| ApiError::NotFound("send"))?;
     let mut conn = state.pool.acquire().await?;
     let row = sends::get(&mut conn, auth.workspace, id).await?.ok_or(ApiError::NotFound("send"))?;

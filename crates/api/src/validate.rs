@@ -29,6 +29,7 @@ pub(crate) struct SendRequest {
 }
 
 /// A validated send.
+#[derive(Debug)]
 pub(crate) struct ValidSend {
     pub mailbox: MailboxId,
     pub message: OutgoingMessage,
@@ -78,7 +79,8 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
             Ok((n.as_str().to_owned(), v.as_str().to_owned()))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let message = OutgoingMessage { to, cc, bcc, subject: subject.as_str().to_owned(), text: req.text, html: req.html, headers };
+    let message =
+        OutgoingMessage { to, cc, bcc, subject: subject.as_str().to_owned(), text: req.text, html: req.html, headers };
     // The hash covers everything that defines the email, in a fixed field order.
     let payload = serde_json::json!({ "mailbox_id": mailbox, "message": message, "send_at": req.send_at });
     let hash = Sha256::digest(serde_json::to_vec(&payload).map_err(|e| ApiError::Internal(Box::new(e)))?).to_vec();

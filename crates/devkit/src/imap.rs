@@ -33,15 +33,15 @@ pub async fn message_ids(port: u16, user: &str, password: &str, folder: &str) ->
 fn header_value(header: &str, name: &str) -> Option<String> {
     let mut lines = header.split("\r\n").peekable();
     while let Some(line) = lines.next() {
-        if let Some((n, v)) = line.split_once(':') {
-            if n.eq_ignore_ascii_case(name) {
-                let mut value = v.trim().to_owned();
-                while let Some(cont) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
-                    value.push_str(cont.trim());
-                    lines.next();
-                }
-                return Some(value);
+        if let Some((n, v)) = line.split_once(':')
+            && n.eq_ignore_ascii_case(name)
+        {
+            let mut value = v.trim().to_owned();
+            while let Some(cont) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+                value.push_str(cont.trim());
+                lines.next();
             }
+            return Some(value);
         }
     }
     None

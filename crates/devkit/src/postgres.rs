@@ -62,7 +62,12 @@ impl PrivateCluster {
         }
         let opts = format!("-k {} -p {port} -c listen_addresses=127.0.0.1", dir.display());
         check(
-            as_postgres(&bin, "pg_ctl").arg("-D").arg(&dir).args(["-o", &opts, "-w", "-l"]).arg(dir.join("log")).arg("start"),
+            as_postgres(&bin, "pg_ctl")
+                .arg("-D")
+                .arg(&dir)
+                .args(["-o", &opts, "-w", "-l"])
+                .arg(dir.join("log"))
+                .arg("start"),
             "pg_ctl start",
         )?;
         Ok(Self { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), dir, bin })

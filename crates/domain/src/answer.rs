@@ -43,17 +43,8 @@ impl Answer {
     /// start of the text when present.
     pub fn smtp(code: u16, text: impl Into<String>) -> Self {
         let text = text.into();
-        let enhanced = text
-            .split_whitespace()
-            .next()
-            .filter(|w| is_enhanced(w))
-            .map(str::to_owned);
-        Self {
-            code,
-            enhanced,
-            text,
-            retry_after: None,
-        }
+        let enhanced = text.split_whitespace().next().filter(|w| is_enhanced(w)).map(str::to_owned);
+        Self { code, enhanced, text, retry_after: None }
     }
 
     fn enhanced_is(&self, prefix: &str) -> bool {
@@ -65,9 +56,7 @@ fn is_enhanced(word: &str) -> bool {
     let parts: Vec<&str> = word.split('.').collect();
     parts.len() == 3
         && matches!(parts[0], "2" | "4" | "5")
-        && parts[1..]
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl fmt::Display for Answer {
@@ -107,11 +96,7 @@ pub enum Verdict {
 pub fn classify(phase: Phase, answer: Option<&Answer>) -> Verdict {
     let Some(a) = answer else {
         // No reply: harmless before the body was handed over, ambiguous after.
-        return if phase >= Phase::Body {
-            Verdict::Ambiguous
-        } else {
-            Verdict::Transient
-        };
+        return if phase >= Phase::Body { Verdict::Ambiguous } else { Verdict::Transient };
     };
     match a.code {
         200..=399 => Verdict::Accepted,
@@ -121,17 +106,9 @@ pub fn classify(phase: Phase, answer: Option<&Answer>) -> Verdict {
 }
 
 fn classify_temporary(a: &Answer) -> Verdict {
-    let throttled = a.code == 421
-        || a.code == 429
-        || a.enhanced_is("4.7.")
-        || (a.code == 432 && a.enhanced_is("4.3.2"));
-    if throttled {
-        Verdict::Throttled {
-            retry_after: a.retry_after,
-        }
-    } else {
-        Verdict::Transient
-    }
+    let throttled =
+        a.code == 421 || a.code == 429 || a.enhanced_is("4.7.") || (a.code == 432 && a.enhanced_is("4.3.2"));
+    if throttled { Verdict::Throttled { retry_after: a.retry_after } } else { Verdict::Transient }
 }
 
 fn classify_permanent(phase: Phase, a: &Answer) -> Verdict {

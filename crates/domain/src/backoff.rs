@@ -29,10 +29,7 @@ mod tests {
 
     #[test]
     fn delays_grow_exponentially_up_to_the_cap() {
-        let b = Backoff {
-            base: Duration::from_secs(10),
-            cap: Duration::from_secs(60),
-        };
+        let b = Backoff { base: Duration::from_secs(10), cap: Duration::from_secs(60) };
         assert_eq!(b.delay(1, 1.0), Duration::from_secs(10));
         assert_eq!(b.delay(2, 1.0), Duration::from_secs(20));
         assert_eq!(b.delay(3, 1.0), Duration::from_secs(40));

@@ -79,9 +79,7 @@ fn valid_local(local: &str) -> bool {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || SPECIALS.contains(&b))
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || SPECIALS.contains(&b))
 }
 
 fn valid_domain(domain: &str) -> bool {
@@ -148,10 +146,7 @@ mod tests {
 
     #[test]
     fn a_header_injection_is_refused() {
-        assert_eq!(
-            EmailAddress::parse("a@b.com\r\nBcc: victim@c.com"),
-            Err(EmailError::ControlCharacter)
-        );
+        assert_eq!(EmailAddress::parse("a@b.com\r\nBcc: victim@c.com"), Err(EmailError::ControlCharacter));
         assert_eq!(EmailAddress::parse("a@b.com\n"), Err(EmailError::ControlCharacter));
     }
 

@@ -126,28 +126,19 @@ mod tests {
 
     #[test]
     fn a_subject_with_a_line_break_is_refused() {
-        assert_eq!(
-            Subject::parse("Hello\r\nBcc: x@y.com"),
-            Err(HeaderError::ControlCharacter)
-        );
+        assert_eq!(Subject::parse("Hello\r\nBcc: x@y.com"), Err(HeaderError::ControlCharacter));
         assert!(Subject::parse("Quarterly\tnumbers").is_ok());
     }
 
     #[test]
     fn an_overlong_subject_is_refused() {
-        assert_eq!(
-            Subject::parse(&"s".repeat(999)),
-            Err(HeaderError::TooLong { max: 998 })
-        );
+        assert_eq!(Subject::parse(&"s".repeat(999)), Err(HeaderError::TooLong { max: 998 }));
     }
 
     #[test]
     fn reserved_and_malformed_header_names_are_refused() {
         assert!(HeaderName::parse("List-Unsubscribe").is_ok());
-        assert_eq!(
-            HeaderName::parse("message-ID"),
-            Err(HeaderError::Reserved("message-ID".into()))
-        );
+        assert_eq!(HeaderName::parse("message-ID"), Err(HeaderError::Reserved("message-ID".into())));
         assert_eq!(HeaderName::parse("X Bad"), Err(HeaderError::InvalidName));
         assert_eq!(HeaderName::parse("X:Bad"), Err(HeaderError::InvalidName));
         assert_eq!(HeaderName::parse(""), Err(HeaderError::InvalidName));

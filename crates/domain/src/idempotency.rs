@@ -64,10 +64,7 @@ mod tests {
     fn keys_are_checked_for_length_and_charset() {
         assert!(IdempotencyKey::parse("order-42/step-1").is_ok());
         assert_eq!(IdempotencyKey::parse(""), Err(IdempotencyKeyError::Empty));
-        assert_eq!(
-            IdempotencyKey::parse(&"k".repeat(256)),
-            Err(IdempotencyKeyError::TooLong)
-        );
+        assert_eq!(IdempotencyKey::parse(&"k".repeat(256)), Err(IdempotencyKeyError::TooLong));
         assert_eq!(IdempotencyKey::parse("a b"), Err(IdempotencyKeyError::Charset));
         assert_eq!(IdempotencyKey::parse("é"), Err(IdempotencyKeyError::Charset));
     }

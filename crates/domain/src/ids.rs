@@ -138,17 +138,11 @@ mod tests {
     #[test]
     fn an_id_of_another_type_is_refused() {
         let ws = WorkspaceId::new().to_string();
-        assert_eq!(
-            ws.parse::<MailboxId>(),
-            Err(IdError::WrongPrefix { expected: "mbx" })
-        );
+        assert_eq!(ws.parse::<MailboxId>(), Err(IdError::WrongPrefix { expected: "mbx" }));
     }
 
     #[test]
     fn a_truncated_id_is_refused() {
-        assert_eq!(
-            "snd_1234".parse::<SendId>(),
-            Err(IdError::Malformed { expected: "snd" })
-        );
+        assert_eq!("snd_1234".parse::<SendId>(), Err(IdError::Malformed { expected: "snd" }));
     }
 }

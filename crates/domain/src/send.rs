@@ -42,10 +42,7 @@ impl SendState {
 
     /// Whether no worker will touch the send again.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Sent | Self::Failed | Self::Ambiguous | Self::Cancelled
-        )
+        matches!(self, Self::Sent | Self::Failed | Self::Ambiguous | Self::Cancelled)
     }
 }
 

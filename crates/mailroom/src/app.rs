@@ -30,7 +30,9 @@ pub fn vault(s: &Settings) -> anyhow::Result<Vault> {
 /// SMTP client settings.
 pub fn smtp(s: &Settings) -> anyhow::Result<SmtpSettings> {
     let extra_roots = match &s.smtp.extra_ca_file {
-        Some(path) => vec![std::fs::read(path).with_context(|| format!("cannot read smtp.extra_ca_file {}", path.display()))?],
+        Some(path) => {
+            vec![std::fs::read(path).with_context(|| format!("cannot read smtp.extra_ca_file {}", path.display()))?]
+        }
         None => vec![],
     };
     Ok(SmtpSettings {

@@ -32,7 +32,10 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     let demo_dir = repo_root().join(".demo");
     let _cluster = database(&mut settings, &demo_dir)?;
     let peers = Peers::start()?;
-    println!("mail peers: SMTP relay on localhost:{} -> Dovecot, IMAP on 127.0.0.1:{}", peers.info.smtp_port, peers.info.imap_port);
+    println!(
+        "mail peers: SMTP relay on localhost:{} -> Dovecot, IMAP on 127.0.0.1:{}",
+        peers.info.smtp_port, peers.info.imap_port
+    );
     settings.smtp.extra_ca_file = Some(peers.info.ca_file.clone().into());
     settings.vault.master_key_file = demo_dir.join("master.key");
 
@@ -47,7 +50,12 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let state = app::api_state(&settings, pool.clone(), vault.clone())?;
     let api = tokio::spawn(mailroom_api::serve(listener, state, stop.clone().cancelled_owned()));
-    let worker = tokio::spawn(mailroom_send_worker::run(pool.clone(), vault, app::worker_config(&settings)?, stop.clone().cancelled_owned()));
+    let worker = tokio::spawn(mailroom_send_worker::run(
+        pool.clone(),
+        vault,
+        app::worker_config(&settings)?,
+        stop.clone().cancelled_owned(),
+    ));
     println!("API on {base}, one send worker (concurrency {})", settings.worker.concurrency);
 
     let result = drive(&base, &token, &peers, &pool, ws, args.sends).await;
@@ -73,7 +81,14 @@ fn database(settings: &mut Settings, demo_dir: &std::path::Path) -> anyhow::Resu
     Ok(Some(cluster))
 }
 
-async fn drive(base: &str, token: &SecretString, peers: &Peers, pool: &mailroom_store::PgPool, ws: WorkspaceId, n: usize) -> anyhow::Result<String> {
+async fn drive(
+    base: &str,
+    token: &SecretString,
+    peers: &Peers,
+    pool: &mailroom_store::PgPool,
+    ws: WorkspaceId,
+    n: usize,
+) -> anyhow::Result<String> {
     let http = reqwest::Client::new();
     let auth = format!("Bearer {}", token.expose_secret());
     let connect = json!({
@@ -91,14 +106,21 @@ async fn drive(base: &str, token: &SecretString, peers: &Peers, pool: &mailroom_
     let run = uuid::Uuid::new_v4().simple().to_string();
     let folder = format!("demo-{}", &run[..8]);
     let items: Vec<Value> = (0..n)
-        .map(|i| json!({
-            "idempotency_key": format!("demo-{run}-{i}"), "mailbox_id": mailbox["id"],
-            "to": [format!("{folder}@example.test")], "subject": format!("Demo message {i}"),
-            "text": format!("Hello from Mailroom, message {i}."),
-        }))
+        .map(|i| {
+            json!({
+                "idempotency_key": format!("demo-{run}-{i}"), "mailbox_id": mailbox["id"],
+                "to": [format!("{folder}@example.test")], "subject": format!("Demo message {i}"),
+                "text": format!("Hello from Mailroom, message {i}."),
+            })
+        })
         .collect();
     for chunk in items.chunks(1_000) {
-        let resp = http.post(format!("{base}/v1/sends/batch")).header("Authorization", &auth).json(&json!({ "items": chunk })).send().await?;
+        let resp = http
+            .post(format!("{base}/v1/sends/batch"))
+            .header("Authorization", &auth)
+            .json(&json!({ "items": chunk }))
+            .send()
+            .await?;
         if !resp.status().is_success() {
             bail!("enqueueing failed: {}", resp.text().await?);
         }
@@ -110,18 +132,30 @@ async fn drive(base: &str, token: &SecretString, peers: &Peers, pool: &mailroom_
     let get = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, v)| *v);
     Ok(format!(
         "summary: sent {}, failed {}, ambiguous {}, delivered to the mailbox {}, duplicates found in the mailbox: {}",
-        get("sent"), get("failed"), get("ambiguous"), unique.len(), ids.len() - unique.len()
+        get("sent"),
+        get("failed"),
+        get("ambiguous"),
+        unique.len(),
+        ids.len() - unique.len()
     ))
 }
 
-async fn wait_for_terminal(pool: &mailroom_store::PgPool, ws: WorkspaceId, n: usize) -> anyhow::Result<Vec<(String, i64)>> {
+async fn wait_for_terminal(
+    pool: &mailroom_store::PgPool,
+    ws: WorkspaceId,
+    n: usize,
+) -> anyhow::Result<Vec<(String, i64)>> {
     let bar = ProgressBar::new(n as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} finished ({per_sec}) {msg}")?);
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let mut conn = pool.acquire().await?;
         let counts = mailroom_store::sends::count_by_state(&mut conn, ws).await?;
-        let done: i64 = counts.iter().filter(|(s, _)| matches!(s.as_str(), "sent" | "failed" | "ambiguous" | "cancelled")).map(|(_, c)| c).sum();
+        let done: i64 = counts
+            .iter()
+            .filter(|(s, _)| matches!(s.as_str(), "sent" | "failed" | "ambiguous" | "cancelled"))
+            .map(|(_, c)| c)
+            .sum();
         bar.set_position(done as u64);
         if done as usize >= n {
             bar.finish();

@@ -146,7 +146,11 @@ impl Default for Settings {
                 max_recipients: 50,
                 max_batch: 1_000,
             },
-            vault: Vault { provider: "local".into(), master_key_file: PathBuf::from(".mailroom/master.key"), cache_ttl_secs: 300 },
+            vault: Vault {
+                provider: "local".into(),
+                master_key_file: PathBuf::from(".mailroom/master.key"),
+                cache_ttl_secs: 300,
+            },
             worker: Worker {
                 concurrency: 16,
                 lease_secs: 300,
@@ -208,7 +212,10 @@ impl Settings {
             return bad("worker.max_attempts", "must be at least 1");
         }
         if self.worker.lease_secs < self.smtp.data_timeout_secs + self.smtp.command_timeout_secs {
-            return bad("worker.lease_secs", "must exceed smtp.data_timeout_secs + smtp.command_timeout_secs, or a live attempt could lose its lease");
+            return bad(
+                "worker.lease_secs",
+                "must exceed smtp.data_timeout_secs + smtp.command_timeout_secs, or a live attempt could lose its lease",
+            );
         }
         if self.worker.retry_base_secs == 0 || self.worker.retry_cap_secs < self.worker.retry_base_secs {
             return bad("worker.retry_cap_secs", "must be at least worker.retry_base_secs, which must be positive");
@@ -226,7 +233,10 @@ impl Settings {
     pub fn database_url(&self) -> Result<&str, SettingsError> {
         use secrecy::ExposeSecret;
         match self.database.url.expose_secret() {
-            "" => Err(SettingsError::Invalid { field: "database.url", problem: "is required (set DATABASE_URL or MAILROOM_DATABASE__URL)" }),
+            "" => Err(SettingsError::Invalid {
+                field: "database.url",
+                problem: "is required (set DATABASE_URL or MAILROOM_DATABASE__URL)",
+            }),
             url => Ok(url),
         }
     }
@@ -251,6 +261,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type.
     fn a_file_value_of_the_wrong_type_names_its_key() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("m.toml", "[worker]\nconcurrency = \"many\"")?;

@@ -11,7 +11,9 @@ use crate::{PgPool, Result};
 
 /// A database name safe to splice into DDL (which cannot take bind parameters).
 fn checked_name(name: &str) -> Result<&str> {
-    let ok = !name.is_empty() && name.len() <= 63 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok { Ok(name) } else { Err(crate::StoreError::Corrupt { column: "database name" }) }
 }
 

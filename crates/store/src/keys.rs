@@ -49,11 +49,9 @@ pub async fn active(conn: &mut PgConnection, workspace: WorkspaceId) -> Result<O
 
 /// A specific key version (named by a sealed value's header), unless destroyed.
 pub async fn version(conn: &mut PgConnection, workspace: WorkspaceId, version: i32) -> Result<Option<WorkspaceKeyRow>> {
-    Ok(sqlx::query_as(
-        "SELECT * FROM workspace_keys WHERE workspace_id = $1 AND version = $2 AND state <> 'destroyed'",
-    )
-    .bind(workspace.as_uuid())
-    .bind(version)
-    .fetch_optional(conn)
-    .await?)
+    Ok(sqlx::query_as("SELECT * FROM workspace_keys WHERE workspace_id = $1 AND version = $2 AND state <> 'destroyed'")
+        .bind(workspace.as_uuid())
+        .bind(version)
+        .fetch_optional(conn)
+        .await?)
 }

@@ -15,9 +15,9 @@ pub mod workspaces;
 
 use std::time::Duration;
 
+use sqlx::postgres::PgPoolOptions;
 pub use sqlx::{Error as SqlxError, PgConnection, PgPool, Postgres, Transaction};
 pub use uuid::Uuid;
-use sqlx::postgres::PgPoolOptions;
 
 /// A storage failure. Keeps the driver's error as its source.
 #[derive(Debug, thiserror::Error)]

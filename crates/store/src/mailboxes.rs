@@ -101,7 +101,12 @@ pub async fn get(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId) -> Res
 }
 
 /// A sealed secret and the key version it names.
-pub async fn secret(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, field: &str) -> Result<Option<(Vec<u8>, i32)>> {
+pub async fn secret(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: MailboxId,
+    field: &str,
+) -> Result<Option<(Vec<u8>, i32)>> {
     Ok(sqlx::query_as(
         "SELECT sealed, key_version FROM mailbox_secrets WHERE workspace_id = $1 AND mailbox_id = $2 AND field = $3",
     )
@@ -114,7 +119,13 @@ pub async fn secret(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, fie
 
 /// Pauses a mailbox until `until` (never shortening a longer pause already in force) and
 /// counts the throttle. Returns the pause in force afterwards.
-pub async fn pause(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, until: DateTime<Utc>, reason: &str) -> Result<DateTime<Utc>> {
+pub async fn pause(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: MailboxId,
+    until: DateTime<Utc>,
+    reason: &str,
+) -> Result<DateTime<Utc>> {
     Ok(sqlx::query_scalar(
         "UPDATE mailboxes SET paused_until = GREATEST(COALESCE(paused_until, $3), $3), pause_reason = $4,
             throttle_count = throttle_count + 1, updated_at = now()

@@ -17,10 +17,7 @@ pub async fn push_sends(conn: &mut PgConnection, jobs: &[(SendJob, DateTime<Utc>
         .map(|(job, at)| {
             let bytes = serde_json::to_vec(job).map_err(|_| StoreError::Corrupt { column: "job" })?;
             let at = u64::try_from(at.timestamp()).unwrap_or(0);
-            Ok(apalis_core::task::builder::TaskBuilder::new(bytes)
-                .run_at_timestamp(at)
-                .max_attempts(25)
-                .build())
+            Ok(apalis_core::task::builder::TaskBuilder::new(bytes).run_at_timestamp(at).max_attempts(25).build())
         })
         .collect::<Result<Vec<_>>>()?;
     apalis_postgres::queries::push_tasks(conn, SendJob::QUEUE, tasks).await?;

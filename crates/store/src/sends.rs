@@ -148,7 +148,13 @@ pub async fn get(conn: &mut PgConnection, ws: WorkspaceId, id: SendId) -> Result
 
 /// Claims a due send for an attempt: `queued`/`retry_wait` → `sending`, counting the attempt
 /// and taking a lease. `None` when another worker has it, it is finished, or it is not due.
-pub async fn claim(conn: &mut PgConnection, ws: WorkspaceId, id: SendId, worker: &str, lease_secs: f64) -> Result<Option<SendRow>> {
+pub async fn claim(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: SendId,
+    worker: &str,
+    lease_secs: f64,
+) -> Result<Option<SendRow>> {
     Ok(sqlx::query_as(
         "UPDATE sends SET state = 'sending', attempts = attempts + 1, locked_by = $3,
             lease_until = now() + make_interval(secs => $4), updated_at = now()

@@ -71,7 +71,7 @@ pub fn compose(
     }
     .map_err(ComposeError::Build)?;
     let recipients = msg.recipients().map(address).collect::<Result<Vec<_>, _>>()?;
-    let envelope = Envelope::new(Some(sender), recipients).map_err(|e| ComposeError::Build(e))?;
+    let envelope = Envelope::new(Some(sender), recipients).map_err(ComposeError::Build)?;
     Ok(Composed { envelope, bytes: message.formatted() })
 }
 

@@ -137,7 +137,11 @@ fn tls_parameters(settings: &SmtpSettings, host: &str) -> Result<TlsParameters, 
 }
 
 /// Connects, secures and authenticates a session. The password is used for AUTH only.
-async fn open(settings: &SmtpSettings, ep: &Endpoint, password: &SecretString) -> Result<AsyncSmtpConnection, AttemptFailure> {
+async fn open(
+    settings: &SmtpSettings,
+    ep: &Endpoint,
+    password: &SecretString,
+) -> Result<AsyncSmtpConnection, AttemptFailure> {
     let client_id = ClientId::Domain(settings.hello_name.clone());
     let tls = tls_parameters(settings, &ep.host)?;
     let t = settings.command_timeout;
@@ -145,7 +149,12 @@ async fn open(settings: &SmtpSettings, ep: &Endpoint, password: &SecretString) -
         TlsMode::Implicit => (Some(tls.clone()), Phase::Tls),
         TlsMode::StartTls => (None, Phase::Connect),
     };
-    let mut conn = timed(t, phase, AsyncSmtpConnection::connect_tokio1((ep.host.as_str(), ep.port), Some(t), &client_id, implicit, None)).await?;
+    let mut conn = timed(
+        t,
+        phase,
+        AsyncSmtpConnection::connect_tokio1((ep.host.as_str(), ep.port), Some(t), &client_id, implicit, None),
+    )
+    .await?;
     if ep.tls == TlsMode::StartTls {
         timed(t, Phase::Tls, conn.starttls(tls, &client_id)).await?;
     }
@@ -158,7 +167,11 @@ async fn open(settings: &SmtpSettings, ep: &Endpoint, password: &SecretString) -
 }
 
 /// Runs one mail transaction on an open session; `Ok` carries the final answer.
-async fn transact(settings: &SmtpSettings, conn: &mut AsyncSmtpConnection, msg: &Composed) -> Result<Answer, AttemptFailure> {
+async fn transact(
+    settings: &SmtpSettings,
+    conn: &mut AsyncSmtpConnection,
+    msg: &Composed,
+) -> Result<Answer, AttemptFailure> {
     let t = settings.command_timeout;
     timed(t, Phase::MailFrom, conn.command(Mail::new(msg.envelope.from().cloned(), vec![]))).await?;
     for rcpt in msg.envelope.to() {
@@ -216,7 +229,13 @@ impl SessionPool {
 
     /// Delivers `msg` for `mailbox`, reusing an idle session or opening one with the password
     /// that `password` yields (called only when a new session is needed).
-    pub async fn deliver<E, F, Fut>(&self, mailbox: MailboxId, ep: &Endpoint, password: F, msg: &Composed) -> Result<Answer, DeliverError<E>>
+    pub async fn deliver<E, F, Fut>(
+        &self,
+        mailbox: MailboxId,
+        ep: &Endpoint,
+        password: F,
+        msg: &Composed,
+    ) -> Result<Answer, DeliverError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<SecretString, E>>,

@@ -101,10 +101,9 @@ impl KeyCache {
                 return e.clone();
             }
         }
-        if map.len() >= self.limits.max_entries && !map.contains_key(&ctx) {
-            if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.created).map(|(k, _)| *k) {
-                map.remove(&oldest);
-            }
+        let full = map.len() >= self.limits.max_entries && !map.contains_key(&ctx);
+        if let Some(oldest) = full.then(|| map.iter().min_by_key(|(_, e)| e.created).map(|(k, _)| *k)).flatten() {
+            map.remove(&oldest);
         }
         let e = Arc::new(Entry { created: Instant::now(), uses: AtomicU64::new(1), key: OnceCell::new() });
         map.insert(ctx, e.clone());

@@ -68,10 +68,7 @@ impl LocalProvider {
         }
         let mut bytes = Zeroizing::new(Vec::with_capacity(33));
         file.read_to_end(&mut bytes).map_err(io_err)?;
-        let master: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| LocalKeyError::Length(path.to_owned()))?;
+        let master: [u8; 32] = bytes.as_slice().try_into().map_err(|_| LocalKeyError::Length(path.to_owned()))?;
         Ok(Self::from_bytes(master))
     }
 
@@ -89,11 +86,7 @@ impl LocalProvider {
 }
 
 fn context_aad(ctx: &KeyContext) -> Vec<u8> {
-    ctx.pairs()
-        .iter()
-        .map(|(k, v)| format!("{k}={v};"))
-        .collect::<String>()
-        .into_bytes()
+    ctx.pairs().iter().map(|(k, v)| format!("{k}={v};")).collect::<String>().into_bytes()
 }
 
 #[async_trait::async_trait]
@@ -117,12 +110,7 @@ impl KeyProvider for LocalProvider {
             .encrypt(Nonce::from_slice(&nonce), Payload { msg: key.as_ref(), aad: &aad })
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let blob = [nonce.as_slice(), &sealed].concat();
-        let wrapped = WrappedKey {
-            context,
-            provider: self.name().to_owned(),
-            kms_key_id: self.key_id.clone(),
-            blob,
-        };
+        let wrapped = WrappedKey { context, provider: self.name().to_owned(), kms_key_id: self.key_id.clone(), blob };
         Ok((SecretBox::new(key), wrapped))
     }
 

@@ -21,10 +21,7 @@ pub struct KeyContext {
 impl KeyContext {
     /// The encryption context as KMS key/value pairs.
     pub fn pairs(&self) -> [(&'static str, String); 2] {
-        [
-            ("mailroom:workspace", self.workspace.to_string()),
-            ("mailroom:key_version", self.version.to_string()),
-        ]
+        [("mailroom:workspace", self.workspace.to_string()), ("mailroom:key_version", self.version.to_string())]
     }
 }
 

@@ -83,11 +83,7 @@ pub fn key_version(sealed: &[u8]) -> Result<u32, SealError> {
 
 fn aad(header: &[u8], ctx: &SealContext) -> Vec<u8> {
     let mut aad = header.to_vec();
-    for part in [
-        ctx.workspace.to_string(),
-        ctx.mailbox.to_string(),
-        ctx.field.as_str().to_owned(),
-    ] {
+    for part in [ctx.workspace.to_string(), ctx.mailbox.to_string(), ctx.field.as_str().to_owned()] {
         aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
         aad.extend_from_slice(part.as_bytes());
     }
@@ -98,8 +94,7 @@ fn record_cipher(key: &DataKey, salt: &[u8]) -> Aes256Gcm {
     let hk = Hkdf::<Sha256>::new(Some(salt), key.expose_secret());
     let mut okm = Zeroizing::new([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
-    hk.expand(HKDF_INFO, okm.as_mut())
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    hk.expand(HKDF_INFO, okm.as_mut()).expect("32 bytes is a valid HKDF-SHA256 output length");
     Aes256Gcm::new(okm.as_ref().into())
 }
 
@@ -121,11 +116,7 @@ pub(crate) fn seal(key: &DataKey, version: u32, ctx: &SealContext, plaintext: &[
 }
 
 /// Opens a value sealed by [`seal`] for the same `ctx`.
-pub(crate) fn open(
-    key: &DataKey,
-    ctx: &SealContext,
-    sealed: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, SealError> {
+pub(crate) fn open(key: &DataKey, ctx: &SealContext, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
     key_version(sealed)?;
     let (header, body) = sealed.split_at(HEADER_LEN);
     let (salt, nonce) = header[5..].split_at(SALT_LEN);
@@ -145,11 +136,7 @@ mod tests {
     }
 
     fn ctx() -> SealContext {
-        SealContext {
-            workspace: WorkspaceId::new(),
-            mailbox: MailboxId::new(),
-            field: Field::SmtpPassword,
-        }
+        SealContext { workspace: WorkspaceId::new(), mailbox: MailboxId::new(), field: Field::SmtpPassword }
     }
 
     #[test]

@@ -6,8 +6,8 @@ use mailroom_domain::WorkspaceId;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
-    CacheLimits, CacheStats, KeyContext, KeyProvider, ProviderError, SealContext, SealError,
-    WrappedKey, cache::KeyCache, seal,
+    CacheLimits, CacheStats, KeyContext, KeyProvider, ProviderError, SealContext, SealError, WrappedKey,
+    cache::KeyCache, seal,
 };
 
 /// Why sealing or opening failed. Never carries key material or plaintext.
@@ -57,7 +57,12 @@ impl Vault {
     }
 
     /// Seals a secret under `key` (the workspace's active key) for `ctx`.
-    pub async fn seal(&self, key: &WrappedKey, ctx: &SealContext, secret: &SecretString) -> Result<Vec<u8>, VaultError> {
+    pub async fn seal(
+        &self,
+        key: &WrappedKey,
+        ctx: &SealContext,
+        secret: &SecretString,
+    ) -> Result<Vec<u8>, VaultError> {
         if key.context.workspace != ctx.workspace {
             return Err(VaultError::WorkspaceMismatch);
         }
@@ -133,9 +138,13 @@ mod tests {
     async fn a_value_sealed_under_one_version_is_not_opened_with_another() {
         let vault = Vault::new(Arc::new(LocalProvider::from_bytes([1; 32])), CacheLimits::default());
         let ws = WorkspaceId::new();
-        let (k1, k2) = (vault.create_workspace_key(ws, 1).await.unwrap(), vault.create_workspace_key(ws, 2).await.unwrap());
+        let (k1, k2) =
+            (vault.create_workspace_key(ws, 1).await.unwrap(), vault.create_workspace_key(ws, 2).await.unwrap());
         let ctx = SealContext { workspace: ws, mailbox: MailboxId::new(), field: Field::SmtpPassword };
         let sealed = vault.seal(&k1, &ctx, &SecretString::from("pw")).await.unwrap();
-        assert!(matches!(vault.open(&k2, &ctx, &sealed).await, Err(VaultError::VersionMismatch { sealed: 1, supplied: 2 })));
+        assert!(matches!(
+            vault.open(&k2, &ctx, &sealed).await,
+            Err(VaultError::VersionMismatch { sealed: 1, supplied: 2 })
+        ));
     }
 }

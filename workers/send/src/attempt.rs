@@ -2,7 +2,11 @@
 
 use anyhow::Context as _;
 use mailroom_domain::{EmailAddress, MailboxId, MessageId, OutgoingMessage, WorkspaceId};
-use mailroom_store::{keys, mailboxes::{self, MailboxRow}, sends::SendRow};
+use mailroom_store::{
+    keys,
+    mailboxes::{self, MailboxRow},
+    sends::SendRow,
+};
 use mailroom_transport::{Endpoint, TlsMode, compose};
 use mailroom_vault::{Field, KeyContext, SealContext, WrappedKey};
 use secrecy::SecretString;
@@ -29,10 +33,7 @@ pub(crate) async fn run(ctx: &Ctx, claimed: SendRow, mailbox: MailboxRow) -> any
         tls: if mailbox.smtp_tls == "implicit" { TlsMode::Implicit } else { TlsMode::StartTls },
         username: mailbox.smtp_username.clone(),
     };
-    let result = ctx
-        .sessions
-        .deliver(mbx, &endpoint, || open_password(ctx, ws, mbx), &composed)
-        .await;
+    let result = ctx.sessions.deliver(mbx, &endpoint, || open_password(ctx, ws, mbx), &composed).await;
     outcome::record(ctx, &claimed, &composed, result).await
 }
 

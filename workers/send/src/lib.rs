@@ -75,11 +75,8 @@ pub async fn run(
     let concurrency = config.concurrency.max(1);
     let ctx = Arc::new(Ctx { sessions: SessionPool::new(config.smtp.clone()), pool, vault, config });
     tracing::info!(worker.name = %name, concurrency, "send worker started");
-    let worker = WorkerBuilder::new(name.as_str())
-        .backend(backend)
-        .data(ctx)
-        .concurrency(concurrency)
-        .build(job::handle);
+    let worker =
+        WorkerBuilder::new(name.as_str()).backend(backend).data(ctx).concurrency(concurrency).build(job::handle);
     worker
         .run_until(async move {
             shutdown.await;

@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use mailroom_domain::{Answer, SendJob, SendState, Verdict, mask_email};
-use mailroom_store::{PgConnection, events, mailboxes, queue, sends::{self, Finish, SendRow}};
+use mailroom_store::{
+    PgConnection, events, mailboxes, queue,
+    sends::{self, Finish, SendRow},
+};
 use mailroom_transport::{AttemptFailure, Composed, DeliverError};
 use rand::Rng;
 
@@ -64,7 +67,13 @@ async fn terminal(tx: &mut PgConnection, row: &SendRow, state: SendState, reason
 }
 
 /// Schedules another attempt at `at` (`None`: parked until the mailbox is reconnected).
-async fn retry(tx: &mut PgConnection, row: &SendRow, at: Option<DateTime<Utc>>, response: &str, refund: bool) -> anyhow::Result<bool> {
+async fn retry(
+    tx: &mut PgConnection,
+    row: &SendRow,
+    at: Option<DateTime<Utc>>,
+    response: &str,
+    refund: bool,
+) -> anyhow::Result<bool> {
     if !sends::finish(tx, row, &Finish::Retry { at, response, refund }).await? {
         return Ok(false);
     }
@@ -94,7 +103,10 @@ async fn failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, f: &AttemptFail
         Verdict::Accepted => sent(tx, row, &f.detail).await,
         Verdict::Transient => transient(ctx, tx, row, &f.detail).await,
         Verdict::Permanent => terminal(tx, row, SendState::Failed, &f.detail).await,
-        Verdict::Ambiguous => terminal(tx, row, SendState::Ambiguous, &format!("no answer after the message was sent: {}", f.detail)).await,
+        Verdict::Ambiguous => {
+            terminal(tx, row, SendState::Ambiguous, &format!("no answer after the message was sent: {}", f.detail))
+                .await
+        }
         Verdict::BadRecipient => {
             if let Some(rcpt) = &f.recipient {
                 events::suppress(tx, ws, rcpt, &f.detail).await?;
@@ -105,7 +117,8 @@ async fn failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, f: &AttemptFail
         Verdict::Throttled { retry_after } => {
             ctx.sessions.forget(mbx);
             let count = mailboxes::get(tx, ws, mbx).await?.map_or(0, |m| m.throttle_count);
-            let delay = retry_after.unwrap_or_else(|| ctx.config.throttle_backoff.delay(count as u32 + 1, rand::rng().random()));
+            let delay = retry_after
+                .unwrap_or_else(|| ctx.config.throttle_backoff.delay(count as u32 + 1, rand::rng().random()));
             let until = mailboxes::pause(tx, ws, mbx, later(delay), &f.detail).await?;
             tracing::warn!(pause_s = delay.as_secs(), detail = %f.detail, "mailbox throttled; pausing it");
             retry(tx, row, Some(until), &f.detail, true).await
@@ -119,7 +132,13 @@ async fn failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, f: &AttemptFail
             ctx.sessions.forget(mbx);
             if mailboxes::mark_needs_reauth(tx, ws, mbx).await? {
                 let data = serde_json::json!({ "reason": f.detail });
-                let e = events::NewEvent { workspace: ws, kind: "mailbox.needs_reauth", send: None, mailbox: Some(mbx), data };
+                let e = events::NewEvent {
+                    workspace: ws,
+                    kind: "mailbox.needs_reauth",
+                    send: None,
+                    mailbox: Some(mbx),
+                    data,
+                };
                 events::insert(tx, &e).await?;
                 tracing::warn!(detail = %f.detail, "mailbox credentials refused; it needs re-authentication");
             }
