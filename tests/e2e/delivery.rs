@@ -113,3 +113,19 @@ async fn a_connected_password_is_stored_sealed_never_in_clear() {
     assert_eq!(app.count("SELECT count(*) FROM mailbox_secrets WHERE field = 'smtp_password'").await, 1);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_on_implicit_tls_connects_and_delivers() {
+    let app = TestApp::spawn().await;
+    let mut req = TestApp::mailbox_request(&mailroom_tests::peers().info.sender_password);
+    req["smtp"]["port"] = json!(mailroom_tests::peers().info.smtps_port);
+    req["smtp"]["tls"] = json!("implicit");
+    let resp = app.post("/v1/mailboxes").json(&req).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let mailbox: Value = resp.json().await.unwrap();
+    let to = recipient("implicit");
+    let (_, send) = app.send("tls-1", &TestApp::send_body(mailbox["id"].as_str().unwrap(), &to, "Implicit")).await;
+    let done = app.wait_for_send(send["id"].as_str().unwrap(), Duration::from_secs(30), |s| s["state"] == "sent").await;
+    assert_eq!(app.delivered(&to).await, vec![done["message_id"].as_str().unwrap().to_owned()]);
+    app.stop().await;
+}

@@ -206,6 +206,11 @@ def main():
                             tls_context=ctx, require_starttls=True, auth_require_tls=True,
                             auth_required=True, authenticator=authenticator)
     controller.start()
+    # The same server with TLS from the first byte (port 465 style).
+    smtps_port = free_port()
+    smtps = Controller(Handler(lmtp_port), hostname="127.0.0.1", port=smtps_port, server_hostname="localhost",
+                       ssl_context=ctx, auth_required=True, auth_require_tls=False, authenticator=authenticator)
+    smtps.start()
 
     stopping = threading.Event()
 
@@ -214,6 +219,7 @@ def main():
             return
         stopping.set()
         controller.stop()
+        smtps.stop()
         dovecot.terminate()
         try:
             dovecot.wait(10)
@@ -223,7 +229,7 @@ def main():
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
     print(json.dumps({
-        "smtp_host": "localhost", "smtp_port": smtp_port, "imap_port": imap_port, "lmtp_port": lmtp_port,
+        "smtp_host": "localhost", "smtp_port": smtp_port, "smtps_port": smtps_port, "imap_port": imap_port, "lmtp_port": lmtp_port,
         "ca_file": f"{d}/ca.pem", "dir": d,
         "sender": SENDER, "sender_password": password, "inbox": INBOX, "inbox_password": password,
     }), flush=True)

@@ -15,6 +15,8 @@ pub struct PeerInfo {
     pub smtp_host: String,
     /// SMTP submission port (STARTTLS required, AUTH PLAIN/LOGIN).
     pub smtp_port: u16,
+    /// The same server with implicit TLS.
+    pub smtps_port: u16,
     /// Dovecot's IMAP port (plain text, loopback only).
     pub imap_port: u16,
     /// The CA certificate (PEM) that signed the SMTP server's certificate.

@@ -74,7 +74,11 @@ enum Admin {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if matches!(cli.command, Command::Demo(_)) && settings.log.filter == "info" {
+        // The demo reports through its progress bar and summary; per-send logs would bury them.
+        settings.log.filter = "warn".into();
+    }
     telemetry::init(&settings.log);
     match cli.command {
         Command::Migrate => {
