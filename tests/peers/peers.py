@@ -14,6 +14,7 @@ Scripted recipients (local part prefix):
 """
 import asyncio
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,6 +31,8 @@ import uuid
 import warnings
 
 warnings.filterwarnings("ignore")
+# aiosmtpd logs each login and a deprecation notice through its own logger: keep test output clean.
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
