@@ -2,5 +2,6 @@
 
 mod delivery;
 mod idempotency;
+mod reconcile;
 mod tenancy;
 mod validation;

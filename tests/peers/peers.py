@@ -7,12 +7,18 @@ IMAP. Each recipient's local part becomes an IMAP folder of user inbox@example.t
 reads back exactly the mail it sent. Prints one JSON line describing the peers, then runs until
 its standard input closes (so it never outlives the process that started it).
 
+Like Gmail and Microsoft, the server files every message it accepts from SENDER in SENDER's
+"Sent" folder, so reconciliation can search it.
+
 Scripted recipients (local part prefix):
   nouser...    550 5.1.1 at RCPT (bad recipient)
   tempfail...  421 4.7.0 at RCPT the first time for that address (throttling), then accepted
   softfail...  451 4.3.0 at RCPT the first time for that address (transient), then accepted
+  dropdeliver... the first time: delivers, then drops the connection before answering DATA
+  droplose...    the first time: drops the connection after DATA without delivering
 """
 import asyncio
+import imaplib
 import json
 import logging
 import os
@@ -134,6 +140,11 @@ service anvil {{
         try:
             socket.create_connection(("127.0.0.1", imap_port), timeout=1).close()
             socket.create_connection(("127.0.0.1", lmtp_port), timeout=1).close()
+            # Gmail-like: the Sent folder exists before anything is sent.
+            imap = imaplib.IMAP4("127.0.0.1", imap_port)
+            imap.login(SENDER, password)
+            imap.create("Sent")
+            imap.logout()
             return proc
         except OSError:
             time.sleep(0.05)
@@ -171,18 +182,36 @@ class Handler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
+    def first_time(self, envelope, prefix):
+        for r in envelope.rcpt_tos:
+            if r.split("@")[0].lower().startswith(prefix) and ("data", r.lower()) not in self.seen:
+                self.seen.add(("data", r.lower()))
+                return True
+        return False
+
     async def handle_DATA(self, server, session, envelope):
         rcpts = [f"inbox+{folder(r)}@example.test" for r in envelope.rcpt_tos]
+        if (envelope.mail_from or "").lower() == SENDER:
+            rcpts.append(SENDER.replace("@", "+Sent@"))
         content = envelope.original_content
 
         def relay():
+            # One LMTP transaction per recipient: smtplib does not read LMTP's per-recipient
+            # replies to DATA.
             with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
-                lmtp.sendmail(envelope.mail_from, rcpts, content)
+                for rcpt in rcpts:
+                    lmtp.sendmail(envelope.mail_from, [rcpt], content)
 
+        if self.first_time(envelope, "droplose"):
+            server.transport.abort()
+            return "421 4.4.2 connection dropped (never seen by the client)"
         try:
             await asyncio.get_running_loop().run_in_executor(None, relay)
         except Exception as e:  # noqa: BLE001 - any relay failure is a temporary answer
             return f"451 4.3.0 relay to the mailbox failed: {e}"
+        if self.first_time(envelope, "dropdeliver"):
+            server.transport.abort()
+            return "421 4.4.2 connection dropped (never seen by the client)"
         return f"250 2.0.0 OK queued as {uuid.uuid4().hex[:12]}"
 
 

@@ -98,6 +98,7 @@ impl TestApp {
             retry_backoff: Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(2) },
             throttle_backoff: Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(2) },
             quota_pause: Duration::from_secs(2),
+            reconcile_delay: Duration::from_secs(1),
             poll_interval: Duration::from_millis(200),
             heartbeat: Duration::from_secs(2),
             smtp: smtp_settings(),
@@ -225,4 +226,17 @@ impl TestApp {
 /// A unique recipient (and so a fresh Dovecot folder) for one test.
 pub fn recipient(prefix: &str) -> String {
     format!("{prefix}-{}@example.test", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+impl TestApp {
+    /// Connects the peer's account with IMAP access to its Sent folder.
+    pub async fn connect_mailbox_with_imap(&self, sent_copy: &str) -> String {
+        let p = &peers().info;
+        let mut req = Self::mailbox_request(&p.sender_password);
+        req["imap"] = json!({ "host": "127.0.0.1", "port": p.imap_port, "tls": "none", "username": p.sender, "password": p.sender_password });
+        req["sent_copy"] = json!(sent_copy);
+        let resp = self.post("/v1/mailboxes").json(&req).send().await.unwrap();
+        assert_eq!(resp.status(), 201, "connect failed: {:?}", resp.text().await);
+        resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    }
 }

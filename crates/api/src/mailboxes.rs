@@ -13,7 +13,10 @@ use mailroom_store::{
     mailboxes::{self, MailboxRow, SealedSecret},
     workspaces,
 };
-use mailroom_transport::{Endpoint, TlsMode};
+use mailroom_transport::{
+    Endpoint, TlsMode,
+    imap::{ImapEndpoint, ImapError, ImapTls},
+};
 use mailroom_vault::{Field, KeyContext, SealContext, WrappedKey};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -33,11 +36,75 @@ pub(crate) struct ServerSettings {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct ImapSettings {
+    host: String,
+    port: u16,
+    tls: String,
+    username: String,
+    password: SecretString,
+    sent_folder: Option<String>,
+}
+
+impl ImapSettings {
+    fn as_server(&self) -> ServerSettings {
+        ServerSettings {
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.tls.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+        }
+    }
+
+    fn endpoint(&self) -> ImapEndpoint {
+        let tls = match self.tls.as_str() {
+            "implicit" => ImapTls::Implicit,
+            "starttls" => ImapTls::StartTls,
+            _ => ImapTls::None,
+        };
+        let sent_folder = self.sent_folder.clone().unwrap_or_else(|| "Sent".into());
+        ImapEndpoint { host: self.host.clone(), port: self.port, tls, username: self.username.clone(), sent_folder }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ConnectRequest {
     from_address: String,
     from_name: Option<String>,
     smtp: ServerSettings,
-    imap: Option<ServerSettings>,
+    imap: Option<ImapSettings>,
+    /// Who files sent mail in the Sent folder: `provider`, `append` or `none` (default).
+    sent_copy: Option<String>,
+}
+
+/// Checks the optional IMAP part: settings, `sent_copy`, and a real login.
+async fn check_imap(state: &AppState, req: &ConnectRequest) -> Result<String, ApiError> {
+    let sent_copy = req.sent_copy.clone().unwrap_or_else(|| "none".into());
+    if !["provider", "append", "none"].contains(&sent_copy.as_str()) {
+        return Err(invalid("sent_copy", "must be one of provider, append, none"));
+    }
+    let Some(imap) = &req.imap else {
+        if sent_copy != "none" {
+            return Err(invalid("sent_copy", "needs `imap` settings to reach the Sent folder"));
+        }
+        return Ok(sent_copy);
+    };
+    check_server("imap", &imap.as_server(), &["starttls", "implicit", "none"])?;
+    if imap.tls == "none" && !["localhost", "127.0.0.1", "::1"].contains(&imap.host.as_str()) {
+        return Err(invalid("imap.tls", "`none` is only allowed for a server on this machine"));
+    }
+    if imap.sent_folder.as_ref().is_some_and(|f| f.is_empty() || f.chars().any(|c| c.is_control() || c == '"')) {
+        return Err(invalid("imap.sent_folder", "must be a folder name without quotes or control characters"));
+    }
+    let limit = state.smtp.command_timeout;
+    if let Err(e) =
+        mailroom_transport::imap::verify(&imap.endpoint(), &imap.password, &state.smtp.extra_roots, limit).await
+    {
+        let code = if matches!(e, ImapError::Login(_)) { "imap_auth_failed" } else { "imap_unreachable" };
+        return Err(ApiError::unprocessable(code, format!("the IMAP server refused the login: {e}")));
+    }
+    Ok(sent_copy)
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
@@ -74,9 +141,7 @@ pub(crate) async fn connect(
     let from_name =
         req.from_name.as_deref().map(DisplayName::parse).transpose().map_err(|e| invalid("from_name", e))?;
     check_server("smtp", &req.smtp, &["starttls", "implicit"])?;
-    if let Some(imap) = &req.imap {
-        check_server("imap", imap, &["starttls", "implicit", "none"])?;
-    }
+    let sent_copy = check_imap(&state, &req).await?;
     let endpoint = Endpoint {
         host: req.smtp.host.clone(),
         port: req.smtp.port,
@@ -117,6 +182,8 @@ pub(crate) async fn connect(
         paused_until: None,
         pause_reason: None,
         throttle_count: 0,
+        sent_copy,
+        sent_folder: req.imap.as_ref().and_then(|i| i.sent_folder.clone()).unwrap_or_else(|| "Sent".into()),
         created_at: chrono::Utc::now(),
     };
     let version = key.context.version as i32;
@@ -174,7 +241,10 @@ fn view(m: &MailboxRow) -> Value {
         "status": m.status,
         "paused_until": m.paused_until,
         "smtp": { "host": m.smtp_host, "port": m.smtp_port, "tls": m.smtp_tls, "username": m.smtp_username },
-        "imap": m.imap_host.as_ref().map(|h| json!({ "host": h, "port": m.imap_port, "tls": m.imap_tls, "username": m.imap_username })),
+        "imap": m.imap_host.as_ref().map(|h| json!({
+            "host": h, "port": m.imap_port, "tls": m.imap_tls, "username": m.imap_username, "sent_folder": m.sent_folder,
+        })),
+        "sent_copy": m.sent_copy,
         "created_at": m.created_at,
     })
 }

@@ -85,6 +85,8 @@ pub struct Worker {
     pub throttle_cap_secs: u64,
     /// Mailbox pause after a daily-quota answer, in seconds.
     pub quota_pause_secs: u64,
+    /// Seconds after an uncertain attempt before its Sent folder is searched.
+    pub reconcile_delay_secs: u64,
     /// How often to look for jobs that became due, in milliseconds.
     pub poll_interval_ms: u64,
     /// Queue heartbeat in seconds (a dead worker's jobs are re-queued after 10 of these).
@@ -161,6 +163,7 @@ impl Default for Settings {
                 throttle_base_secs: 60,
                 throttle_cap_secs: 3_600,
                 quota_pause_secs: 3_600,
+                reconcile_delay_secs: 60,
                 poll_interval_ms: 1_000,
                 heartbeat_secs: 5,
             },

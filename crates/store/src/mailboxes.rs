@@ -41,6 +41,10 @@ pub struct MailboxRow {
     pub pause_reason: Option<String>,
     /// Consecutive throttle answers (drives the pause length when no hint is given).
     pub throttle_count: i32,
+    /// Who files sent mail in Sent: `provider`, `append` (the engine) or `none`.
+    pub sent_copy: String,
+    /// The IMAP folder holding sent mail.
+    pub sent_folder: String,
     /// When it was connected.
     pub created_at: DateTime<Utc>,
 }
@@ -59,8 +63,8 @@ pub struct SealedSecret<'a> {
 pub async fn insert(conn: &mut PgConnection, m: &MailboxRow, secrets: &[SealedSecret<'_>]) -> Result<()> {
     sqlx::query(
         "INSERT INTO mailboxes (id, workspace_id, from_address, from_name, smtp_host, smtp_port, smtp_tls,
-            smtp_username, imap_host, imap_port, imap_tls, imap_username)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            smtp_username, imap_host, imap_port, imap_tls, imap_username, sent_copy, sent_folder)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(m.id)
     .bind(m.workspace_id)
@@ -74,6 +78,8 @@ pub async fn insert(conn: &mut PgConnection, m: &MailboxRow, secrets: &[SealedSe
     .bind(m.imap_port)
     .bind(&m.imap_tls)
     .bind(&m.imap_username)
+    .bind(&m.sent_copy)
+    .bind(&m.sent_folder)
     .execute(&mut *conn)
     .await?;
     for s in secrets {

@@ -43,6 +43,8 @@ pub struct SendRow {
     pub last_response: Option<String>,
     /// Why it failed or is ambiguous.
     pub failure_reason: Option<String>,
+    /// Set when the next step is to look for the message in Sent, not to send it.
+    pub reconcile_reason: Option<String>,
     /// When it was accepted.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -147,7 +149,7 @@ pub async fn get(conn: &mut PgConnection, ws: WorkspaceId, id: SendId) -> Result
 }
 
 /// Claims a due send for an attempt: `queued`/`retry_wait` → `sending`, counting the attempt
-/// and taking a lease. `None` when another worker has it, it is finished, or it is not due.
+/// (a claim to reconcile is not an attempt) and taking a lease. `None` when another worker has it, it is finished, or it is not due.
 pub async fn claim(
     conn: &mut PgConnection,
     ws: WorkspaceId,
@@ -156,7 +158,8 @@ pub async fn claim(
     lease_secs: f64,
 ) -> Result<Option<SendRow>> {
     Ok(sqlx::query_as(
-        "UPDATE sends SET state = 'sending', attempts = attempts + 1, locked_by = $3,
+        "UPDATE sends SET state = 'sending', locked_by = $3,
+            attempts = attempts + CASE WHEN reconcile_reason IS NULL THEN 1 ELSE 0 END,
             lease_until = now() + make_interval(secs => $4), updated_at = now()
          WHERE workspace_id = $1 AND id = $2 AND state IN ('queued', 'retry_wait')
            AND COALESCE(next_attempt_at, '-infinity') <= now() + interval '1 second'
@@ -204,6 +207,13 @@ pub enum Finish<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// The message may have been delivered: look for it in Sent at `at` before anything else.
+    Reconcile {
+        /// When to look.
+        at: DateTime<Utc>,
+        /// Why it is uncertain.
+        reason: &'a str,
+    },
     /// Try again at `at`. `refund` gives the attempt back (the mailbox was throttled, not the
     /// message refused); `at = None` parks the send until its mailbox is reconnected.
     Retry {
@@ -219,14 +229,16 @@ pub enum Finish<'a> {
 /// Ends an attempt, fenced on the claim: only the worker that holds the lease for this
 /// attempt can move the send. Returns whether it did.
 pub async fn finish(conn: &mut PgConnection, claimed: &SendRow, outcome: &Finish<'_>) -> Result<bool> {
-    let (state, next, response, reason, refund) = match *outcome {
-        Finish::Sent { response } => (SendState::Sent, None, Some(response), None, false),
-        Finish::Terminal { state, reason } => (state, None, None, Some(reason), false),
-        Finish::Retry { at, response, refund } => (SendState::RetryWait, at, Some(response), None, refund),
+    let (state, next, response, reason, refund, reconcile) = match *outcome {
+        Finish::Sent { response } => (SendState::Sent, None, Some(response), None, false, None),
+        Finish::Terminal { state, reason } => (state, None, None, Some(reason), false, None),
+        Finish::Reconcile { at, reason } => (SendState::RetryWait, Some(at), None, None, false, Some(reason)),
+        Finish::Retry { at, response, refund } => (SendState::RetryWait, at, Some(response), None, refund, None),
     };
     let done = sqlx::query(
         "UPDATE sends SET state = $5, next_attempt_at = $6, last_response = COALESCE($7, last_response),
             failure_reason = $8, attempts = attempts - $9::int, lease_until = NULL, locked_by = NULL,
+            reconcile_reason = $10,
             updated_at = now(), finished_at = CASE WHEN $5 IN ('sent', 'failed', 'ambiguous') THEN now() END
          WHERE workspace_id = $1 AND id = $2 AND state = 'sending' AND locked_by = $3 AND attempts = $4",
     )
@@ -239,23 +251,34 @@ pub async fn finish(conn: &mut PgConnection, claimed: &SendRow, outcome: &Finish
     .bind(response)
     .bind(reason)
     .bind(i32::from(refund))
+    .bind(reconcile)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Takes over a `sending` row whose lease has expired (its worker died mid-attempt): it may
-/// have been delivered, so it becomes `ambiguous`, never resent blindly. Returns whether it did.
-pub async fn expire_lease(conn: &mut PgConnection, row: &SendRow, reason: &str) -> Result<bool> {
+/// Takes over a `sending` row whose lease has expired (its worker died mid-attempt). It may
+/// have been delivered, so it is never resent blindly: with `reconcile_at` it waits for a look
+/// in the Sent folder, without it becomes `ambiguous`. Returns whether it did.
+pub async fn expire_lease(
+    conn: &mut PgConnection,
+    row: &SendRow,
+    reason: &str,
+    reconcile_at: Option<DateTime<Utc>>,
+) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE sends SET state = 'ambiguous', failure_reason = $4, lease_until = NULL, locked_by = NULL,
-            updated_at = now(), finished_at = now()
+        "UPDATE sends SET state = CASE WHEN $5::timestamptz IS NULL THEN 'ambiguous' ELSE 'retry_wait' END,
+            failure_reason = CASE WHEN $5::timestamptz IS NULL THEN $4 END,
+            reconcile_reason = CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE $4 END,
+            next_attempt_at = $5, lease_until = NULL, locked_by = NULL, updated_at = now(),
+            finished_at = CASE WHEN $5::timestamptz IS NULL THEN now() END
          WHERE workspace_id = $1 AND id = $2 AND state = 'sending' AND attempts = $3 AND lease_until < now()",
     )
     .bind(row.workspace_id)
     .bind(row.id)
     .bind(row.attempts)
     .bind(reason)
+    .bind(reconcile_at)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 mod compose;
+pub mod imap;
 mod smtp;
 
 pub use compose::{ComposeError, Composed, compose};

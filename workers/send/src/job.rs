@@ -8,7 +8,7 @@ use mailroom_domain::{MailboxId, SendJob, SendState};
 use mailroom_store::{events, mailboxes, queue, sends};
 use tracing::Instrument;
 
-use crate::{Ctx, attempt};
+use crate::{Ctx, attempt, reconcile};
 
 /// The apalis handler. Infrastructure errors are logged here, once, and handed back to apalis
 /// after a pause so a database outage does not turn into a hot re-fetch loop.
@@ -66,23 +66,35 @@ async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
 
 /// A send is `sending` when its job comes round again: either another worker holds a live
 /// lease (this job is a duplicate), or the holder died mid-attempt. In the second case the
-/// message may have reached the provider, so it is settled as ambiguous, never resent.
+/// message may have reached the provider, so it is never resent blindly: it is reconciled
+/// against the Sent folder where the mailbox allows, and settled as ambiguous otherwise.
 async fn recover(ctx: &Ctx, row: &sends::SendRow) -> anyhow::Result<()> {
     if row.lease_until.is_some_and(|l| l > Utc::now()) {
         return Ok(());
     }
     let reason = "the worker holding this send stopped mid-attempt; it may have been delivered";
     let mut tx = ctx.pool.begin().await?;
-    if sends::expire_lease(&mut tx, row, reason).await? {
-        let event = events::NewEvent {
-            workspace: row.workspace(),
-            kind: "send.ambiguous",
-            send: Some(row.send_id()),
-            mailbox: Some(row.mailbox()),
-            data: serde_json::json!({ "reason": reason, "message_id": row.message_id }),
-        };
-        events::insert(&mut tx, &event).await?;
-        tracing::warn!("send left mid-attempt by a dead worker is now ambiguous");
+    let mailbox = mailboxes::get(&mut tx, row.workspace(), row.mailbox()).await?;
+    let reconcile_at = mailbox
+        .filter(reconcile::possible)
+        .map(|_| Utc::now() + chrono::Duration::from_std(ctx.config.reconcile_delay).unwrap_or_default());
+    if sends::expire_lease(&mut tx, row, reason, reconcile_at).await? {
+        if let Some(at) = reconcile_at {
+            let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
+            queue::push_sends(&mut tx, &[(job, at)]).await?;
+            tracing::warn!("send left mid-attempt by a dead worker; its Sent folder will be checked");
+        } else {
+            let data = serde_json::json!({ "reason": reason, "message_id": row.message_id });
+            let event = events::NewEvent {
+                workspace: row.workspace(),
+                kind: "send.ambiguous",
+                send: Some(row.send_id()),
+                mailbox: Some(row.mailbox()),
+                data,
+            };
+            events::insert(&mut tx, &event).await?;
+            tracing::warn!("send left mid-attempt by a dead worker is now ambiguous");
+        }
     }
     tx.commit().await?;
     Ok(())

@@ -10,6 +10,8 @@
 mod attempt;
 mod job;
 mod outcome;
+mod reconcile;
+mod secrets;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -39,6 +41,9 @@ pub struct SendWorkerConfig {
     pub throttle_backoff: Backoff,
     /// Mailbox pause after a daily-quota answer.
     pub quota_pause: Duration,
+    /// How long after an uncertain attempt its Sent folder is searched (time for the provider
+    /// to file the message).
+    pub reconcile_delay: Duration,
     /// How often the worker looks for jobs that became due (pub/sub wakes it for new ones).
     pub poll_interval: Duration,
     /// apalis heartbeat: orphaned jobs of a dead worker are re-queued after ten of these.

@@ -3,14 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use mailroom_domain::{Answer, SendJob, SendState, Verdict, mask_email};
+use mailroom_store::mailboxes::MailboxRow;
 use mailroom_store::{
-    PgConnection, events, mailboxes, queue,
+    PgConnection, Postgres, Transaction, events, mailboxes, queue,
     sends::{self, Finish, SendRow},
 };
-use mailroom_transport::{AttemptFailure, Composed, DeliverError};
+use mailroom_transport::{AttemptFailure, DeliverError};
 use rand::Rng;
 
-use crate::Ctx;
+use crate::{Ctx, reconcile};
 
 fn event<'a>(row: &SendRow, kind: &'a str, data: serde_json::Value) -> events::NewEvent<'a> {
     events::NewEvent { workspace: row.workspace(), kind, send: Some(row.send_id()), mailbox: Some(row.mailbox()), data }
@@ -20,28 +21,69 @@ fn later(d: std::time::Duration) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(1))
 }
 
-/// Records the result of a delivery attempt.
+async fn commit(tx: Transaction<'_, Postgres>, applied: bool) -> anyhow::Result<bool> {
+    if applied {
+        tx.commit().await?;
+    } else {
+        tracing::warn!("the send's lease was taken over before its outcome was recorded");
+    }
+    Ok(applied)
+}
+
+/// Records the result of a delivery attempt. Returns whether the send is now `sent`.
 pub(crate) async fn record(
     ctx: &Ctx,
     row: &SendRow,
-    _msg: &Composed,
+    mailbox: &MailboxRow,
     result: Result<Answer, DeliverError<anyhow::Error>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut tx = ctx.pool.begin().await?;
+    let was_sent = result.is_ok();
     let applied = match result {
         Ok(answer) => sent(&mut tx, row, &answer.to_string()).await?,
         Err(DeliverError::Secret(e)) => {
             tracing::error!(error = ?e, "the mailbox's credential could not be opened");
             transient(ctx, &mut tx, row, "the mailbox's credential could not be opened").await?
         }
-        Err(DeliverError::Smtp(f)) => failed(ctx, &mut tx, row, &f).await?,
+        Err(DeliverError::Smtp(f)) => failed(ctx, &mut tx, row, mailbox, &f).await?,
     };
-    if applied {
-        tx.commit().await?;
-    } else {
-        tracing::warn!("the send's lease was taken over before its outcome was recorded");
-    }
+    Ok(commit(tx, applied).await? && was_sent)
+}
+
+/// Records what reconciliation found.
+pub(crate) async fn reconciled(ctx: &Ctx, row: &SendRow, finding: reconcile::Finding) -> anyhow::Result<()> {
+    let mut tx = ctx.pool.begin().await?;
+    let applied = match finding {
+        reconcile::Finding::Found => {
+            tracing::info!("reconciliation found the send in the Sent folder");
+            sent(&mut tx, row, "found in the Sent folder by reconciliation").await?
+        }
+        reconcile::Finding::Absent => {
+            tracing::info!("reconciliation proved the send was not delivered; sending it again");
+            let response = "not in the Sent folder, which this provider always files to: not delivered";
+            retry(&mut tx, row, Some(Utc::now()), response, false).await?
+        }
+        reconcile::Finding::Unknown(reason) => terminal(&mut tx, row, SendState::Ambiguous, &reason).await?,
+    };
+    commit(tx, applied).await?;
     Ok(())
+}
+
+/// The message may have been delivered: look for it in Sent after the configured delay.
+pub(crate) async fn reconcile_later(
+    ctx: &Ctx,
+    tx: &mut PgConnection,
+    row: &SendRow,
+    reason: &str,
+) -> anyhow::Result<bool> {
+    let at = later(ctx.config.reconcile_delay);
+    if !sends::finish(tx, row, &Finish::Reconcile { at, reason }).await? {
+        return Ok(false);
+    }
+    let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
+    queue::push_sends(tx, &[(job, at)]).await?;
+    tracing::warn!(reason, "the send may have been delivered; its Sent folder will be checked");
+    Ok(true)
 }
 
 async fn sent(tx: &mut PgConnection, row: &SendRow, response: &str) -> anyhow::Result<bool> {
@@ -97,15 +139,25 @@ async fn transient(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, detail: &str
     retry(tx, row, Some(later(delay)), detail, false).await
 }
 
-async fn failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, f: &AttemptFailure) -> anyhow::Result<bool> {
+async fn failed(
+    ctx: &Ctx,
+    tx: &mut PgConnection,
+    row: &SendRow,
+    m: &MailboxRow,
+    f: &AttemptFailure,
+) -> anyhow::Result<bool> {
     let (ws, mbx) = (row.workspace(), row.mailbox());
     match f.verdict() {
         Verdict::Accepted => sent(tx, row, &f.detail).await,
         Verdict::Transient => transient(ctx, tx, row, &f.detail).await,
         Verdict::Permanent => terminal(tx, row, SendState::Failed, &f.detail).await,
         Verdict::Ambiguous => {
-            terminal(tx, row, SendState::Ambiguous, &format!("no answer after the message was sent: {}", f.detail))
-                .await
+            let reason = format!("no answer after the message was sent: {}", f.detail);
+            if reconcile::possible(m) {
+                reconcile_later(ctx, tx, row, &reason).await
+            } else {
+                terminal(tx, row, SendState::Ambiguous, &reason).await
+            }
         }
         Verdict::BadRecipient => {
             if let Some(rcpt) = &f.recipient {
@@ -151,8 +203,7 @@ async fn failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, f: &AttemptFail
 pub(crate) async fn uncomposable(ctx: &Ctx, row: &SendRow, e: &anyhow::Error) -> anyhow::Result<()> {
     tracing::error!(error = ?e, "send could not be composed");
     let mut tx = ctx.pool.begin().await?;
-    if terminal(&mut tx, row, SendState::Failed, &format!("the message could not be composed: {e}")).await? {
-        tx.commit().await?;
-    }
+    let applied = terminal(&mut tx, row, SendState::Failed, &format!("the message could not be composed: {e}")).await?;
+    commit(tx, applied).await?;
     Ok(())
 }

@@ -1,0 +1,89 @@
+//! Reconciliation: a send that may have been delivered is looked for in its mailbox's Sent
+//! folder before anything else happens to it (DESIGN.md section 3).
+//!
+//! Found: it was sent. Provably absent (the provider files every submitted message in Sent and
+//! the search worked): it was not, so it is sent again. Anything else: `ambiguous`, reported and
+//! never resent automatically.
+
+use mailroom_store::{mailboxes::MailboxRow, sends::SendRow};
+use mailroom_transport::imap::{self, ImapEndpoint, ImapTls};
+use mailroom_vault::Field;
+
+use crate::{Ctx, outcome, secrets};
+
+/// What the Sent folder says about a send.
+pub(crate) enum Finding {
+    /// The Message-ID is in Sent.
+    Found,
+    /// It is not, and this provider would have filed it: not delivered.
+    Absent,
+    /// Nothing can be concluded; the reason says why.
+    Unknown(String),
+}
+
+/// The mailbox's IMAP endpoint, when it has one.
+pub(crate) fn endpoint(m: &MailboxRow) -> Option<ImapEndpoint> {
+    let tls = match m.imap_tls.as_deref()? {
+        "implicit" => ImapTls::Implicit,
+        "starttls" => ImapTls::StartTls,
+        _ => ImapTls::None,
+    };
+    Some(ImapEndpoint {
+        host: m.imap_host.clone()?,
+        port: u16::try_from(m.imap_port?).ok()?,
+        tls,
+        username: m.imap_username.clone()?,
+        sent_folder: m.sent_folder.clone(),
+    })
+}
+
+/// Whether sends of this mailbox can be reconciled at all.
+pub(crate) fn possible(m: &MailboxRow) -> bool {
+    m.sent_copy != "none" && endpoint(m).is_some()
+}
+
+async fn look(ctx: &Ctx, row: &SendRow, m: &MailboxRow) -> Finding {
+    let Some(ep) = endpoint(m).filter(|_| m.sent_copy != "none") else {
+        return Finding::Unknown("the mailbox has no Sent-folder access to check".into());
+    };
+    let password = match secrets::open(ctx, row.workspace(), row.mailbox(), Field::ImapPassword).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = ?e, "the mailbox's IMAP password could not be opened");
+            return Finding::Unknown("the IMAP password could not be opened".into());
+        }
+    };
+    let limit = ctx.config.smtp.command_timeout;
+    let found = imap::sent_contains(&ep, &password, &ctx.config.smtp.extra_roots, &row.message_id, limit).await;
+    drop(password);
+    match found {
+        Ok(true) => Finding::Found,
+        Ok(false) if m.sent_copy == "provider" => Finding::Absent,
+        Ok(false) => Finding::Unknown(
+            "not in the Sent folder, but this server does not file sent mail itself, so that proves nothing".into(),
+        ),
+        Err(e) => Finding::Unknown(format!("the Sent folder could not be searched: {e}")),
+    }
+}
+
+/// Reconciles a claimed send and records what was found.
+pub(crate) async fn run(ctx: &Ctx, claimed: &SendRow, mailbox: &MailboxRow) -> anyhow::Result<()> {
+    let finding = look(ctx, claimed, mailbox).await;
+    outcome::reconciled(ctx, claimed, finding).await
+}
+
+/// Appends a copy of a delivered message to Sent, for servers that do not file it themselves.
+/// Best effort: the send is already recorded as sent; a failure only weakens later checks.
+pub(crate) async fn append_copy(ctx: &Ctx, row: &SendRow, m: &MailboxRow, bytes: &[u8]) {
+    let Some(ep) = endpoint(m) else { return };
+    let result = async {
+        let password = secrets::open(ctx, row.workspace(), row.mailbox(), Field::ImapPassword).await?;
+        let limit = ctx.config.smtp.command_timeout;
+        imap::append_sent(&ep, &password, &ctx.config.smtp.extra_roots, bytes, limit).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = ?e, "could not append the sent message to the Sent folder");
+    }
+}
