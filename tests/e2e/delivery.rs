@@ -129,3 +129,25 @@ async fn a_mailbox_on_implicit_tls_connects_and_delivers() {
     assert_eq!(app.delivered(&to).await, vec![done["message_id"].as_str().unwrap().to_owned()]);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_queue_rows_are_pruned_and_ledger_rows_kept() {
+    let opts = mailroom_tests::Options { prune_after: Duration::from_secs(1), ..Default::default() };
+    let app = TestApp::spawn_with(opts).await;
+    let mailbox = app.connect_mailbox().await;
+    let to = recipient("prune");
+    for i in 0..5 {
+        app.send(&format!("prune-{i}"), &TestApp::send_body(&mailbox, &to, "Prune")).await;
+    }
+    app.wait_for_terminal(5, Duration::from_secs(30)).await;
+    // The test worker prunes rows finished over a second ago, every half second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while app.count("SELECT count(*) FROM apalis.jobs").await > 0 {
+        assert!(std::time::Instant::now() < deadline, "finished jobs were not pruned");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.count("SELECT count(*) FROM sends WHERE state = 'sent'").await, 5);
+    let (status, replay) = app.send("prune-0", &TestApp::send_body(&mailbox, &to, "Prune")).await;
+    assert_eq!((status, replay["replayed"].as_bool()), (200, Some(true)), "keys outlive their jobs");
+    app.stop().await;
+}

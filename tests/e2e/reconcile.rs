@@ -49,3 +49,36 @@ async fn without_proof_from_sent_a_lost_message_is_ambiguous_and_never_resent() 
     assert_eq!(app.count("SELECT count(*) FROM events WHERE kind = 'send.ambiguous'").await, 2);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_lists_ambiguous_sends_and_resolves_them_with_an_audit_record() {
+    let app = TestApp::spawn().await;
+    let mailbox = app.connect_mailbox().await;
+    let (delivered_to, lost_to) = (recipient("dropdeliver"), recipient("droplose"));
+    let mut ids = vec![];
+    for (key, to) in [("op-1", &delivered_to), ("op-2", &lost_to)] {
+        let (_, send) = app.send(key, &TestApp::send_body(&mailbox, to, "Uncertain")).await;
+        let id = send["id"].as_str().unwrap().to_owned();
+        app.wait_for_send(&id, Duration::from_secs(30), |s| s["state"] == "ambiguous").await;
+        ids.push(id);
+    }
+    let listed: serde_json::Value = app.get("/v1/sends?state=ambiguous").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["sends"].as_array().unwrap().len(), 2);
+
+    let resolve = |id: &str, action: &str| {
+        app.post(&format!("/v1/sends/{id}/resolve"))
+            .json(&serde_json::json!({ "action": action, "note": "checked" }))
+            .send()
+    };
+    let marked: serde_json::Value = resolve(&ids[0], "mark-sent").await.unwrap().json().await.unwrap();
+    assert_eq!(marked["state"], "sent");
+    assert_eq!(resolve(&ids[1], "resend").await.unwrap().status(), 200);
+    app.wait_for_send(&ids[1], Duration::from_secs(30), |s| s["state"] == "sent").await;
+    assert_eq!(app.delivered(&delivered_to).await.len(), 1);
+    assert_eq!(app.delivered(&lost_to).await.len(), 1);
+
+    let again = resolve(&ids[0], "cancel").await.unwrap();
+    assert_eq!(again.status(), 409, "only ambiguous sends can be resolved");
+    assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action LIKE 'send.resolve.%'").await, 2);
+    app.stop().await;
+}

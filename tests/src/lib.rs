@@ -34,11 +34,17 @@ fn server_url() -> String {
 pub struct Options {
     pub limits: ApiLimits,
     pub max_attempts: u32,
+    /// Finished queue rows older than this are pruned (long by default, so tests can count jobs).
+    pub prune_after: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { limits: ApiLimits { max_message_bytes: 64 * 1024, ..ApiLimits::default() }, max_attempts: 5 }
+        Self {
+            limits: ApiLimits { max_message_bytes: 64 * 1024, ..ApiLimits::default() },
+            max_attempts: 5,
+            prune_after: Duration::from_secs(3_600),
+        }
     }
 }
 
@@ -99,6 +105,8 @@ impl TestApp {
             throttle_backoff: Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(2) },
             quota_pause: Duration::from_secs(2),
             reconcile_delay: Duration::from_secs(1),
+            prune_after: opts.prune_after,
+            prune_every: Duration::from_millis(500),
             poll_interval: Duration::from_millis(200),
             heartbeat: Duration::from_secs(2),
             smtp: smtp_settings(),

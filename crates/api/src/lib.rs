@@ -9,6 +9,8 @@ mod auth;
 mod error;
 mod json;
 mod mailboxes;
+mod operator;
+pub mod ops;
 pub mod provision;
 mod sends;
 mod validate;
@@ -65,9 +67,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/v1/mailboxes", post(mailboxes::connect))
         .route("/v1/mailboxes/{id}", get(mailboxes::show))
-        .route("/v1/sends", post(sends::create))
+        .route("/v1/sends", post(sends::create).get(operator::list))
         .route("/v1/sends/batch", post(sends::create_batch))
         .route("/v1/sends/{id}", get(sends::show))
+        .route("/v1/sends/{id}/resolve", post(operator::resolve))
         .layer(DefaultBodyLimit::max(max))
         .with_state(Arc::new(state))
 }

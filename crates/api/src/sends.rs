@@ -216,7 +216,7 @@ pub(crate) async fn show(
     Ok(Json(view(&row, false)))
 }
 
-fn view(row: &SendRow, replayed: bool) -> Value {
+pub(crate) fn view(row: &SendRow, replayed: bool) -> Value {
     json!({
         "id": row.send_id(),
         "mailbox_id": row.mailbox(),

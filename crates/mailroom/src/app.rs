@@ -77,6 +77,8 @@ pub fn worker_config(s: &Settings) -> anyhow::Result<SendWorkerConfig> {
         throttle_backoff: Backoff { base: secs(w.throttle_base_secs), cap: secs(w.throttle_cap_secs) },
         quota_pause: secs(w.quota_pause_secs),
         reconcile_delay: secs(w.reconcile_delay_secs),
+        prune_after: secs(w.prune_after_secs),
+        prune_every: secs(w.prune_every_secs),
         poll_interval: Duration::from_millis(w.poll_interval_ms),
         heartbeat: secs(w.heartbeat_secs),
         smtp: smtp(s)?,

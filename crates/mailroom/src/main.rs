@@ -44,6 +44,39 @@ enum Command {
         #[command(subcommand)]
         command: Admin,
     },
+    /// Inspect and settle sends.
+    Sends {
+        #[command(subcommand)]
+        command: SendsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SendsCmd {
+    /// List a workspace's ambiguous sends (ones that may or may not have been delivered).
+    Ambiguous {
+        /// The workspace (`ws_...`).
+        #[arg(long)]
+        workspace: WorkspaceId,
+    },
+    /// Settle an ambiguous send: `mark-sent`, `resend` or `cancel` (audited).
+    Resolve {
+        /// The workspace (`ws_...`).
+        #[arg(long)]
+        workspace: WorkspaceId,
+        /// The send (`snd_...`).
+        #[arg(long)]
+        send: mailroom_domain::SendId,
+        /// `mark-sent`, `resend` or `cancel`.
+        #[arg(long)]
+        action: String,
+        /// Why (kept in the send's last answer and the audit log).
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Who is deciding, for the audit log.
+        #[arg(long, env = "USER", default_value = "unknown")]
+        actor: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo(args) => demo::run(settings, args).await?,
         Command::Admin { command } => admin(&settings, command).await?,
+        Command::Sends { command } => sends(&settings, command).await?,
     }
     Ok(())
 }
@@ -121,6 +155,36 @@ async fn admin(settings: &Settings, command: Admin) -> anyhow::Result<()> {
         Admin::CreateApiKey { workspace, name } => {
             let (_, token) = mailroom_api::provision::create_api_key(&pool, workspace, &name, "cli").await?;
             println!("{}", token.expose_secret());
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // The listing is the command's result.
+async fn sends(settings: &Settings, command: SendsCmd) -> anyhow::Result<()> {
+    let pool = app::pool(settings).await?;
+    match command {
+        SendsCmd::Ambiguous { workspace } => {
+            let mut conn = pool.acquire().await?;
+            let mut after = None;
+            loop {
+                let state = mailroom_domain::SendState::Ambiguous;
+                let page = mailroom_store::sends::list(&mut conn, workspace, state, after, 500).await?;
+                for s in &page {
+                    let reason = s.failure_reason.as_deref().unwrap_or("");
+                    println!("{}\t{}\t{}\t{}", s.send_id(), s.message_id, s.updated_at.to_rfc3339(), reason);
+                }
+                match page.last() {
+                    Some(last) if page.len() == 500 => after = Some(last.send_id()),
+                    _ => break,
+                }
+            }
+        }
+        SendsCmd::Resolve { workspace, send, action, note, actor } => {
+            let resolution = mailroom_api::ops::parse_resolution(&action)?;
+            let actor = format!("cli:{actor}");
+            let row = mailroom_api::ops::resolve(&pool, workspace, send, resolution, &actor, None, &note).await?;
+            println!("{} is now {}", row.send_id(), row.state);
         }
     }
     Ok(())

@@ -87,6 +87,10 @@ pub struct Worker {
     pub quota_pause_secs: u64,
     /// Seconds after an uncertain attempt before its Sent folder is searched.
     pub reconcile_delay_secs: u64,
+    /// Finished queue rows older than this many seconds are deleted.
+    pub prune_after_secs: u64,
+    /// Seconds between prunes.
+    pub prune_every_secs: u64,
     /// How often to look for jobs that became due, in milliseconds.
     pub poll_interval_ms: u64,
     /// Queue heartbeat in seconds (a dead worker's jobs are re-queued after 10 of these).
@@ -164,6 +168,8 @@ impl Default for Settings {
                 throttle_cap_secs: 3_600,
                 quota_pause_secs: 3_600,
                 reconcile_delay_secs: 60,
+                prune_after_secs: 3_600,
+                prune_every_secs: 300,
                 poll_interval_ms: 1_000,
                 heartbeat_secs: 5,
             },

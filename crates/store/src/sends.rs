@@ -291,3 +291,63 @@ pub async fn count_by_state(conn: &mut PgConnection, ws: WorkspaceId) -> Result<
         .fetch_all(conn)
         .await?)
 }
+
+/// A page of a workspace's sends in one state, oldest first, after the cursor `after`.
+pub async fn list(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    state: SendState,
+    after: Option<SendId>,
+    limit: i64,
+) -> Result<Vec<SendRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM sends WHERE workspace_id = $1 AND state = $2 AND ($3::uuid IS NULL OR id > $3)
+         ORDER BY id LIMIT $4",
+    )
+    .bind(ws.as_uuid())
+    .bind(state.as_str())
+    .bind(after.map(|a| a.as_uuid()))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// What an operator decided about an ambiguous send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// It was delivered (seen in the recipient's or the sender's mailbox).
+    MarkSent,
+    /// It was not: send it again.
+    Resend,
+    /// Leave it undelivered.
+    Cancel,
+}
+
+/// Applies an operator's resolution to an `ambiguous` send. `None` when the send is not
+/// ambiguous (any more).
+pub async fn resolve(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: SendId,
+    r: Resolution,
+    note: &str,
+) -> Result<Option<SendRow>> {
+    let (state, next) = match r {
+        Resolution::MarkSent => ("sent", None),
+        Resolution::Resend => ("retry_wait", Some(chrono::Utc::now())),
+        Resolution::Cancel => ("cancelled", None),
+    };
+    Ok(sqlx::query_as(
+        "UPDATE sends SET state = $3, next_attempt_at = $4, last_response = $5, updated_at = now(),
+            failure_reason = CASE WHEN $3 = 'retry_wait' THEN NULL ELSE failure_reason END,
+            finished_at = CASE WHEN $3 = 'retry_wait' THEN NULL ELSE now() END
+         WHERE workspace_id = $1 AND id = $2 AND state = 'ambiguous' RETURNING *",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .bind(state)
+    .bind(next)
+    .bind(note)
+    .fetch_optional(conn)
+    .await?)
+}

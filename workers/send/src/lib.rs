@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod attempt;
+mod housekeeping;
 mod job;
 mod outcome;
 mod reconcile;
@@ -48,6 +49,10 @@ pub struct SendWorkerConfig {
     pub poll_interval: Duration,
     /// apalis heartbeat: orphaned jobs of a dead worker are re-queued after ten of these.
     pub heartbeat: Duration,
+    /// Finished queue rows older than this are deleted (the ledger keeps its own rows).
+    pub prune_after: Duration,
+    /// How often to prune.
+    pub prune_every: Duration,
     /// SMTP client settings.
     pub smtp: SmtpSettings,
 }
@@ -80,14 +85,18 @@ pub async fn run(
     let concurrency = config.concurrency.max(1);
     let ctx = Arc::new(Ctx { sessions: SessionPool::new(config.smtp.clone()), pool, vault, config });
     tracing::info!(worker.name = %name, concurrency, "send worker started");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let housekeeping = tokio::spawn(housekeeping::run(ctx.clone(), stop_rx));
     let worker =
         WorkerBuilder::new(name.as_str()).backend(backend).data(ctx).concurrency(concurrency).build(job::handle);
     worker
         .run_until(async move {
             shutdown.await;
+            let _ = stop_tx.send(true);
             Ok::<(), WorkerError>(())
         })
         .await?;
+    let _ = housekeeping.await;
     tracing::info!(worker.name = %name, "send worker stopped");
     Ok(())
 }

@@ -1,0 +1,58 @@
+//! Operator actions shared by the API and the CLI: resolving ambiguous sends.
+
+use mailroom_domain::{SendId, SendJob, WorkspaceId};
+use mailroom_store::{
+    PgPool, events, queue,
+    sends::{self, Resolution, SendRow},
+    workspaces,
+};
+
+use crate::ApiError;
+
+/// Parses `mark-sent`, `resend` or `cancel` (underscores accepted too).
+pub fn parse_resolution(action: &str) -> Result<Resolution, ApiError> {
+    match action.replace('_', "-").as_str() {
+        "mark-sent" => Ok(Resolution::MarkSent),
+        "resend" => Ok(Resolution::Resend),
+        "cancel" => Ok(Resolution::Cancel),
+        _ => Err(ApiError::unprocessable("invalid_field", "`action` must be one of mark-sent, resend, cancel")),
+    }
+}
+
+/// Resolves an ambiguous send, with its event, its job (for `resend`) and an audit record, in
+/// one transaction.
+pub async fn resolve(
+    pool: &PgPool,
+    ws: WorkspaceId,
+    id: SendId,
+    r: Resolution,
+    actor: &str,
+    source: Option<&str>,
+    note: &str,
+) -> Result<SendRow, ApiError> {
+    let mut tx = pool.begin().await?;
+    let what = format!("resolved by {actor}: {r:?}{}{note}", if note.is_empty() { "" } else { ": " });
+    let Some(row) = sends::resolve(&mut tx, ws, id, r, &what).await? else {
+        return match sends::get(&mut tx, ws, id).await? {
+            None => Err(ApiError::NotFound("send")),
+            Some(s) => Err(ApiError::Conflict(format!("send {id} is `{}`, not `ambiguous`", s.state))),
+        };
+    };
+    let kind = match r {
+        Resolution::MarkSent => Some("send.sent"),
+        Resolution::Cancel => Some("send.cancelled"),
+        Resolution::Resend => None,
+    };
+    if let Some(kind) = kind {
+        let data = serde_json::json!({ "message_id": row.message_id, "resolution": what });
+        let e = events::NewEvent { workspace: ws, kind, send: Some(id), mailbox: Some(row.mailbox()), data };
+        events::insert(&mut tx, &e).await?;
+    }
+    if r == Resolution::Resend {
+        queue::push_sends(&mut tx, &[(SendJob { send_id: id, workspace_id: ws }, chrono::Utc::now())]).await?;
+    }
+    workspaces::audit(&mut tx, Some(ws), actor, &format!("send.resolve.{r:?}"), Some(&id.to_string()), source).await?;
+    tx.commit().await?;
+    tracing::info!(send.id = %id, resolution = ?r, "ambiguous send resolved");
+    Ok(row)
+}
