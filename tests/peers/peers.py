@@ -4,8 +4,9 @@
 An SMTP submission server (aiosmtpd: STARTTLS required, AUTH PLAIN/LOGIN, scripted answers by
 recipient) relays every accepted message over LMTP into a private Dovecot, which serves it over
 IMAP. Each recipient's local part becomes an IMAP folder of user inbox@example.test, so a test
-reads back exactly the mail it sent. Prints one JSON line describing the peers, then runs until
-its standard input closes (so it never outlives the process that started it).
+reads back exactly the mail it sent. Prints one JSON line describing the peers, then answers commands on
+standard input (see serve_commands) until it closes, so it never outlives the process that
+started it.
 
 Like Gmail and Microsoft, the server files every message it accepts from SENDER in SENDER's
 "Sent" folder, so reconciliation can search it.
@@ -22,6 +23,7 @@ import imaplib
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import signal
@@ -165,6 +167,12 @@ def folder(address):
     return re.sub(r"[^a-z0-9-]", "-", local)[:60] or "unknown"
 
 
+STATS = {"logins": 0, "login_failures": 0, "accepted": 0, "dropped": [], "throttled": 0}
+FAULTS = {"drop": 0.0, "throttle": 0.0}
+RNG = random.Random(1)
+MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
+
+
 class Handler:
     def __init__(self, lmtp_port):
         self.lmtp_port = lmtp_port
@@ -172,6 +180,9 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@")[0].lower()
+        if FAULTS["throttle"] and RNG.random() < FAULTS["throttle"]:
+            STATS["throttled"] += 1
+            return "421 4.7.0 Too many messages, slow down"
         if local.startswith("nouser"):
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         for prefix, reply in (("tempfail", "421 4.7.0 Try again later"),
@@ -202,17 +213,28 @@ class Handler:
                 for rcpt in rcpts:
                     lmtp.sendmail(envelope.mail_from, [rcpt], content)
 
-        if self.first_time(envelope, "droplose"):
+        chaos = FAULTS["drop"] and RNG.random() < FAULTS["drop"]
+        deliver_anyway = RNG.random() < 0.5
+        if self.first_time(envelope, "droplose") or (chaos and not deliver_anyway):
+            self.record_drop(envelope, delivered=False)
             server.transport.abort()
             return "421 4.4.2 connection dropped (never seen by the client)"
         try:
             await asyncio.get_running_loop().run_in_executor(None, relay)
         except Exception as e:  # noqa: BLE001 - any relay failure is a temporary answer
             return f"451 4.3.0 relay to the mailbox failed: {e}"
-        if self.first_time(envelope, "dropdeliver"):
+        if self.first_time(envelope, "dropdeliver") or chaos:
+            self.record_drop(envelope, delivered=True)
             server.transport.abort()
             return "421 4.4.2 connection dropped (never seen by the client)"
+        STATS["accepted"] += 1
         return f"250 2.0.0 OK queued as {uuid.uuid4().hex[:12]}"
+
+    @staticmethod
+    def record_drop(envelope, delivered):
+        found = MESSAGE_ID.search(envelope.original_content or b"")
+        message_id = found.group(1).decode() if found else None
+        STATS["dropped"].append({"message_id": message_id, "delivered": delivered})
 
 
 def main():
@@ -227,7 +249,9 @@ def main():
         login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else auth_data.login
         pw = auth_data.password.decode() if isinstance(auth_data.password, bytes) else auth_data.password
         if login == SENDER and pw == password:
+            STATS["logins"] += 1
             return AuthResult(success=True)
+        STATS["login_failures"] += 1
         # handled=False makes aiosmtpd send our 535 instead of dropping the connection.
         return AuthResult(success=False, handled=False,
                           message="535 5.7.8 Username and Password not accepted")
@@ -266,9 +290,31 @@ def main():
         "sender": SENDER, "sender_password": password, "inbox": INBOX, "inbox_password": password,
     }), flush=True)
     try:
-        sys.stdin.read()
+        serve_commands()
     finally:
         stop()
+
+
+def serve_commands():
+    """Answers commands on stdin, one JSON line each, until stdin closes:
+    `stats` (counters, and the messages dropped after DATA) and
+    `faults drop=P throttle=P seed=N` (random faults for chaos runs)."""
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "faults":
+            for word in words[1:]:
+                key, _, value = word.partition("=")
+                if key == "seed":
+                    RNG.seed(int(value))
+                elif key in FAULTS:
+                    FAULTS[key] = float(value)
+            print(json.dumps({"faults": FAULTS}), flush=True)
+        elif words[0] == "stats":
+            print(json.dumps(STATS), flush=True)
+        else:
+            print(json.dumps({"error": f"unknown command {words[0]}"}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 //! Starting and stopping the mail peers.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, ChildStdin, Command, Stdio},
+    io::{BufRead, BufReader, Write},
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    sync::Mutex,
 };
 
 use anyhow::{Context as _, bail};
@@ -34,7 +35,7 @@ pub struct PeerInfo {
 /// Running mail peers; stopped when dropped.
 pub struct Peers {
     child: Child,
-    stdin: Option<ChildStdin>,
+    control: Mutex<Option<(ChildStdin, BufReader<ChildStdout>)>>,
     /// Their addresses and logins.
     pub info: PeerInfo,
 }
@@ -54,12 +55,24 @@ impl Peers {
             .stderr(Stdio::inherit())
             .spawn()
             .context("cannot start tests/peers/peers.py")?;
-        let stdout = child.stdout.take().context("peers stdout")?;
+        let mut stdout = BufReader::new(child.stdout.take().context("peers stdout")?);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).context("reading the peers' address line")?;
+        stdout.read_line(&mut line).context("reading the peers' address line")?;
         let info = serde_json::from_str(&line).with_context(|| format!("the peers did not start (said {line:?})"))?;
-        let stdin = child.stdin.take();
-        Ok(Self { child, stdin, info })
+        let stdin = child.stdin.take().context("peers stdin")?;
+        Ok(Self { child, control: Mutex::new(Some((stdin, stdout))), info })
+    }
+
+    /// Sends a control command (`stats`, `faults drop=0.01 throttle=0.02 seed=7`) and returns
+    /// the peers' JSON answer.
+    pub fn command(&self, command: &str) -> anyhow::Result<serde_json::Value> {
+        let mut control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        let (stdin, stdout) = control.as_mut().context("the peers are stopped")?;
+        writeln!(stdin, "{command}")?;
+        stdin.flush()?;
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        Ok(serde_json::from_str(&line)?)
     }
 
     /// The CA certificate to trust for the SMTP peer.
@@ -71,7 +84,7 @@ impl Peers {
 impl Drop for Peers {
     fn drop(&mut self) {
         // Closing stdin tells the script to stop Dovecot and remove its directory.
-        drop(self.stdin.take());
+        drop(self.control.lock().unwrap_or_else(|p| p.into_inner()).take());
         let _ = self.child.wait();
     }
 }

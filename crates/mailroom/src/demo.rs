@@ -130,13 +130,16 @@ async fn drive(
     let ids = imap::message_ids(peers.info.imap_port, &peers.info.inbox, &peers.info.inbox_password, &folder).await?;
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     let get = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, v)| *v);
+    let stats = peers.command("stats")?;
     Ok(format!(
-        "summary: sent {}, failed {}, ambiguous {}, delivered to the mailbox {}, duplicates found in the mailbox: {}",
+        "summary: sent {}, failed {}, ambiguous {}, delivered to the mailbox {}, duplicates found in the mailbox: {}\n\
+         SMTP sessions opened (logins at the server): {} for {n} sends",
         get("sent"),
         get("failed"),
         get("ambiguous"),
         unique.len(),
-        ids.len() - unique.len()
+        ids.len() - unique.len(),
+        stats["logins"],
     ))
 }
 
