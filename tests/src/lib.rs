@@ -149,7 +149,13 @@ impl TestApp {
         json!({
             "from_address": p.sender, "from_name": "Test Sender",
             "smtp": { "host": p.smtp_host, "port": p.smtp_port, "tls": "starttls", "username": p.sender, "password": password },
+            "pacing": Self::unpaced(),
         })
+    }
+
+    /// Pacing that lets a test mailbox send as fast as the worker can.
+    pub fn unpaced() -> Value {
+        json!({ "daily_cap": null, "min_gap_secs": 0, "jitter_secs": 0, "max_sessions": 8 })
     }
 
     /// Connects the peer's SMTP account; returns the mailbox id.

@@ -10,6 +10,7 @@ mod error;
 mod json;
 mod mailboxes;
 mod operator;
+mod pacing;
 pub mod ops;
 pub mod provision;
 mod sends;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/v1/mailboxes", post(mailboxes::connect))
         .route("/v1/mailboxes/{id}", get(mailboxes::show))
+        .route("/v1/mailboxes/{id}/pacing", axum::routing::put(pacing::put))
         .route("/v1/sends", post(sends::create).get(operator::list))
         .route("/v1/sends/batch", post(sends::create_batch))
         .route("/v1/sends/{id}", get(sends::show))

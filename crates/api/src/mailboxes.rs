@@ -76,6 +76,8 @@ pub(crate) struct ConnectRequest {
     imap: Option<ImapSettings>,
     /// Who files sent mail in the Sent folder: `provider`, `append` or `none` (default).
     sent_copy: Option<String>,
+    /// Pacing; defaults protect a warmed-up mailbox.
+    pacing: Option<crate::pacing::PacingRequest>,
 }
 
 /// Checks the optional IMAP part: settings, `sent_copy`, and a real login.
@@ -141,6 +143,10 @@ pub(crate) async fn connect(
     let from_name =
         req.from_name.as_deref().map(DisplayName::parse).transpose().map_err(|e| invalid("from_name", e))?;
     check_server("smtp", &req.smtp, &["starttls", "implicit"])?;
+    let pacing = match &req.pacing {
+        Some(p) => p.parse()?,
+        None => mailroom_domain::pacing::Pacing::default_for_new_mailbox(),
+    };
     let sent_copy = check_imap(&state, &req).await?;
     let endpoint = Endpoint {
         host: req.smtp.host.clone(),
@@ -165,7 +171,7 @@ pub(crate) async fn connect(
         let ctx = SealContext { workspace: auth.workspace, mailbox: id, field };
         sealed.push((field, state.vault.seal(&key, &ctx, secret).await?));
     }
-    let row = MailboxRow {
+    let mut row = MailboxRow {
         id: id.as_uuid(),
         workspace_id: auth.workspace.as_uuid(),
         from_address: from.as_str().to_owned(),
@@ -184,8 +190,16 @@ pub(crate) async fn connect(
         throttle_count: 0,
         sent_copy,
         sent_folder: req.imap.as_ref().and_then(|i| i.sent_folder.clone()).unwrap_or_else(|| "Sent".into()),
+        daily_cap: None,
+        min_gap_ms: 0,
+        jitter_ms: 0,
+        window_start: None,
+        window_end: None,
+        time_zone: "UTC".into(),
+        max_sessions: 1,
         created_at: chrono::Utc::now(),
     };
+    crate::pacing::apply(&mut row, &pacing);
     let version = key.context.version as i32;
     let rows: Vec<_> =
         sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
@@ -245,6 +259,7 @@ fn view(m: &MailboxRow) -> Value {
             "host": h, "port": m.imap_port, "tls": m.imap_tls, "username": m.imap_username, "sent_folder": m.sent_folder,
         })),
         "sent_copy": m.sent_copy,
+        "pacing": crate::pacing::view(m),
         "created_at": m.created_at,
     })
 }

@@ -15,6 +15,7 @@ pub mod job;
 pub mod mask;
 pub mod message;
 pub mod message_id;
+pub mod pacing;
 pub mod send;
 
 pub use answer::{Answer, Phase, Verdict};

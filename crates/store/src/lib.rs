@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod events;
 pub mod keys;
 pub mod mailboxes;
+pub mod pacing;
 pub mod queue;
 pub mod sends;
 pub mod workspaces;

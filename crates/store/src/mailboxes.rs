@@ -45,6 +45,20 @@ pub struct MailboxRow {
     pub sent_copy: String,
     /// The IMAP folder holding sent mail.
     pub sent_folder: String,
+    /// Pacing: most sends per rolling 24 h.
+    pub daily_cap: Option<i32>,
+    /// Pacing: least gap between sends, in milliseconds.
+    pub min_gap_ms: i32,
+    /// Pacing: random extra gap, up to this many milliseconds.
+    pub jitter_ms: i32,
+    /// Pacing: send window start (local time).
+    pub window_start: Option<chrono::NaiveTime>,
+    /// Pacing: send window end (local time).
+    pub window_end: Option<chrono::NaiveTime>,
+    /// Pacing: the window's IANA time zone.
+    pub time_zone: String,
+    /// Pacing: most attempts in flight at once.
+    pub max_sessions: i32,
     /// When it was connected.
     pub created_at: DateTime<Utc>,
 }
@@ -63,8 +77,9 @@ pub struct SealedSecret<'a> {
 pub async fn insert(conn: &mut PgConnection, m: &MailboxRow, secrets: &[SealedSecret<'_>]) -> Result<()> {
     sqlx::query(
         "INSERT INTO mailboxes (id, workspace_id, from_address, from_name, smtp_host, smtp_port, smtp_tls,
-            smtp_username, imap_host, imap_port, imap_tls, imap_username, sent_copy, sent_folder)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            smtp_username, imap_host, imap_port, imap_tls, imap_username, sent_copy, sent_folder,
+            daily_cap, min_gap_ms, jitter_ms, window_start, window_end, time_zone, max_sessions)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
     )
     .bind(m.id)
     .bind(m.workspace_id)
@@ -80,6 +95,13 @@ pub async fn insert(conn: &mut PgConnection, m: &MailboxRow, secrets: &[SealedSe
     .bind(&m.imap_username)
     .bind(&m.sent_copy)
     .bind(&m.sent_folder)
+    .bind(m.daily_cap)
+    .bind(m.min_gap_ms)
+    .bind(m.jitter_ms)
+    .bind(m.window_start)
+    .bind(m.window_end)
+    .bind(&m.time_zone)
+    .bind(m.max_sessions)
     .execute(&mut *conn)
     .await?;
     for s in secrets {
@@ -167,4 +189,21 @@ pub async fn mark_needs_reauth(conn: &mut PgConnection, ws: WorkspaceId, id: Mai
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+impl MailboxRow {
+    /// The mailbox's pacing settings and state.
+    pub fn pacing(&self) -> crate::pacing::PacingRow {
+        crate::pacing::PacingRow {
+            daily_cap: self.daily_cap,
+            min_gap_ms: self.min_gap_ms,
+            jitter_ms: self.jitter_ms,
+            window_start: self.window_start,
+            window_end: self.window_end,
+            time_zone: self.time_zone.clone(),
+            max_sessions: self.max_sessions,
+            next_slot_at: None,
+            paused_until: self.paused_until,
+        }
+    }
 }

@@ -45,6 +45,8 @@ pub struct SendRow {
     pub failure_reason: Option<String>,
     /// Set when the next step is to look for the message in Sent, not to send it.
     pub reconcile_reason: Option<String>,
+    /// The instant reserved for it by its mailbox's pacing.
+    pub slot_at: Option<DateTime<Utc>>,
     /// When it was accepted.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -158,7 +160,7 @@ pub async fn claim(
     lease_secs: f64,
 ) -> Result<Option<SendRow>> {
     Ok(sqlx::query_as(
-        "UPDATE sends SET state = 'sending', locked_by = $3,
+        "UPDATE sends SET state = 'sending', locked_by = $3, slot_at = COALESCE(slot_at, now()),
             attempts = attempts + CASE WHEN reconcile_reason IS NULL THEN 1 ELSE 0 END,
             lease_until = now() + make_interval(secs => $4), updated_at = now()
          WHERE workspace_id = $1 AND id = $2 AND state IN ('queued', 'retry_wait')
@@ -236,7 +238,8 @@ pub async fn finish(conn: &mut PgConnection, claimed: &SendRow, outcome: &Finish
         Finish::Retry { at, response, refund } => (SendState::RetryWait, at, Some(response), None, refund, None),
     };
     let done = sqlx::query(
-        "UPDATE sends SET state = $5, next_attempt_at = $6, last_response = COALESCE($7, last_response),
+        "WITH freed AS (DELETE FROM mailbox_sessions WHERE send_id = $2)
+         UPDATE sends SET state = $5, next_attempt_at = $6, last_response = COALESCE($7, last_response),
             failure_reason = $8, attempts = attempts - $9::int, lease_until = NULL, locked_by = NULL,
             reconcile_reason = $10,
             updated_at = now(), finished_at = CASE WHEN $5 IN ('sent', 'failed', 'ambiguous') THEN now() END
@@ -267,7 +270,8 @@ pub async fn expire_lease(
     reconcile_at: Option<DateTime<Utc>>,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE sends SET state = CASE WHEN $5::timestamptz IS NULL THEN 'ambiguous' ELSE 'retry_wait' END,
+        "WITH freed AS (DELETE FROM mailbox_sessions WHERE send_id = $2)
+         UPDATE sends SET state = CASE WHEN $5::timestamptz IS NULL THEN 'ambiguous' ELSE 'retry_wait' END,
             failure_reason = CASE WHEN $5::timestamptz IS NULL THEN $4 END,
             reconcile_reason = CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE $4 END,
             next_attempt_at = $5, lease_until = NULL, locked_by = NULL, updated_at = now(),

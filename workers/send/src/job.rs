@@ -8,7 +8,7 @@ use mailroom_domain::{MailboxId, SendJob, SendState};
 use mailroom_store::{events, mailboxes, queue, sends};
 use tracing::Instrument;
 
-use crate::{Ctx, attempt, reconcile};
+use crate::{Ctx, attempt, pace, reconcile};
 
 /// The apalis handler. Infrastructure errors are logged here, once, and handed back to apalis
 /// after a pause so a database outage does not turn into a hot re-fetch loop.
@@ -45,19 +45,15 @@ async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("the send's mailbox is missing"))?;
             drop(conn);
-            if let Some(until) = mailbox.paused_until.filter(|u| *u > now) {
-                return postpone(ctx, &row, until).await;
-            }
             if mailbox.status == "needs_reauth" {
                 return park(ctx, &row).await;
             }
-            let mut conn = ctx.pool.acquire().await?;
-            let lease = ctx.config.lease.as_secs_f64();
-            match sends::claim(&mut conn, job.workspace_id, job.send_id, &ctx.config.name, lease).await? {
-                Some(claimed) => {
-                    drop(conn);
-                    attempt::run(ctx, claimed, mailbox).await
-                }
+            // A reconciliation is a read of Sent, not a send: it needs no slot.
+            if row.reconcile_reason.is_none() && !pace::slot_due_now(ctx, &row, &mailbox).await? {
+                return Ok(());
+            }
+            match pace::claim(ctx, &row, &mailbox).await? {
+                Some(claimed) => attempt::run(ctx, claimed, mailbox).await,
                 None => Ok(()),
             }
         }
@@ -95,17 +91,6 @@ async fn recover(ctx: &Ctx, row: &sends::SendRow) -> anyhow::Result<()> {
             events::insert(&mut tx, &event).await?;
             tracing::warn!("send left mid-attempt by a dead worker is now ambiguous");
         }
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// The mailbox is paused: move the send to its next slot without spending an attempt.
-async fn postpone(ctx: &Ctx, row: &sends::SendRow, until: chrono::DateTime<Utc>) -> anyhow::Result<()> {
-    let mut tx = ctx.pool.begin().await?;
-    if sends::postpone(&mut tx, row, Some(until), "mailbox paused").await? {
-        let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
-        queue::push_sends(&mut tx, &[(job, until)]).await?;
     }
     tx.commit().await?;
     Ok(())

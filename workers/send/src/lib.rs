@@ -11,6 +11,7 @@ mod attempt;
 mod housekeeping;
 mod job;
 mod outcome;
+mod pace;
 mod reconcile;
 mod secrets;
 
