@@ -2,6 +2,7 @@
 
 mod delivery;
 mod idempotency;
+mod pacing;
 mod reconcile;
 mod tenancy;
 mod validation;

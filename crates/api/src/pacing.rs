@@ -133,7 +133,8 @@ pub(crate) async fn put(
     if !mailroom_store::pacing::set(&mut tx, auth.workspace, id, &PacingRow::from_domain(&pacing)).await? {
         return Err(ApiError::NotFound("mailbox"));
     }
-    let row = mailroom_store::mailboxes::get(&mut tx, auth.workspace, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
+    let row =
+        mailroom_store::mailboxes::get(&mut tx, auth.workspace, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     tx.commit().await?;
     Ok(Json(view(&row)))
 }

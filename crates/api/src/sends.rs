@@ -97,7 +97,8 @@ pub(crate) async fn create(
     let mailbox = mailboxes::get(&mut tx, auth.workspace, valid.mailbox).await?.ok_or(ApiError::NotFound("mailbox"))?;
     match record(&mut tx, auth.workspace, &key, &valid, &mailbox.from_address).await? {
         Outcome::Created(row) => {
-            queue::push_sends(&mut tx, &[job_for(&row)]).await?;
+            let priority = queue::fairness_priority(sends::backlog(&mut tx, auth.workspace).await?);
+            queue::push_sends_with_priority(&mut tx, &[job_for(&row)], priority).await?;
             tx.commit().await?;
             tracing::info!(send.id = %row.send_id(), mailbox.id = %valid.mailbox, "send accepted");
             Ok((StatusCode::CREATED, Json(view(&row, false))).into_response())
@@ -199,7 +200,8 @@ async fn record_batch(
             Err(e) => json!({ "status": "rejected", "error": e.body() }),
         };
     }
-    queue::push_sends(&mut tx, &jobs).await?;
+    let priority = queue::fairness_priority(sends::backlog(&mut tx, ws).await?);
+    queue::push_sends_with_priority(&mut tx, &jobs, priority).await?;
     tx.commit().await?;
     Ok(jobs.len())
 }

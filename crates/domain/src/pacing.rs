@@ -72,7 +72,9 @@ impl SendWindow {
         let opened = match self.tz.from_local_datetime(&naive) {
             LocalResult::Single(x) | LocalResult::Ambiguous(x, _) => x,
             // The start falls in a daylight-saving gap: open when the clocks have moved on.
-            LocalResult::None => self.tz.from_local_datetime(&(naive + chrono::Duration::hours(1))).earliest().unwrap_or(local),
+            LocalResult::None => {
+                self.tz.from_local_datetime(&(naive + chrono::Duration::hours(1))).earliest().unwrap_or(local)
+            }
         };
         opened.with_timezone(&Utc).max(t)
     }

@@ -113,7 +113,12 @@ pub async fn set(conn: &mut PgConnection, ws: WorkspaceId, mbx: MailboxId, p: &P
 }
 
 /// Slots of the mailbox's other live sends in the 24 hours ending at `at`, oldest first.
-pub async fn slots_in_day(conn: &mut PgConnection, mbx: MailboxId, at: DateTime<Utc>, except: SendId) -> Result<Vec<DateTime<Utc>>> {
+pub async fn slots_in_day(
+    conn: &mut PgConnection,
+    mbx: MailboxId,
+    at: DateTime<Utc>,
+    except: SendId,
+) -> Result<Vec<DateTime<Utc>>> {
     Ok(sqlx::query_scalar(
         "SELECT slot_at FROM sends
          WHERE mailbox_id = $1 AND slot_at > $2 - interval '24 hours' AND slot_at <= $2
@@ -129,7 +134,14 @@ pub async fn slots_in_day(conn: &mut PgConnection, mbx: MailboxId, at: DateTime<
 
 /// Gives a waiting send its slot (and makes it due then), and moves the mailbox's next free
 /// slot to `next`. Returns whether the send was still waiting.
-pub async fn reserve(conn: &mut PgConnection, ws: WorkspaceId, send: SendId, mbx: MailboxId, at: DateTime<Utc>, next: DateTime<Utc>) -> Result<bool> {
+pub async fn reserve(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    send: SendId,
+    mbx: MailboxId,
+    at: DateTime<Utc>,
+    next: DateTime<Utc>,
+) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE sends SET slot_at = $3, next_attempt_at = $3, updated_at = now()
          WHERE workspace_id = $1 AND id = $2 AND state IN ('queued', 'retry_wait')",
@@ -153,7 +165,13 @@ pub async fn reserve(conn: &mut PgConnection, ws: WorkspaceId, send: SendId, mbx
 
 /// Takes one of the mailbox's session places for `send` until `lease_until`, unless all
 /// `max` are in use by live attempts. Call after [`lock`].
-pub async fn open_session(conn: &mut PgConnection, mbx: MailboxId, send: SendId, max: i32, lease_until: DateTime<Utc>) -> Result<bool> {
+pub async fn open_session(
+    conn: &mut PgConnection,
+    mbx: MailboxId,
+    send: SendId,
+    max: i32,
+    lease_until: DateTime<Utc>,
+) -> Result<bool> {
     let busy: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM mailbox_sessions WHERE mailbox_id = $1 AND lease_until > now() AND send_id <> $2",
     )

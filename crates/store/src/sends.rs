@@ -355,3 +355,11 @@ pub async fn resolve(
     .fetch_optional(conn)
     .await?)
 }
+
+/// How many sends of the workspace wait to be sent (drives enqueue priority, for fairness).
+pub async fn backlog(conn: &mut PgConnection, ws: WorkspaceId) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM sends WHERE workspace_id = $1 AND state IN ('queued', 'retry_wait')")
+        .bind(ws.as_uuid())
+        .fetch_one(conn)
+        .await?)
+}
