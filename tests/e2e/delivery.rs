@@ -151,3 +151,21 @@ async fn finished_queue_rows_are_pruned_and_ledger_rows_kept() {
     assert_eq!((status, replay["replayed"].as_bool()), (200, Some(true)), "keys outlive their jobs");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_queue_job_was_lost_is_requeued_by_the_sweeper_and_sent_once() {
+    let app = TestApp::spawn().await;
+    let mailbox = app.connect_mailbox().await;
+    let to = recipient("orphan");
+    let mut body = TestApp::send_body(&mailbox, &to, "Orphan");
+    body["send_at"] = json!((chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339());
+    let (status, send) = app.send("orphan-1", &body).await;
+    assert_eq!(status, 201);
+    let lost =
+        mailroom_store::admin::execute(&app.pool, "DELETE FROM apalis.jobs WHERE status = 'Pending'").await.unwrap();
+    assert_eq!(lost, 1, "the job was still waiting for send_at");
+    let done = app.wait_for_send(send["id"].as_str().unwrap(), Duration::from_secs(30), |s| s["state"] == "sent").await;
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(app.delivered(&to).await.len(), 1);
+    app.stop().await;
+}

@@ -74,6 +74,17 @@ impl PrivateCluster {
     }
 }
 
+impl PrivateCluster {
+    /// Restarts the server (fast shutdown: open connections are cut, as in a crash-restart).
+    pub fn restart(&self) -> anyhow::Result<()> {
+        // With `-l`, as at start: otherwise the server inherits our pipes and `output()` never
+        // sees them close.
+        let mut cmd = as_postgres(&self.bin, "pg_ctl");
+        cmd.arg("-D").arg(&self.dir).arg("-l").arg(self.dir.join("log")).args(["-m", "fast", "-w", "restart"]);
+        check(&mut cmd, "pg_ctl restart")
+    }
+}
+
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
         let _ = as_postgres(&self.bin, "pg_ctl").arg("-D").arg(&self.dir).args(["-m", "fast", "stop"]).output();

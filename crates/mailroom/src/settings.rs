@@ -89,8 +89,10 @@ pub struct Worker {
     pub reconcile_delay_secs: u64,
     /// Finished queue rows older than this many seconds are deleted.
     pub prune_after_secs: u64,
-    /// Seconds between prunes.
-    pub prune_every_secs: u64,
+    /// Seconds a due send may go without a live queue job before the sweeper re-queues it.
+    pub sweep_after_secs: u64,
+    /// Seconds between sweeps and prunes.
+    pub housekeeping_every_secs: u64,
     /// How often to look for jobs that became due, in milliseconds.
     pub poll_interval_ms: u64,
     /// Queue heartbeat in seconds (a dead worker's jobs are re-queued after 10 of these).
@@ -169,7 +171,8 @@ impl Default for Settings {
                 quota_pause_secs: 3_600,
                 reconcile_delay_secs: 60,
                 prune_after_secs: 3_600,
-                prune_every_secs: 300,
+                sweep_after_secs: 120,
+                housekeeping_every_secs: 30,
                 poll_interval_ms: 1_000,
                 heartbeat_secs: 5,
             },

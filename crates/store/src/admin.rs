@@ -43,3 +43,8 @@ pub async fn connect_to(url: &str, name: &str, max_connections: u32) -> Result<P
 pub async fn scalar_count(pool: &PgPool, sql: &str) -> Result<i64> {
     Ok(sqlx::query_scalar(AssertSqlSafe(sql.to_owned())).fetch_one(pool).await?)
 }
+
+/// Runs one statement (tests that stage a fault, such as a lost queue row).
+pub async fn execute(pool: &PgPool, sql: &str) -> Result<u64> {
+    Ok(sqlx::query(AssertSqlSafe(sql.to_owned())).execute(pool).await?.rows_affected())
+}

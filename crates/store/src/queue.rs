@@ -4,7 +4,13 @@ use chrono::{DateTime, Utc};
 use mailroom_domain::SendJob;
 use sqlx::PgConnection;
 
+use apalis_core::task::{builder::TaskBuilder, task_id::TaskId};
+
 use crate::{Result, StoreError};
+
+/// apalis re-runs a job whose handler failed (an infrastructure error: the handler settles
+/// every send outcome itself) up to this many times; past it, the sweeper takes over.
+const MAX_ATTEMPTS: usize = 100;
 
 /// Enqueues send jobs to run at the given instants, in the caller's transaction, so a job
 /// exists if and only if the ledger change that needs it commits.
@@ -29,19 +35,31 @@ pub async fn push_sends_with_priority(
     if jobs.is_empty() {
         return Ok(());
     }
+    // Our own job ids (ULIDs, as apalis makes them) so the ledger can name each send's job.
+    let ids: Vec<String> = jobs.iter().map(|_| ulid::Ulid::generate().to_string()).collect();
     let tasks = jobs
         .iter()
-        .map(|(job, at)| {
+        .zip(&ids)
+        .map(|((job, at), id)| {
             let bytes = serde_json::to_vec(job).map_err(|_| StoreError::Corrupt { column: "job" })?;
             let at = u64::try_from(at.timestamp()).unwrap_or(0);
-            Ok(apalis_core::task::builder::TaskBuilder::new(bytes)
+            Ok(TaskBuilder::new(bytes)
+                .task_id(TaskId::from_string(id.clone()))
                 .run_at_timestamp(at)
-                .max_attempts(25)
+                .max_attempts(MAX_ATTEMPTS)
                 .priority(priority)
                 .build())
         })
         .collect::<Result<Vec<_>>>()?;
-    apalis_postgres::queries::push_tasks(conn, SendJob::QUEUE, tasks).await?;
+    apalis_postgres::queries::push_tasks(&mut *conn, SendJob::QUEUE, tasks).await?;
+    let sends: Vec<uuid::Uuid> = jobs.iter().map(|(j, _)| j.send_id.as_uuid()).collect();
+    sqlx::query(
+        "UPDATE sends SET job_id = x.job FROM unnest($1::uuid[], $2::text[]) AS x(id, job) WHERE sends.id = x.id",
+    )
+    .bind(&sends)
+    .bind(&ids)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -66,4 +84,31 @@ mod tests {
         assert_eq!(fairness_priority(1_000), 1);
         assert_eq!(fairness_priority(50_000), 0);
     }
+}
+
+/// Sends that should have been handled by now but have no live job (it was killed after too
+/// many failures, pruned, or lost): due and waiting, or leased by a worker long gone. Locks
+/// them (skipping ones another sweeper holds) for the caller's transaction.
+pub async fn orphaned_sends(conn: &mut PgConnection, older_than: DateTime<Utc>, limit: i64) -> Result<Vec<SendJob>> {
+    let rows: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+        "SELECT s.id, s.workspace_id FROM sends s
+         WHERE ((s.state IN ('queued', 'retry_wait') AND s.next_attempt_at < $1)
+                OR (s.state = 'sending' AND s.lease_until < $1))
+           AND NOT EXISTS (
+               SELECT 1 FROM apalis.jobs j WHERE j.id = s.job_id
+                 AND (j.status IN ('Pending', 'Queued', 'Running') OR (j.status = 'Failed' AND j.attempts < j.max_attempts)))
+         LIMIT $2
+         FOR UPDATE OF s SKIP LOCKED",
+    )
+    .bind(older_than)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(s, w)| SendJob {
+            send_id: mailroom_domain::SendId::from_uuid(s),
+            workspace_id: mailroom_domain::WorkspaceId::from_uuid(w),
+        })
+        .collect())
 }

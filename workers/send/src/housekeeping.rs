@@ -1,4 +1,10 @@
-//! Periodic upkeep run by every send worker: pruning finished queue rows.
+//! Periodic upkeep run by every send worker: re-queueing orphaned sends, pruning finished
+//! queue rows.
+//!
+//! The sweep is the last line of "never silently drop": a send that is due (or leased by a
+//! worker long dead) but has no live queue job, because apalis killed the job after too many
+//! failed runs or the job row was lost, gets a new job. Concurrent sweepers skip each other's
+//! rows.
 //!
 //! apalis never deletes a finished job; without this the queue table grows by one row per
 //! attempt for ever. Every worker prunes (a `DELETE` of old rows is idempotent), with jitter so
@@ -16,15 +22,34 @@ use crate::Ctx;
 pub(crate) async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     loop {
         let jitter = rand::rng().random_range(0.5..1.5);
-        let wait = ctx.config.prune_every.mul_f64(jitter);
+        let wait = ctx.config.housekeeping_every.mul_f64(jitter);
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(wait) => {}
+        }
+        if let Err(e) = sweep(&ctx).await {
+            tracing::warn!(error = ?e, "sweeping for orphaned sends failed; will try again");
         }
         if let Err(e) = prune(&ctx).await {
             tracing::warn!(error = ?e, "pruning finished jobs failed; will try again");
         }
     }
+}
+
+async fn sweep(ctx: &Ctx) -> anyhow::Result<()> {
+    let cutoff =
+        Utc::now() - chrono::Duration::from_std(ctx.config.sweep_after).unwrap_or(chrono::Duration::minutes(5));
+    let mut tx = ctx.pool.begin().await?;
+    let orphans = mailroom_store::queue::orphaned_sends(&mut tx, cutoff, 1_000).await?;
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let jobs: Vec<_> = orphans.iter().map(|j| (*j, now)).collect();
+    mailroom_store::queue::push_sends(&mut tx, &jobs).await?;
+    tx.commit().await?;
+    tracing::warn!(count = jobs.len(), "re-queued sends whose queue job was lost");
+    Ok(())
 }
 
 async fn prune(ctx: &Ctx) -> anyhow::Result<()> {

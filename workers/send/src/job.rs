@@ -5,7 +5,11 @@ use std::{sync::Arc, time::Duration};
 use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use mailroom_domain::{MailboxId, SendJob, SendState};
-use mailroom_store::{events, mailboxes, queue, sends};
+use mailroom_store::{
+    events,
+    mailboxes::{self, MailboxRow},
+    queue, sends,
+};
 use tracing::Instrument;
 
 use crate::{Ctx, attempt, pace, reconcile};
@@ -25,26 +29,26 @@ pub(crate) async fn handle(job: SendJob, ctx: Data<Arc<Ctx>>) -> Result<(), BoxD
 }
 
 async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
+    // Each step below takes its own connection and gives it back before the next: a job never
+    // holds two, so a pool smaller than the concurrency can slow jobs down but never deadlock.
     let mut conn = ctx.pool.acquire().await?;
     let Some(row) = sends::get(&mut conn, job.workspace_id, job.send_id).await? else {
         tracing::warn!("job for an unknown send; dropping it");
         return Ok(());
     };
+    let mailbox = mailboxes::get(&mut conn, job.workspace_id, MailboxId::from_uuid(row.mailbox_id)).await?;
+    drop(conn);
     let now = Utc::now();
     match row.state()? {
         s if s.is_terminal() => Ok(()),
-        SendState::Sending => recover(ctx, &row).await,
+        SendState::Sending => recover(ctx, &row, mailbox.as_ref()).await,
         _ if row.next_attempt_at.is_some_and(|at| at > now + chrono::Duration::seconds(1)) => {
             // Early or duplicate delivery: the job scheduled for that instant will come.
             Ok(())
         }
         SendState::RetryWait if row.next_attempt_at.is_none() => Ok(()), // parked
         _ => {
-            let mailbox_id = MailboxId::from_uuid(row.mailbox_id);
-            let mailbox = mailboxes::get(&mut conn, job.workspace_id, mailbox_id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("the send's mailbox is missing"))?;
-            drop(conn);
+            let mailbox = mailbox.ok_or_else(|| anyhow::anyhow!("the send's mailbox is missing"))?;
             if mailbox.status == "needs_reauth" {
                 return park(ctx, &row).await;
             }
@@ -60,19 +64,35 @@ async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
     }
 }
 
+/// Recoveries (a worker dying while holding the send) before the send is settled as ambiguous.
+const MAX_RECOVERIES: i32 = 3;
+
 /// A send is `sending` when its job comes round again: either another worker holds a live
 /// lease (this job is a duplicate), or the holder died mid-attempt. In the second case the
 /// message may have reached the provider, so it is never resent blindly: it is reconciled
 /// against the Sent folder where the mailbox allows, and settled as ambiguous otherwise.
-async fn recover(ctx: &Ctx, row: &sends::SendRow) -> anyhow::Result<()> {
-    if row.lease_until.is_some_and(|l| l > Utc::now()) {
+async fn recover(ctx: &Ctx, row: &sends::SendRow, mailbox: Option<&MailboxRow>) -> anyhow::Result<()> {
+    if let Some(until) = row.lease_until.filter(|l| *l > Utc::now()) {
+        // Live lease: a duplicate delivery, or the holder's job re-queued as an orphan before
+        // the lease ran out. Come back when it has: if the holder is alive the send will be
+        // finished and this is a no-op; if not, it is recovered then. Dropping the job here
+        // could leave the send `sending` for ever.
+        let mut conn = ctx.pool.acquire().await?;
+        let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
+        queue::push_sends(&mut conn, &[(job, until + chrono::Duration::seconds(1))]).await?;
         return Ok(());
     }
-    let reason = "the worker holding this send stopped mid-attempt; it may have been delivered";
+    // A send whose handling keeps killing workers is not retried for ever (apalis re-queues
+    // an orphaned job however often it happens): after a few recoveries it is settled.
+    let give_up = row.recoveries >= MAX_RECOVERIES;
+    let reason = if give_up {
+        "the workers handling this send died repeatedly; it may have been delivered"
+    } else {
+        "the worker holding this send stopped mid-attempt; it may have been delivered"
+    };
     let mut tx = ctx.pool.begin().await?;
-    let mailbox = mailboxes::get(&mut tx, row.workspace(), row.mailbox()).await?;
     let reconcile_at = mailbox
-        .filter(reconcile::possible)
+        .filter(|m| !give_up && reconcile::possible(m))
         .map(|_| Utc::now() + chrono::Duration::from_std(ctx.config.reconcile_delay).unwrap_or_default());
     if sends::expire_lease(&mut tx, row, reason, reconcile_at).await? {
         if let Some(at) = reconcile_at {

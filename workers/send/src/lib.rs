@@ -23,6 +23,7 @@ use mailroom_domain::{SendJob, backoff::Backoff};
 use mailroom_store::PgPool;
 use mailroom_transport::{SessionPool, SmtpSettings};
 use mailroom_vault::Vault;
+use sqlx::postgres::PgPoolOptions;
 
 /// How the send worker behaves.
 #[derive(Clone)]
@@ -52,8 +53,10 @@ pub struct SendWorkerConfig {
     pub heartbeat: Duration,
     /// Finished queue rows older than this are deleted (the ledger keeps its own rows).
     pub prune_after: Duration,
-    /// How often to prune.
-    pub prune_every: Duration,
+    /// A due send with no live queue job for this long gets a new job.
+    pub sweep_after: Duration,
+    /// How often to sweep and prune.
+    pub housekeeping_every: Duration,
     /// SMTP client settings.
     pub smtp: SmtpSettings,
 }
@@ -78,7 +81,11 @@ pub async fn run(
         .batch_size(config.concurrency.max(1))
         .heartbeat_interval(config.heartbeat)
         .missed_heartbeats(10);
-    let backend = PostgresStorage::<SendJob>::new(&pool)
+    // The queue gets connections of its own: jobs waiting for the shared pool must never stop
+    // the worker from fetching, acknowledging and heartbeating (missed heartbeats would make
+    // apalis re-queue live jobs as orphans).
+    let queue_pool = PgPoolOptions::new().max_connections(4).connect_with((*pool.connect_options()).clone()).await?;
+    let backend = PostgresStorage::<SendJob>::new(&queue_pool)
         .with_config(queue)
         .with_pubsub()
         .poll_with_interval(config.poll_interval);
