@@ -40,7 +40,9 @@ import warnings
 
 warnings.filterwarnings("ignore")
 # aiosmtpd logs each login and a deprecation notice through its own logger: keep test output clean.
-logging.getLogger("mail.log").setLevel(logging.ERROR)
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+# Clients killed mid-session (chaos runs) make asyncio log every write to the dead socket.
+logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult

@@ -73,19 +73,6 @@ pub async fn prune_finished(conn: &mut PgConnection, older_than: DateTime<Utc>) 
     Ok(done.rows_affected())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_small_backlog_outranks_a_large_one() {
-        assert_eq!(fairness_priority(0), 4);
-        assert_eq!(fairness_priority(10), 3);
-        assert_eq!(fairness_priority(1_000), 1);
-        assert_eq!(fairness_priority(50_000), 0);
-    }
-}
-
 /// Sends that should have been handled by now but have no live job (it was killed after too
 /// many failures, pruned, or lost): due and waiting, or leased by a worker long gone. Locks
 /// them (skipping ones another sweeper holds) for the caller's transaction.
@@ -111,4 +98,17 @@ pub async fn orphaned_sends(conn: &mut PgConnection, older_than: DateTime<Utc>, 
             workspace_id: mailroom_domain::WorkspaceId::from_uuid(w),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_backlog_outranks_a_large_one() {
+        assert_eq!(fairness_priority(0), 4);
+        assert_eq!(fairness_priority(10), 3);
+        assert_eq!(fairness_priority(1_000), 1);
+        assert_eq!(fairness_priority(50_000), 0);
+    }
 }

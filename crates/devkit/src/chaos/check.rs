@@ -37,6 +37,8 @@ pub struct Report {
     pub restarts: usize,
     /// Wall time.
     pub seconds: f64,
+    /// Why the ambiguous sends are ambiguous (distinct reasons, with counts).
+    pub ambiguous_reasons: Vec<(String, usize)>,
 }
 
 impl Report {
@@ -97,16 +99,20 @@ impl fmt::Display for Report {
             self.n,
             self.ambiguous_not_dropped,
             self.ambiguous_delivered
-        )
+        )?;
+        for (reason, n) in &self.ambiguous_reasons {
+            writeln!(f, "  ambiguous x{n}: {reason}")?;
+        }
+        Ok(())
     }
 }
 
-async fn message_ids(pool: &PgPool, ws: WorkspaceId, state: SendState) -> anyhow::Result<Vec<String>> {
+async fn rows(pool: &PgPool, ws: WorkspaceId, state: SendState) -> anyhow::Result<Vec<sends::SendRow>> {
     let mut conn = pool.acquire().await?;
     let (mut out, mut after) = (vec![], None);
     loop {
         let page = sends::list(&mut conn, ws, state, after, 1_000).await?;
-        out.extend(page.iter().map(|s| s.message_id.clone()));
+        out.extend(page.iter().cloned());
         match page.last() {
             Some(last) if page.len() == 1_000 => after = Some(last.send_id()),
             _ => return Ok(out),
@@ -132,8 +138,13 @@ pub(super) async fn count(
         );
     }
     let unique: HashSet<&String> = seen.iter().collect();
-    let sent: HashSet<String> = message_ids(pool, ws, SendState::Sent).await?.into_iter().collect();
-    let ambiguous = message_ids(pool, ws, SendState::Ambiguous).await?;
+    let sent: HashSet<String> = rows(pool, ws, SendState::Sent).await?.into_iter().map(|r| r.message_id).collect();
+    let ambiguous_rows = rows(pool, ws, SendState::Ambiguous).await?;
+    let mut reasons: HashMap<String, usize> = HashMap::new();
+    for r in &ambiguous_rows {
+        *reasons.entry(r.failure_reason.clone().unwrap_or_default()).or_default() += 1;
+    }
+    let ambiguous: Vec<String> = ambiguous_rows.into_iter().map(|r| r.message_id).collect();
     let stats = peers.command("stats")?;
     let drops: Vec<(String, bool)> = stats["dropped"]
         .as_array()
@@ -153,6 +164,7 @@ pub(super) async fn count(
         ambiguous_delivered: ambiguous.iter().filter(|m| unique.contains(m)).count(),
         dropped: (drops.iter().filter(|d| d.1).count(), drops.iter().filter(|d| !d.1).count()),
         throttled: stats["throttled"].as_u64().unwrap_or(0),
+        ambiguous_reasons: reasons.into_iter().collect(),
         ..Report::default()
     })
 }

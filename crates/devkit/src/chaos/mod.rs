@@ -1,4 +1,5 @@
 //! The chaos run (see the `mailroom-chaos` binary): processes, faults and the final count.
+#![allow(clippy::print_stdout)] // Progress lines of a command-line run.
 
 mod check;
 mod procs;

@@ -98,8 +98,9 @@ impl Fleet {
         }
         let i = rand::rng().random_range(0..self.workers.len());
         let mut victim = self.workers.swap_remove(i);
-        victim.kill()?;
+        let killed = victim.kill();
         victim.wait()?;
+        killed?;
         self.kills += 1;
         self.start_worker()
     }
