@@ -161,7 +161,7 @@ impl Default for Settings {
             },
             worker: Worker {
                 concurrency: 16,
-                lease_secs: 300,
+                lease_secs: 55,
                 max_attempts: 8,
                 max_age_hours: 72,
                 retry_base_secs: 30,
@@ -178,8 +178,8 @@ impl Default for Settings {
             },
             smtp: Smtp {
                 hello_name: "localhost".into(),
-                command_timeout_secs: 30,
-                data_timeout_secs: 120,
+                command_timeout_secs: 15,
+                data_timeout_secs: 35,
                 idle_timeout_secs: 60,
                 extra_ca_file: None,
             },

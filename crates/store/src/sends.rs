@@ -217,6 +217,8 @@ pub enum Finish<'a> {
         at: DateTime<Utc>,
         /// Why it is uncertain.
         reason: &'a str,
+        /// This is another try after a look that could not be made (counts as a recovery).
+        again: bool,
     },
     /// Try again at `at`. `refund` gives the attempt back (the mailbox was throttled, not the
     /// message refused); `at = None` parks the send until its mailbox is reconnected.
@@ -236,14 +238,14 @@ pub async fn finish(conn: &mut PgConnection, claimed: &SendRow, outcome: &Finish
     let (state, next, response, reason, refund, reconcile) = match *outcome {
         Finish::Sent { response } => (SendState::Sent, None, Some(response), None, false, None),
         Finish::Terminal { state, reason } => (state, None, None, Some(reason), false, None),
-        Finish::Reconcile { at, reason } => (SendState::RetryWait, Some(at), None, None, false, Some(reason)),
+        Finish::Reconcile { at, reason, .. } => (SendState::RetryWait, Some(at), None, None, false, Some(reason)),
         Finish::Retry { at, response, refund } => (SendState::RetryWait, at, Some(response), None, refund, None),
     };
     let done = sqlx::query(
         "WITH freed AS (DELETE FROM mailbox_sessions WHERE send_id = $2)
          UPDATE sends SET state = $5, next_attempt_at = $6, last_response = COALESCE($7, last_response),
             failure_reason = $8, attempts = attempts - $9::int, lease_until = NULL, locked_by = NULL,
-            reconcile_reason = $10,
+            reconcile_reason = $10, recoveries = recoveries + $11::int,
             updated_at = now(), finished_at = CASE WHEN $5 IN ('sent', 'failed', 'ambiguous') THEN now() END
          WHERE workspace_id = $1 AND id = $2 AND state = 'sending' AND locked_by = $3 AND attempts = $4",
     )
@@ -257,6 +259,7 @@ pub async fn finish(conn: &mut PgConnection, claimed: &SendRow, outcome: &Finish
     .bind(reason)
     .bind(i32::from(refund))
     .bind(reconcile)
+    .bind(i32::from(matches!(outcome, Finish::Reconcile { again: true, .. })))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -50,6 +50,9 @@ pub(crate) async fn record(
     Ok(commit(tx, applied).await? && was_sent)
 }
 
+/// Tries at searching Sent (counted with the send's recoveries) before it is left ambiguous.
+const MAX_LOOKS: i32 = 5;
+
 /// Records what reconciliation found.
 pub(crate) async fn reconciled(ctx: &Ctx, row: &SendRow, finding: reconcile::Finding) -> anyhow::Result<()> {
     let mut tx = ctx.pool.begin().await?;
@@ -64,6 +67,15 @@ pub(crate) async fn reconciled(ctx: &Ctx, row: &SendRow, finding: reconcile::Fin
             retry(&mut tx, row, Some(Utc::now()), response, false).await?
         }
         reconcile::Finding::Unknown(reason) => terminal(&mut tx, row, SendState::Ambiguous, &reason).await?,
+        reconcile::Finding::CouldNotLook(why) if row.recoveries < MAX_LOOKS => {
+            tracing::warn!(why = %why, "the Sent folder could not be searched; will look again");
+            let reason = row.reconcile_reason.clone().unwrap_or_default();
+            reconcile_later(ctx, &mut tx, row, &reason, true).await?
+        }
+        reconcile::Finding::CouldNotLook(why) => {
+            let reason = format!("the Sent folder could not be searched {MAX_LOOKS} times: {why}");
+            terminal(&mut tx, row, SendState::Ambiguous, &reason).await?
+        }
     };
     commit(tx, applied).await?;
     Ok(())
@@ -75,9 +87,11 @@ pub(crate) async fn reconcile_later(
     tx: &mut PgConnection,
     row: &SendRow,
     reason: &str,
+    again: bool,
 ) -> anyhow::Result<bool> {
-    let at = later(ctx.config.reconcile_delay);
-    if !sends::finish(tx, row, &Finish::Reconcile { at, reason }).await? {
+    // A repeated look waits longer: whatever stopped the first one may take a while to pass.
+    let at = later(ctx.config.reconcile_delay * if again { 4 } else { 1 });
+    if !sends::finish(tx, row, &Finish::Reconcile { at, reason, again }).await? {
         return Ok(false);
     }
     let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
@@ -154,7 +168,7 @@ async fn failed(
         Verdict::Ambiguous => {
             let reason = format!("no answer after the message was sent: {}", f.detail);
             if reconcile::possible(m) {
-                reconcile_later(ctx, tx, row, &reason).await
+                reconcile_later(ctx, tx, row, &reason, false).await
             } else {
                 terminal(tx, row, SendState::Ambiguous, &reason).await
             }

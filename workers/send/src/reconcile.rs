@@ -19,6 +19,8 @@ pub(crate) enum Finding {
     Absent,
     /// Nothing can be concluded; the reason says why.
     Unknown(String),
+    /// The search could not be made this time (database, vault or IMAP unavailable).
+    CouldNotLook(String),
 }
 
 /// The mailbox's IMAP endpoint, when it has one.
@@ -50,7 +52,7 @@ async fn look(ctx: &Ctx, row: &SendRow, m: &MailboxRow) -> Finding {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = ?e, "the mailbox's IMAP password could not be opened");
-            return Finding::Unknown("the IMAP password could not be opened".into());
+            return Finding::CouldNotLook("the IMAP password could not be opened".into());
         }
     };
     let limit = ctx.config.smtp.command_timeout;
@@ -62,7 +64,9 @@ async fn look(ctx: &Ctx, row: &SendRow, m: &MailboxRow) -> Finding {
         Ok(false) => Finding::Unknown(
             "not in the Sent folder, but this server does not file sent mail itself, so that proves nothing".into(),
         ),
-        Err(e) => Finding::Unknown(format!("the Sent folder could not be searched: {e}")),
+        // Even a refused login may pass (servers refuse logins past a connection limit): look
+        // again a few times before settling the send as ambiguous.
+        Err(e) => Finding::CouldNotLook(e.to_string()),
     }
 }
 

@@ -47,10 +47,11 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     println!("{report}");
-    if !report.passed() {
-        eprintln!("chaos run FAILED");
+    let passed = report.passed();
+    println!("chaos run {}", if passed { "passed" } else { "FAILED" });
+    println!("{}", report.tally());
+    if !passed {
         std::process::exit(1);
     }
-    println!("chaos run passed");
     Ok(())
 }

@@ -2,7 +2,7 @@
 #![allow(clippy::print_stdout)] // Progress lines of a command-line run.
 
 mod check;
-mod procs;
+pub(crate) mod procs;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -12,7 +12,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 pub use check::Report;
-use procs::Fleet;
+pub(crate) use procs::Fleet;
 
 use crate::{Peers, PrivateCluster};
 
@@ -114,7 +114,7 @@ async fn continue_after_blip() -> i64 {
     0
 }
 
-async fn finished(pool: &mailroom_store::PgPool, ws: WorkspaceId) -> anyhow::Result<i64> {
+pub(crate) async fn finished(pool: &mailroom_store::PgPool, ws: WorkspaceId) -> anyhow::Result<i64> {
     let mut conn = pool.acquire().await?;
     let counts = mailroom_store::sends::count_by_state(&mut conn, ws).await?;
     Ok(counts
@@ -124,19 +124,19 @@ async fn finished(pool: &mailroom_store::PgPool, ws: WorkspaceId) -> anyhow::Res
         .sum())
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The API, as the chaos run's client.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) token: String,
 }
 
 impl Api {
-    async fn wait_healthy(&self) -> anyhow::Result<()> {
+    pub(crate) async fn wait_healthy(&self) -> anyhow::Result<()> {
         for _ in 0..200 {
             if self.http.get(format!("{}/health", self.base)).send().await.is_ok_and(|r| r.status().is_success()) {
                 return Ok(());
@@ -156,7 +156,7 @@ impl Api {
         Ok(body)
     }
 
-    async fn connect_mailboxes(&self, peers: &Peers, n: usize) -> anyhow::Result<Vec<String>> {
+    pub(crate) async fn connect_mailboxes(&self, peers: &Peers, n: usize) -> anyhow::Result<Vec<String>> {
         let p = &peers.info;
         let body = json!({
             "from_address": p.sender,
@@ -172,7 +172,13 @@ impl Api {
         Ok(ids)
     }
 
-    async fn enqueue(&self, mailboxes: &[String], folders: &[String], n: usize, run: &str) -> anyhow::Result<()> {
+    pub(crate) async fn enqueue(
+        &self,
+        mailboxes: &[String],
+        folders: &[String],
+        n: usize,
+        run: &str,
+    ) -> anyhow::Result<()> {
         let items: Vec<Value> = (0..n)
             .map(|i| {
                 json!({

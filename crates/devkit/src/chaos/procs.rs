@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use rand::Rng;
 
 /// The API and the send workers, each a `mailroom` process configured through the environment.
-pub(super) struct Fleet {
+pub(crate) struct Fleet {
     bin: PathBuf,
     dir: PathBuf,
     env: Vec<(&'static str, String)>,
@@ -25,7 +25,7 @@ pub(super) struct Fleet {
 }
 
 impl Fleet {
-    pub(super) fn new(bin: &Path, dir: &Path, db_url: &str, ca_file: &str, api_port: u16) -> Self {
+    pub(crate) fn new(bin: &Path, dir: &Path, db_url: &str, ca_file: &str, api_port: u16) -> Self {
         let env = vec![
             ("MAILROOM_DATABASE__URL", db_url.to_owned()),
             ("MAILROOM_DATABASE__MAX_CONNECTIONS", "10".into()),
@@ -65,7 +65,7 @@ impl Fleet {
     }
 
     /// Runs a `mailroom` command to completion and returns its standard output.
-    pub(super) fn run_to_end(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub(crate) fn run_to_end(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = self.command(args).output().with_context(|| format!("cannot run {}", self.bin.display()))?;
         if !out.status.success() {
             bail!("mailroom {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
@@ -79,12 +79,12 @@ impl Fleet {
         Ok(self.command(args).stdout(file.try_clone()?).stderr(file).spawn()?)
     }
 
-    pub(super) fn start_api(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn start_api(&mut self) -> anyhow::Result<()> {
         self.api = Some(self.spawn(&["serve"], "api.log")?);
         Ok(())
     }
 
-    pub(super) fn start_worker(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn start_worker(&mut self) -> anyhow::Result<()> {
         let log = format!("worker-{}.log", self.workers.len());
         let child = self.spawn(&["worker", "send"], &log)?;
         self.workers.push(child);
@@ -92,7 +92,7 @@ impl Fleet {
     }
 
     /// SIGKILLs one worker at random and starts a replacement (a new process, a new name).
-    pub(super) fn kill_random_worker(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn kill_random_worker(&mut self) -> anyhow::Result<()> {
         if self.workers.is_empty() {
             return Ok(());
         }
@@ -106,7 +106,7 @@ impl Fleet {
     }
 
     /// Starts again any process that exited by itself (as a supervisor would).
-    pub(super) fn revive_exited(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn revive_exited(&mut self) -> anyhow::Result<()> {
         let before = self.workers.len();
         self.workers.retain_mut(|w| matches!(w.try_wait(), Ok(None)));
         let dead = before - self.workers.len();
@@ -124,7 +124,7 @@ impl Fleet {
     }
 
     /// Asks every process to stop (SIGTERM), then kills what is left after ten seconds.
-    pub(super) fn stop_all(&mut self) {
+    pub(crate) fn stop_all(&mut self) {
         let mut all: Vec<Child> = self.workers.drain(..).chain(self.api.take()).collect();
         for c in &all {
             let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
