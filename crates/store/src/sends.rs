@@ -47,8 +47,10 @@ pub struct SendRow {
     pub reconcile_reason: Option<String>,
     /// The instant reserved for it by its mailbox's pacing.
     pub slot_at: Option<DateTime<Utc>>,
-    /// How often a worker died while holding it.
+    /// How often its handling was interrupted (worker death, Sent folder unreachable).
     pub recoveries: i32,
+    /// How often a worker died during a delivery attempt of it.
+    pub crashes: i32,
     /// When it was accepted.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -280,6 +282,7 @@ pub async fn expire_lease(
             failure_reason = CASE WHEN $5::timestamptz IS NULL THEN $4 END,
             reconcile_reason = CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE $4 END,
             next_attempt_at = $5, lease_until = NULL, locked_by = NULL, updated_at = now(), recoveries = recoveries + 1,
+            crashes = crashes + CASE WHEN reconcile_reason IS NULL THEN 1 ELSE 0 END,
             finished_at = CASE WHEN $5::timestamptz IS NULL THEN now() END
          WHERE workspace_id = $1 AND id = $2 AND state = 'sending' AND attempts = $3 AND lease_until < now()",
     )

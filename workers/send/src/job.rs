@@ -64,8 +64,9 @@ async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
     }
 }
 
-/// Recoveries (a worker dying while holding the send) before the send is settled as ambiguous.
-const MAX_RECOVERIES: i32 = 3;
+/// Workers dying during a delivery attempt of one send before it is settled as ambiguous: a
+/// send that keeps killing its workers is not tried for ever.
+const MAX_CRASHES: i32 = 3;
 
 /// A send is `sending` when its job comes round again: either another worker holds a live
 /// lease (this job is a duplicate), or the holder died mid-attempt. In the second case the
@@ -84,7 +85,7 @@ async fn recover(ctx: &Ctx, row: &sends::SendRow, mailbox: Option<&MailboxRow>) 
     }
     // A send whose handling keeps killing workers is not retried for ever (apalis re-queues
     // an orphaned job however often it happens): after a few recoveries it is settled.
-    let give_up = row.recoveries >= MAX_RECOVERIES;
+    let give_up = row.crashes >= MAX_CRASHES || row.recoveries >= crate::MAX_RECOVERIES;
     let reason = if give_up {
         "the workers handling this send died repeatedly; it may have been delivered"
     } else {

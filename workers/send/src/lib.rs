@@ -25,6 +25,11 @@ use mailroom_transport::{SessionPool, SmtpSettings};
 use mailroom_vault::Vault;
 use sqlx::postgres::PgPoolOptions;
 
+/// Interruptions of one send's handling (worker deaths while it was held, Sent folder searches
+/// that could not be made) before it is settled as ambiguous. Reconciliation only reads, so it
+/// may be retried many times; delivery attempts have their own, lower cap.
+pub(crate) const MAX_RECOVERIES: i32 = 20;
+
 /// How the send worker behaves.
 #[derive(Clone)]
 pub struct SendWorkerConfig {

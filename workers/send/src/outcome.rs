@@ -50,9 +50,6 @@ pub(crate) async fn record(
     Ok(commit(tx, applied).await? && was_sent)
 }
 
-/// Tries at searching Sent (counted with the send's recoveries) before it is left ambiguous.
-const MAX_LOOKS: i32 = 5;
-
 /// Records what reconciliation found.
 pub(crate) async fn reconciled(ctx: &Ctx, row: &SendRow, finding: reconcile::Finding) -> anyhow::Result<()> {
     let mut tx = ctx.pool.begin().await?;
@@ -67,13 +64,13 @@ pub(crate) async fn reconciled(ctx: &Ctx, row: &SendRow, finding: reconcile::Fin
             retry(&mut tx, row, Some(Utc::now()), response, false).await?
         }
         reconcile::Finding::Unknown(reason) => terminal(&mut tx, row, SendState::Ambiguous, &reason).await?,
-        reconcile::Finding::CouldNotLook(why) if row.recoveries < MAX_LOOKS => {
+        reconcile::Finding::CouldNotLook(why) if row.recoveries < crate::MAX_RECOVERIES => {
             tracing::warn!(why = %why, "the Sent folder could not be searched; will look again");
             let reason = row.reconcile_reason.clone().unwrap_or_default();
             reconcile_later(ctx, &mut tx, row, &reason, true).await?
         }
         reconcile::Finding::CouldNotLook(why) => {
-            let reason = format!("the Sent folder could not be searched {MAX_LOOKS} times: {why}");
+            let reason = format!("the Sent folder could not be searched, {} times in all: {why}", row.recoveries);
             terminal(&mut tx, row, SendState::Ambiguous, &reason).await?
         }
     };
