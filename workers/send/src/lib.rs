@@ -81,35 +81,62 @@ pub async fn run(
     config: SendWorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let queue = Config::default()
-        .queue(SendJob::QUEUE)
-        .batch_size(config.concurrency.max(1))
-        .heartbeat_interval(config.heartbeat)
-        .missed_heartbeats(10);
     // The queue gets connections of its own: jobs waiting for the shared pool must never stop
     // the worker from fetching, acknowledging and heartbeating (missed heartbeats would make
     // apalis re-queue live jobs as orphans).
     let queue_pool = PgPoolOptions::new().max_connections(4).connect_with((*pool.connect_options()).clone()).await?;
-    let backend = PostgresStorage::<SendJob>::new(&queue_pool)
-        .with_config(queue)
-        .with_pubsub()
-        .poll_with_interval(config.poll_interval);
     let name = config.name.clone();
-    let concurrency = config.concurrency.max(1);
     let ctx = Arc::new(Ctx { sessions: SessionPool::new(config.smtp.clone()), pool, vault, config });
-    tracing::info!(worker.name = %name, concurrency, "send worker started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let housekeeping = tokio::spawn(housekeeping::run(ctx.clone(), stop_rx));
-    let worker =
-        WorkerBuilder::new(name.as_str()).backend(backend).data(ctx).concurrency(concurrency).build(job::handle);
-    worker
-        .run_until(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-            Ok::<(), WorkerError>(())
-        })
-        .await?;
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let housekeeping = tokio::spawn(housekeeping::run(ctx.clone(), stop_rx.clone()));
+    // apalis stops a worker when its backend fails (the database restarted, say). Start it
+    // again under a new name, so the jobs the failed instance held are seen as orphans and
+    // re-queued, instead of exiting and waiting for a supervisor.
+    for generation in 0.. {
+        let instance = if generation == 0 { name.clone() } else { format!("{name}-r{generation}") };
+        let result = run_queue_worker(&ctx, &queue_pool, &instance, stop_rx.clone()).await;
+        if *stop_rx.borrow() {
+            break;
+        }
+        if let Err(e) = result {
+            tracing::error!(worker.name = %instance, error = %e, "the queue failed; restarting the worker in 2 s");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     let _ = housekeeping.await;
     tracing::info!(worker.name = %name, "send worker stopped");
     Ok(())
+}
+
+/// One apalis worker instance, until `stop` turns true or its backend fails.
+async fn run_queue_worker(
+    ctx: &Arc<Ctx>,
+    queue_pool: &PgPool,
+    name: &str,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), WorkerError> {
+    let c = &ctx.config;
+    let queue = Config::default()
+        .queue(SendJob::QUEUE)
+        .batch_size(c.concurrency.max(1))
+        .heartbeat_interval(c.heartbeat)
+        .missed_heartbeats(10);
+    let backend = PostgresStorage::<SendJob>::new(queue_pool)
+        .with_config(queue)
+        .with_pubsub()
+        .poll_with_interval(c.poll_interval);
+    let concurrency = c.concurrency.max(1);
+    tracing::info!(worker.name = %name, concurrency, "send worker started");
+    let worker =
+        WorkerBuilder::new(name).backend(backend).data(ctx.clone()).concurrency(concurrency).build(job::handle);
+    worker
+        .run_until(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            Ok::<(), WorkerError>(())
+        })
+        .await
 }

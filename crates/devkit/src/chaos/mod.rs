@@ -69,6 +69,13 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     report.kills = fleet.kills;
     report.restarts = fleet.restarts;
     report.seconds = started.elapsed().as_secs_f64();
+    drop(pool);
+    drop(pg);
+    if report.passed() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("logs and database kept in {}", dir.display());
+    }
     Ok(report)
 }
 
