@@ -53,7 +53,8 @@ pub async fn run(plan: BenchPlan) -> anyhow::Result<Vec<String>> {
     for &workers in &plan.workers {
         let db = format!("bench_{workers}");
         mailroom_store::admin::create_database(&pg.url, &db).await?;
-        let url = pg.url.replace("/postgres", &format!("/{db}"));
+        let server = pg.url.rsplit_once('/').map_or(pg.url.as_str(), |(server, _)| server);
+        let url = format!("{server}/{db}");
         lines.push(
             round(&plan, &peers, &dir, &url, workers).await.with_context(|| format!("round with {workers} workers"))?,
         );
