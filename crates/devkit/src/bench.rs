@@ -63,6 +63,7 @@ pub async fn run(plan: BenchPlan) -> anyhow::Result<Vec<String>> {
     let noop = noop_jobs(&pg.url, plan.sends).await?;
     println!("{noop}");
     lines.push(noop);
+    drop(pg);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(lines)
 }
