@@ -101,8 +101,8 @@ impl From<mailroom_store::StoreError> for ApiError {
     }
 }
 
-impl From<sqlx_error::Error> for ApiError {
-    fn from(e: sqlx_error::Error) -> Self {
+impl From<mailroom_store::SqlxError> for ApiError {
+    fn from(e: mailroom_store::SqlxError) -> Self {
         Self::Internal(Box::new(e))
     }
 }
@@ -111,9 +111,4 @@ impl From<mailroom_vault::VaultError> for ApiError {
     fn from(e: mailroom_vault::VaultError) -> Self {
         Self::Internal(Box::new(e))
     }
-}
-
-/// The driver's error type, re-exported by the store.
-mod sqlx_error {
-    pub use mailroom_store::SqlxError as Error;
 }

@@ -79,12 +79,8 @@ pub fn router(state: AppState) -> Router {
 
 async fn health(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Result<&'static str, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    sqlx_ping(&mut conn).await?;
+    mailroom_store::workspaces::ping(&mut conn).await?;
     Ok("ok")
-}
-
-async fn sqlx_ping(conn: &mut mailroom_store::PgConnection) -> Result<(), mailroom_store::StoreError> {
-    mailroom_store::workspaces::ping(conn).await
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.

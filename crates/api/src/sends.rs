@@ -40,8 +40,8 @@ enum Outcome {
     Replayed(SendRow),
 }
 
-/// Records one validated send in the caller's transaction; a created send's job is returned
-/// for the caller to push with the rest.
+/// Records one validated send in the caller's transaction. The caller pushes the job of a
+/// created send, so a batch queues all of its jobs in one statement.
 async fn record(
     conn: &mut PgConnection,
     ws: WorkspaceId,
