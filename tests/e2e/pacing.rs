@@ -167,3 +167,18 @@ async fn a_busy_workspace_does_not_delay_a_quiet_ones_sends() {
     assert!(busy_waiting > 40_000, "the quiet sends went out only after most of the busy backlog");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_send_keeps_the_queue_priority_it_was_enqueued_with() {
+    let app = TestApp::spawn().await;
+    let mailbox = app.connect_mailbox().await;
+    let to = recipient("softfail");
+    let (_, send) = app.send("prio-1", &TestApp::send_body(&mailbox, &to, "Retried")).await;
+    let done = app.wait_for_send(send["id"].as_str().unwrap(), Duration::from_secs(30), |s| s["state"] == "sent").await;
+    assert_eq!(done["attempts"], 2, "{done}");
+    // A quiet workspace's first send goes in at the top priority; its retry must too, or a
+    // busy tenant's backlog would hold it back.
+    assert!(app.count("SELECT count(*) FROM apalis.jobs").await >= 2);
+    assert_eq!(app.count("SELECT count(*) FROM apalis.jobs WHERE priority <> 4").await, 0);
+    app.stop().await;
+}

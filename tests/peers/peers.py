@@ -17,6 +17,10 @@ Scripted recipients (local part prefix):
   softfail...  451 4.3.0 at RCPT the first time for that address (transient), then accepted
   dropdeliver... the first time: delivers, then drops the connection before answering DATA
   droplose...    the first time: drops the connection after DATA without delivering
+  stall...       never answers RCPT (a worker killed while waiting has handed nothing over)
+  stallbody...   delivers, then never answers DATA (a worker killed while waiting had sent it)
+  slow-TAG-N...  answers DATA after 0.3 s; `stats` reports, per TAG, the most DATA phases
+                 that were in flight at once (per-mailbox session caps are checked with it)
 """
 import asyncio
 import imaplib
@@ -172,7 +176,8 @@ def folder(address):
     return re.sub(r"[^a-z0-9-]", "-", local)[:60] or "unknown"
 
 
-STATS = {"logins": 0, "login_failures": 0, "accepted": 0, "dropped": [], "throttled": 0}
+STATS = {"logins": 0, "login_failures": 0, "accepted": 0, "dropped": [], "throttled": 0, "inflight_max": {}}
+INFLIGHT = {}
 FAULTS = {"drop": 0.0, "throttle": 0.0, "sink": 0.0}
 RNG = random.Random(1)
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
@@ -190,6 +195,8 @@ class Handler:
             return "421 4.7.0 Too many messages, slow down"
         if local.startswith("nouser"):
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if local.startswith("stall") and not local.startswith("stallbody"):
+            await asyncio.sleep(3600)
         for prefix, reply in (("tempfail", "421 4.7.0 Try again later"),
                               ("softfail", "451 4.3.0 Temporary local problem, try again")):
             if local.startswith(prefix) and address.lower() not in self.seen:
@@ -206,6 +213,20 @@ class Handler:
         return False
 
     async def handle_DATA(self, server, session, envelope):
+        tags = {r.split("@")[0].lower().rsplit("-", 1)[0] for r in envelope.rcpt_tos
+                if r.lower().startswith("slow-")}
+        for tag in tags:
+            INFLIGHT[tag] = INFLIGHT.get(tag, 0) + 1
+            STATS["inflight_max"][tag] = max(STATS["inflight_max"].get(tag, 0), INFLIGHT[tag])
+        try:
+            if tags:
+                await asyncio.sleep(0.3)
+            return await self.data(server, envelope)
+        finally:
+            for tag in tags:
+                INFLIGHT[tag] -= 1
+
+    async def data(self, server, envelope):
         if FAULTS["sink"]:
             # Benchmarks: accept and discard, so the engine, not Dovecot, is what is measured.
             STATS["accepted"] += 1
@@ -232,6 +253,8 @@ class Handler:
             await asyncio.get_running_loop().run_in_executor(None, relay)
         except Exception as e:  # noqa: BLE001 - any relay failure is a temporary answer
             return f"451 4.3.0 relay to the mailbox failed: {e}"
+        if any(r.lower().startswith("stallbody") for r in envelope.rcpt_tos):
+            await asyncio.sleep(3600)
         if self.first_time(envelope, "dropdeliver") or chaos:
             self.record_drop(envelope, delivered=True)
             server.transport.abort()

@@ -19,13 +19,16 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod process;
+pub use process::WorkerProcess;
+
 /// The mail peers, started once per test binary and stopped when it exits.
 pub fn peers() -> &'static Peers {
     static PEERS: OnceLock<Peers> = OnceLock::new();
     PEERS.get_or_init(|| Peers::start().expect("mail peers (run scripts/setup-peers)"))
 }
 
-fn server_url() -> String {
+pub fn server_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
@@ -36,6 +39,12 @@ pub struct Options {
     pub max_attempts: u32,
     /// Finished queue rows older than this are pruned (long by default, so tests can count jobs).
     pub prune_after: Duration,
+    /// The send lease (crash tests shorten it, so recovery comes quickly).
+    pub lease: Duration,
+    /// How often workers heartbeat; apalis re-queues a dead worker's jobs after ten missed.
+    pub heartbeat: Duration,
+    /// Whether the app runs a send worker of its own ([`WorkerProcess`] starts others).
+    pub in_process_worker: bool,
 }
 
 impl Default for Options {
@@ -44,6 +53,9 @@ impl Default for Options {
             limits: ApiLimits { max_message_bytes: 64 * 1024, ..ApiLimits::default() },
             max_attempts: 5,
             prune_after: Duration::from_secs(3_600),
+            lease: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(2),
+            in_process_worker: true,
         }
     }
 }
@@ -55,6 +67,8 @@ pub struct TestApp {
     pub workspace: WorkspaceId,
     pub pool: PgPool,
     pub vault: Vault,
+    /// The worker configuration, for more workers started by the test.
+    pub worker_config: SendWorkerConfig,
     db: String,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -98,7 +112,7 @@ impl TestApp {
         let config = SendWorkerConfig {
             name: format!("test-send-{}", uuid::Uuid::new_v4().simple()),
             concurrency: 8,
-            lease: Duration::from_secs(60),
+            lease: opts.lease,
             max_attempts: opts.max_attempts,
             max_age: Duration::from_secs(3_600),
             retry_backoff: Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(2) },
@@ -109,13 +123,16 @@ impl TestApp {
             sweep_after: Duration::from_secs(2),
             housekeeping_every: Duration::from_millis(500),
             poll_interval: Duration::from_millis(200),
-            heartbeat: Duration::from_secs(2),
+            heartbeat: opts.heartbeat,
             smtp: smtp_settings(),
         };
-        let worker = tokio::spawn({
-            let (pool, vault, stop) = (pool.clone(), vault.clone(), stop.clone());
-            async move { mailroom_send_worker::run(pool, vault, config, stop.cancelled_owned()).await.unwrap() }
-        });
+        let mut tasks = vec![api];
+        if opts.in_process_worker {
+            tasks.push(tokio::spawn({
+                let (pool, vault, stop, config) = (pool.clone(), vault.clone(), stop.clone(), config.clone());
+                async move { mailroom_send_worker::run(pool, vault, config, stop.cancelled_owned()).await.unwrap() }
+            }));
+        }
         Self {
             base,
             http: reqwest::Client::new(),
@@ -123,9 +140,10 @@ impl TestApp {
             workspace,
             pool,
             vault,
+            worker_config: config,
             db,
             stop,
-            tasks: vec![api, worker],
+            tasks,
         }
     }
 
@@ -225,6 +243,11 @@ impl TestApp {
     /// Runs a scalar SQL count (assertions on what the engine wrote).
     pub async fn count(&self, sql: &str) -> i64 {
         mailroom_store::admin::scalar_count(&self.pool, sql).await.unwrap()
+    }
+
+    /// The test database's name.
+    pub fn database(&self) -> &str {
+        &self.db
     }
 
     /// Stops the API and worker and drops the database.

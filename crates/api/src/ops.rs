@@ -1,6 +1,6 @@
 //! Operator actions shared by the API and the CLI: resolving ambiguous sends.
 
-use mailroom_domain::{SendId, SendJob, WorkspaceId};
+use mailroom_domain::{SendId, WorkspaceId};
 use mailroom_store::{
     PgPool, events, queue,
     sends::{self, Resolution, SendRow},
@@ -49,7 +49,7 @@ pub async fn resolve(
         events::insert(&mut tx, &e).await?;
     }
     if r == Resolution::Resend {
-        queue::push_sends(&mut tx, &[(SendJob { send_id: id, workspace_id: ws }, chrono::Utc::now())]).await?;
+        queue::reschedule(&mut tx, &row, chrono::Utc::now()).await?;
     }
     workspaces::audit(&mut tx, Some(ws), actor, &format!("send.resolve.{r:?}"), Some(&id.to_string()), source).await?;
     tx.commit().await?;

@@ -6,16 +6,18 @@ use sqlx::PgConnection;
 
 use apalis_core::task::{builder::TaskBuilder, task_id::TaskId};
 
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, sends::SendRow};
 
 /// apalis re-runs a job whose handler failed (an infrastructure error: the handler settles
 /// every send outcome itself) up to this many times; past it, the sweeper takes over.
 const MAX_ATTEMPTS: usize = 100;
 
-/// Enqueues send jobs to run at the given instants, in the caller's transaction, so a job
-/// exists if and only if the ledger change that needs it commits.
-pub async fn push_sends(conn: &mut PgConnection, jobs: &[(SendJob, DateTime<Utc>)]) -> Result<()> {
-    push_sends_with_priority(conn, jobs, 0).await
+/// Enqueues the next job of a send already in the ledger (a retry, a pacing reservation, a
+/// recovery), in the caller's transaction, at the priority the send was first enqueued with:
+/// a small tenant's retry must not fall behind a large tenant's backlog.
+pub async fn reschedule(conn: &mut PgConnection, row: &SendRow, at: DateTime<Utc>) -> Result<()> {
+    let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
+    push_sends_with_priority(conn, &[(job, at)], usize::try_from(row.queue_priority).unwrap_or(0)).await
 }
 
 /// The priority of new sends of a workspace that already has `backlog` waiting: a workspace
@@ -26,7 +28,9 @@ pub fn fairness_priority(backlog: i64) -> usize {
     4usize.saturating_sub(magnitude)
 }
 
-/// [`push_sends`] with an explicit queue priority (higher first).
+/// Enqueues send jobs to run at the given instants with a queue priority (higher first), in
+/// the caller's transaction, so a job exists if and only if the ledger change that needs it
+/// commits.
 pub async fn push_sends_with_priority(
     conn: &mut PgConnection,
     jobs: &[(SendJob, DateTime<Utc>)],
@@ -54,10 +58,12 @@ pub async fn push_sends_with_priority(
     apalis_postgres::queries::push_tasks(&mut *conn, SendJob::QUEUE, tasks).await?;
     let sends: Vec<uuid::Uuid> = jobs.iter().map(|(j, _)| j.send_id.as_uuid()).collect();
     sqlx::query(
-        "UPDATE sends SET job_id = x.job FROM unnest($1::uuid[], $2::text[]) AS x(id, job) WHERE sends.id = x.id",
+        "UPDATE sends SET job_id = x.job, queue_priority = $3
+         FROM unnest($1::uuid[], $2::text[]) AS x(id, job) WHERE sends.id = x.id",
     )
     .bind(&sends)
     .bind(&ids)
+    .bind(i16::try_from(priority).unwrap_or(i16::MAX))
     .execute(conn)
     .await?;
     Ok(())
@@ -76,9 +82,13 @@ pub async fn prune_finished(conn: &mut PgConnection, older_than: DateTime<Utc>) 
 /// Sends that should have been handled by now but have no live job (it was killed after too
 /// many failures, pruned, or lost): due and waiting, or leased by a worker long gone. Locks
 /// them (skipping ones another sweeper holds) for the caller's transaction.
-pub async fn orphaned_sends(conn: &mut PgConnection, older_than: DateTime<Utc>, limit: i64) -> Result<Vec<SendJob>> {
-    let rows: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
-        "SELECT s.id, s.workspace_id FROM sends s
+pub async fn orphaned_sends(
+    conn: &mut PgConnection,
+    older_than: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(SendJob, usize)>> {
+    let rows: Vec<(uuid::Uuid, uuid::Uuid, i16)> = sqlx::query_as(
+        "SELECT s.id, s.workspace_id, s.queue_priority FROM sends s
          WHERE ((s.state IN ('queued', 'retry_wait') AND s.next_attempt_at < $1)
                 OR (s.state = 'sending' AND s.lease_until < $1))
            AND NOT EXISTS (
@@ -93,9 +103,12 @@ pub async fn orphaned_sends(conn: &mut PgConnection, older_than: DateTime<Utc>, 
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(s, w)| SendJob {
-            send_id: mailroom_domain::SendId::from_uuid(s),
-            workspace_id: mailroom_domain::WorkspaceId::from_uuid(w),
+        .map(|(s, w, p)| {
+            let job = SendJob {
+                send_id: mailroom_domain::SendId::from_uuid(s),
+                workspace_id: mailroom_domain::WorkspaceId::from_uuid(w),
+            };
+            (job, usize::try_from(p).unwrap_or(0))
         })
         .collect())
 }

@@ -51,6 +51,10 @@ pub struct SendRow {
     pub recoveries: i32,
     /// How often a worker died during a delivery attempt of it.
     pub crashes: i32,
+    /// When the current attempt began handing over the message body (unset before DATA).
+    pub body_at: Option<DateTime<Utc>>,
+    /// The queue priority the send was enqueued with, reused for its later jobs.
+    pub queue_priority: i16,
     /// When it was accepted.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -166,6 +170,7 @@ pub async fn claim(
     Ok(sqlx::query_as(
         "UPDATE sends SET state = 'sending', locked_by = $3, slot_at = COALESCE(slot_at, now()),
             attempts = attempts + CASE WHEN reconcile_reason IS NULL THEN 1 ELSE 0 END,
+            body_at = CASE WHEN reconcile_reason IS NULL THEN NULL ELSE body_at END,
             lease_until = now() + make_interval(secs => $4), updated_at = now()
          WHERE workspace_id = $1 AND id = $2 AND state IN ('queued', 'retry_wait')
            AND COALESCE(next_attempt_at, '-infinity') <= now() + interval '1 second'
@@ -178,6 +183,27 @@ pub async fn claim(
     .bind(lease_secs)
     .fetch_optional(conn)
     .await?)
+}
+
+/// Records, just before the message body goes to the provider, that this attempt is about to
+/// hand it over, and renews the lease for the body's transfer. Returns false when the attempt
+/// no longer holds the send (its lease ran out and it was recovered, or another worker took
+/// it): the caller must then not send the body. This fences a stalled worker out of a
+/// double-send.
+pub async fn begin_body(conn: &mut PgConnection, row: &SendRow, lease_secs: f64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE sends SET body_at = now(), lease_until = now() + make_interval(secs => $5)
+         WHERE workspace_id = $1 AND id = $2 AND state = 'sending' AND attempts = $3 AND locked_by = $4
+           AND lease_until > now()",
+    )
+    .bind(row.workspace_id)
+    .bind(row.id)
+    .bind(row.attempts)
+    .bind(&row.locked_by)
+    .bind(lease_secs)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Postpones a waiting send (its mailbox is paused) without counting an attempt. `at = None`
@@ -267,30 +293,53 @@ pub async fn finish(conn: &mut PgConnection, claimed: &SendRow, outcome: &Finish
     Ok(done.rows_affected() == 1)
 }
 
-/// Takes over a `sending` row whose lease has expired (its worker died mid-attempt). It may
-/// have been delivered, so it is never resent blindly: with `reconcile_at` it waits for a look
-/// in the Sent folder, without it becomes `ambiguous`. Returns whether it did.
-pub async fn expire_lease(
-    conn: &mut PgConnection,
-    row: &SendRow,
-    reason: &str,
-    reconcile_at: Option<DateTime<Utc>>,
-) -> Result<bool> {
+/// What becomes of a send whose worker died holding it.
+#[derive(Debug, Clone, Copy)]
+pub enum AfterCrash<'a> {
+    /// The body was never handed over: nothing can have been delivered. Try again at `at`.
+    Retry {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// It may have been delivered: look in the Sent folder at `at`.
+    Reconcile {
+        /// When.
+        at: DateTime<Utc>,
+        /// Why it needs the look.
+        reason: &'a str,
+    },
+    /// Settled without delivery (`failed`) or without knowing (`ambiguous`).
+    Settle {
+        /// `failed` or `ambiguous`.
+        state: SendState,
+        /// Why.
+        reason: &'a str,
+    },
+}
+
+/// Takes over a `sending` row whose lease has expired (its worker died mid-attempt), as
+/// `after` says. Returns whether it did (false: another recoverer was first).
+pub async fn expire_lease(conn: &mut PgConnection, row: &SendRow, after: AfterCrash<'_>) -> Result<bool> {
+    let (state, failure, reconcile, at) = match after {
+        AfterCrash::Retry { at } => (SendState::RetryWait, None, None, Some(at)),
+        AfterCrash::Reconcile { at, reason } => (SendState::RetryWait, None, Some(reason), Some(at)),
+        AfterCrash::Settle { state, reason } => (state, Some(reason), None, None),
+    };
     let done = sqlx::query(
         "WITH freed AS (DELETE FROM mailbox_sessions WHERE send_id = $2)
-         UPDATE sends SET state = CASE WHEN $5::timestamptz IS NULL THEN 'ambiguous' ELSE 'retry_wait' END,
-            failure_reason = CASE WHEN $5::timestamptz IS NULL THEN $4 END,
-            reconcile_reason = CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE $4 END,
-            next_attempt_at = $5, lease_until = NULL, locked_by = NULL, updated_at = now(), recoveries = recoveries + 1,
+         UPDATE sends SET state = $4, failure_reason = $5, reconcile_reason = $6, next_attempt_at = $7,
+            lease_until = NULL, locked_by = NULL, updated_at = now(), recoveries = recoveries + 1,
             crashes = crashes + CASE WHEN reconcile_reason IS NULL THEN 1 ELSE 0 END,
-            finished_at = CASE WHEN $5::timestamptz IS NULL THEN now() END
+            finished_at = CASE WHEN $7::timestamptz IS NULL THEN now() END
          WHERE workspace_id = $1 AND id = $2 AND state = 'sending' AND attempts = $3 AND lease_until < now()",
     )
     .bind(row.workspace_id)
     .bind(row.id)
     .bind(row.attempts)
-    .bind(reason)
-    .bind(reconcile_at)
+    .bind(state.as_str())
+    .bind(failure)
+    .bind(reconcile)
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -113,6 +113,9 @@ pub enum DeliverError<E> {
     Secret(E),
     /// The SMTP attempt failed.
     Smtp(AttemptFailure),
+    /// The caller's check before the body refused or failed: the body was not sent, and the
+    /// session, left mid-transaction, was closed.
+    BeforeBody(E),
 }
 
 async fn timed<T>(
@@ -166,21 +169,30 @@ async fn open(
     Ok(conn)
 }
 
-/// Runs one mail transaction on an open session; `Ok` carries the final answer.
-async fn transact(
+/// Runs one mail transaction on an open session; `Ok` carries the final answer. `before_body`
+/// runs after the last RCPT, the last moment at which nothing can have been delivered.
+async fn transact<E, G, GFut>(
     settings: &SmtpSettings,
     conn: &mut AsyncSmtpConnection,
     msg: &Composed,
-) -> Result<Answer, AttemptFailure> {
+    before_body: &G,
+) -> Result<Answer, DeliverError<E>>
+where
+    G: Fn() -> GFut,
+    GFut: Future<Output = Result<(), E>>,
+{
     let t = settings.command_timeout;
-    timed(t, Phase::MailFrom, conn.command(Mail::new(msg.envelope.from().cloned(), vec![]))).await?;
+    let from = Mail::new(msg.envelope.from().cloned(), vec![]);
+    timed(t, Phase::MailFrom, conn.command(from)).await.map_err(DeliverError::Smtp)?;
     for rcpt in msg.envelope.to() {
         timed(t, Phase::Rcpt, conn.command(Rcpt::new(rcpt.clone(), vec![])))
             .await
-            .map_err(|f| AttemptFailure { recipient: Some(rcpt.to_string()), ..f })?;
+            .map_err(|f| DeliverError::Smtp(AttemptFailure { recipient: Some(rcpt.to_string()), ..f }))?;
     }
-    timed(t, Phase::Data, conn.command(Data)).await?;
-    let reply = timed(settings.data_timeout, Phase::Body, conn.message(&msg.bytes)).await?;
+    before_body().await.map_err(DeliverError::BeforeBody)?;
+    timed(t, Phase::Data, conn.command(Data)).await.map_err(DeliverError::Smtp)?;
+    let reply =
+        timed(settings.data_timeout, Phase::Body, conn.message(&msg.bytes)).await.map_err(DeliverError::Smtp)?;
     let code = reply.code().to_string().parse().unwrap_or(250);
     Ok(Answer::smtp(code, reply.message().collect::<Vec<_>>().join(" ")))
 }
@@ -228,38 +240,42 @@ impl SessionPool {
     }
 
     /// Delivers `msg` for `mailbox`, reusing an idle session or opening one with the password
-    /// that `password` yields (called only when a new session is needed).
-    pub async fn deliver<E, F, Fut>(
+    /// that `password` yields (called only when a new session is needed). `before_body` runs
+    /// once the recipients are accepted and before `DATA`; if it fails, the body is not sent.
+    pub async fn deliver<E, F, Fut, G, GFut>(
         &self,
         mailbox: MailboxId,
         ep: &Endpoint,
         password: F,
+        before_body: G,
         msg: &Composed,
     ) -> Result<Answer, DeliverError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<SecretString, E>>,
+        G: Fn() -> GFut,
+        GFut: Future<Output = Result<(), E>>,
     {
         if let Some(mut conn) = self.checkout(mailbox, ep) {
-            match transact(&self.settings, &mut conn, msg).await {
+            match transact(&self.settings, &mut conn, msg, &before_body).await {
                 Ok(answer) => {
                     self.checkin(mailbox, ep, conn);
                     return Ok(answer);
                 }
                 // A stale pooled session dies at MAIL FROM: nothing was sent, open a new one.
-                Err(f) if f.phase == Phase::MailFrom && f.answer.is_none() => {
+                Err(DeliverError::Smtp(f)) if f.phase == Phase::MailFrom && f.answer.is_none() => {
                     tracing::debug!(mailbox.id = %mailbox, "pooled SMTP session was stale");
                 }
-                Err(f) => return Err(DeliverError::Smtp(f)),
+                Err(e) => return Err(e),
             }
         }
         let secret = password().await.map_err(DeliverError::Secret)?;
         let mut conn = open(&self.settings, ep, &secret).await.map_err(DeliverError::Smtp)?;
         drop(secret);
-        let result = transact(&self.settings, &mut conn, msg).await;
+        let result = transact(&self.settings, &mut conn, msg, &before_body).await;
         if result.is_ok() {
             self.checkin(mailbox, ep, conn);
         }
-        result.map_err(DeliverError::Smtp)
+        result
     }
 }

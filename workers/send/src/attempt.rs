@@ -32,9 +32,19 @@ pub(crate) async fn run(ctx: &Ctx, claimed: SendRow, mailbox: MailboxRow) -> any
         username: mailbox.smtp_username.clone(),
     };
     let password = || secrets::open(ctx, ws, mbx, Field::SmtpPassword);
-    let result = ctx.sessions.deliver(mbx, &endpoint, password, &composed).await;
+    let before_body = || begin_body(ctx, &claimed);
+    let result = ctx.sessions.deliver(mbx, &endpoint, password, before_body, &composed).await;
     if outcome::record(ctx, &claimed, &mailbox, result).await? && mailbox.sent_copy == "append" {
         reconcile::append_copy(ctx, &claimed, &mailbox, &composed.bytes).await;
     }
+    Ok(())
+}
+
+/// Marks the attempt as handing over its body and renews its lease, or refuses when the
+/// attempt no longer holds the send (a worker stalled past its lease is fenced out here).
+async fn begin_body(ctx: &Ctx, claimed: &SendRow) -> anyhow::Result<()> {
+    let mut conn = ctx.pool.acquire().await?;
+    let held = mailroom_store::sends::begin_body(&mut conn, claimed, ctx.config.lease.as_secs_f64()).await?;
+    anyhow::ensure!(held, "the attempt lost its lease before the body was sent; the body was not sent");
     Ok(())
 }

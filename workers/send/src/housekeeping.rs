@@ -45,10 +45,16 @@ async fn sweep(ctx: &Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
     let now = Utc::now();
-    let jobs: Vec<_> = orphans.iter().map(|j| (*j, now)).collect();
-    mailroom_store::queue::push_sends(&mut tx, &jobs).await?;
+    // Each keeps the priority it was enqueued with; priorities are few, so one push each.
+    let mut by_priority: std::collections::BTreeMap<usize, Vec<_>> = Default::default();
+    for (job, priority) in &orphans {
+        by_priority.entry(*priority).or_default().push((*job, now));
+    }
+    for (priority, jobs) in &by_priority {
+        mailroom_store::queue::push_sends_with_priority(&mut tx, jobs, *priority).await?;
+    }
     tx.commit().await?;
-    tracing::warn!(count = jobs.len(), "re-queued sends whose queue job was lost");
+    tracing::warn!(count = orphans.len(), "re-queued sends whose queue job was lost");
     Ok(())
 }
 

@@ -64,14 +64,17 @@ async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
     }
 }
 
-/// Workers dying during a delivery attempt of one send before it is settled as ambiguous: a
-/// send that keeps killing its workers is not tried for ever.
+/// Workers dying during delivery attempts of one send before it is settled: a send that keeps
+/// killing its workers is not tried for ever (apalis re-queues an orphaned job however often
+/// it happens, whatever its `max_attempts`).
 const MAX_CRASHES: i32 = 3;
 
 /// A send is `sending` when its job comes round again: either another worker holds a live
-/// lease (this job is a duplicate), or the holder died mid-attempt. In the second case the
-/// message may have reached the provider, so it is never resent blindly: it is reconciled
-/// against the Sent folder where the mailbox allows, and settled as ambiguous otherwise.
+/// lease (this job is a duplicate), or the holder died mid-attempt. If it died before handing
+/// the body over (`body_at` unset), nothing can have been delivered and the send is retried,
+/// or `failed` once it has crashed workers [`MAX_CRASHES`] times. If it died after, the message
+/// may have reached the provider, so it is never resent blindly: it is reconciled against the
+/// Sent folder where the mailbox allows, and settled as ambiguous otherwise.
 async fn recover(ctx: &Ctx, row: &sends::SendRow, mailbox: Option<&MailboxRow>) -> anyhow::Result<()> {
     if let Some(until) = row.lease_until.filter(|l| *l > Utc::now()) {
         // Live lease: a duplicate delivery, or the holder's job re-queued as an orphan before
@@ -79,42 +82,67 @@ async fn recover(ctx: &Ctx, row: &sends::SendRow, mailbox: Option<&MailboxRow>) 
         // finished and this is a no-op; if not, it is recovered then. Dropping the job here
         // could leave the send `sending` for ever.
         let mut conn = ctx.pool.acquire().await?;
-        let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
-        queue::push_sends(&mut conn, &[(job, until + chrono::Duration::seconds(1))]).await?;
+        queue::reschedule(&mut conn, row, until + chrono::Duration::seconds(1)).await?;
         return Ok(());
     }
-    // A send whose handling keeps killing workers is not retried for ever (apalis re-queues
-    // an orphaned job however often it happens): after a few recoveries it is settled.
-    let give_up = row.crashes >= MAX_CRASHES || row.recoveries >= crate::MAX_RECOVERIES;
-    let reason = if give_up {
-        "the workers handling this send died repeatedly; it may have been delivered"
-    } else {
-        "the worker holding this send stopped mid-attempt; it may have been delivered"
-    };
+    let reconciling = row.reconcile_reason.is_some();
+    let crashes = row.crashes + i32::from(!reconciling);
+    let give_up = crashes >= MAX_CRASHES || row.recoveries + 1 >= crate::MAX_RECOVERIES;
+    let after = after_crash(ctx, row, mailbox, give_up, crashes);
     let mut tx = ctx.pool.begin().await?;
-    let reconcile_at = mailbox
-        .filter(|m| !give_up && reconcile::possible(m))
-        .map(|_| Utc::now() + chrono::Duration::from_std(ctx.config.reconcile_delay).unwrap_or_default());
-    if sends::expire_lease(&mut tx, row, reason, reconcile_at).await? {
-        if let Some(at) = reconcile_at {
-            let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
-            queue::push_sends(&mut tx, &[(job, at)]).await?;
-            tracing::warn!("send left mid-attempt by a dead worker; its Sent folder will be checked");
-        } else {
-            let data = serde_json::json!({ "reason": reason, "message_id": row.message_id });
-            let event = events::NewEvent {
-                workspace: row.workspace(),
-                kind: "send.ambiguous",
-                send: Some(row.send_id()),
-                mailbox: Some(row.mailbox()),
-                data,
-            };
-            events::insert(&mut tx, &event).await?;
-            tracing::warn!("send left mid-attempt by a dead worker is now ambiguous");
+    if sends::expire_lease(&mut tx, row, after.0).await? {
+        match after.0 {
+            sends::AfterCrash::Retry { at } | sends::AfterCrash::Reconcile { at, .. } => {
+                queue::reschedule(&mut tx, row, at).await?;
+            }
+            sends::AfterCrash::Settle { state, reason } => {
+                let kind = if state == SendState::Failed { "send.failed" } else { "send.ambiguous" };
+                let data = serde_json::json!({ "reason": reason, "message_id": row.message_id });
+                let event = events::NewEvent {
+                    workspace: row.workspace(),
+                    kind,
+                    send: Some(row.send_id()),
+                    mailbox: Some(row.mailbox()),
+                    data,
+                };
+                events::insert(&mut tx, &event).await?;
+            }
         }
+        tracing::warn!(crashes, outcome = after.1, "recovered a send left mid-attempt by a dead worker");
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// What to do with a send whose worker died, and a word for the log.
+fn after_crash<'a>(
+    ctx: &Ctx,
+    row: &'a sends::SendRow,
+    mailbox: Option<&MailboxRow>,
+    give_up: bool,
+    crashes: i32,
+) -> (sends::AfterCrash<'a>, &'static str) {
+    use sends::AfterCrash;
+    let handed_over = row.reconcile_reason.is_some() || row.body_at.is_some();
+    if !handed_over && give_up {
+        let reason = "the workers handling this send died repeatedly before handing the message over; never delivered";
+        return (AfterCrash::Settle { state: SendState::Failed, reason }, "failed");
+    }
+    if !handed_over {
+        let delay = ctx.config.retry_backoff.delay(u32::try_from(crashes).unwrap_or(1), rand::random());
+        let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        return (AfterCrash::Retry { at }, "retry: nothing was handed over");
+    }
+    let reason = if give_up {
+        "the workers handling this send died repeatedly after handing the message over; it may have been delivered"
+    } else {
+        "the worker holding this send stopped after handing the message over; it may have been delivered"
+    };
+    if !give_up && mailbox.is_some_and(reconcile::possible) {
+        let at = Utc::now() + chrono::Duration::from_std(ctx.config.reconcile_delay).unwrap_or_default();
+        return (AfterCrash::Reconcile { at, reason }, "reconcile");
+    }
+    (AfterCrash::Settle { state: SendState::Ambiguous, reason }, "ambiguous")
 }
 
 /// The mailbox needs re-authentication: the send waits, with no job, until it is reconnected.

@@ -2,7 +2,7 @@
 //! all in one transaction.
 
 use chrono::{DateTime, Utc};
-use mailroom_domain::{Answer, SendJob, SendState, Verdict, mask_email};
+use mailroom_domain::{Answer, SendState, Verdict, mask_email};
 use mailroom_store::mailboxes::MailboxRow;
 use mailroom_store::{
     PgConnection, Postgres, Transaction, events, mailboxes, queue,
@@ -46,6 +46,12 @@ pub(crate) async fn record(
             transient(ctx, &mut tx, row, "the mailbox's credential could not be opened").await?
         }
         Err(DeliverError::Smtp(f)) => failed(ctx, &mut tx, row, mailbox, &f).await?,
+        // Nothing was handed over. If the lease was lost, the conditional update below does
+        // nothing; if the database failed, the lease runs out and recovery retries the send.
+        Err(DeliverError::BeforeBody(e)) => {
+            tracing::warn!(error = ?e, "the body was not sent");
+            transient(ctx, &mut tx, row, "the attempt stopped before handing over the body").await?
+        }
     };
     Ok(commit(tx, applied).await? && was_sent)
 }
@@ -91,8 +97,7 @@ pub(crate) async fn reconcile_later(
     if !sends::finish(tx, row, &Finish::Reconcile { at, reason, again }).await? {
         return Ok(false);
     }
-    let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
-    queue::push_sends(tx, &[(job, at)]).await?;
+    queue::reschedule(tx, row, at).await?;
     tracing::warn!(reason, "the send may have been delivered; its Sent folder will be checked");
     Ok(true)
 }
@@ -131,8 +136,7 @@ async fn retry(
         return Ok(false);
     }
     if let Some(at) = at {
-        let job = SendJob { send_id: row.send_id(), workspace_id: row.workspace() };
-        queue::push_sends(tx, &[(job, at)]).await?;
+        queue::reschedule(tx, row, at).await?;
     }
     Ok(true)
 }

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use mailroom_domain::SendJob;
 use mailroom_store::{mailboxes::MailboxRow, pacing, queue, sends::SendRow};
 use rand::Rng;
 
@@ -55,7 +54,7 @@ pub(crate) async fn slot_due_now(ctx: &Ctx, row: &SendRow, mailbox: &MailboxRow)
     }
     let due_now = at <= now + chrono::Duration::seconds(1);
     if !due_now {
-        queue::push_sends(&mut tx, &[(SendJob { send_id: send, workspace_id: ws }, at)]).await?;
+        queue::reschedule(&mut tx, row, at).await?;
     }
     tx.commit().await?;
     tracing::debug!(slot = %at, "slot reserved");
@@ -75,7 +74,7 @@ pub(crate) async fn claim(ctx: &Ctx, row: &SendRow, mailbox: &MailboxRow) -> any
     if !pacing::open_session(&mut tx, mbx, send, mailbox.max_sessions, until).await? {
         let at = Utc::now() + chrono::Duration::milliseconds(rand::rng().random_range(1_000..3_000));
         if mailroom_store::sends::postpone(&mut tx, row, Some(at), "waiting for a free session of its mailbox").await? {
-            queue::push_sends(&mut tx, &[(SendJob { send_id: send, workspace_id: ws }, at)]).await?;
+            queue::reschedule(&mut tx, row, at).await?;
         }
         tx.commit().await?;
         return Ok(None);
