@@ -3,6 +3,7 @@
 mod crashes;
 mod delivery;
 mod idempotency;
+mod kms;
 mod pacing;
 mod reconcile;
 mod tenancy;

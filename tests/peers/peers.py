@@ -274,7 +274,12 @@ def main():
     os.chmod(d, 0o755)
     password = "secret"
     make_certs(d)
-    imap_port, lmtp_port, smtp_port = free_port(), free_port(), free_port()
+    imap_port, lmtp_port, smtp_port, kms_port = free_port(), free_port(), free_port(), free_port()
+    # moto's KMS server for the vault's AWS provider; it keeps its keys in memory. Started
+    # first and not waited for: clients wait for its port.
+    moto = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"),
+                             "-H", "127.0.0.1", "-p", str(kms_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     dovecot = start_dovecot(d, password, imap_port, lmtp_port)
 
     def authenticator(server, session, envelope, mechanism, auth_data):
@@ -308,6 +313,7 @@ def main():
         stopping.set()
         controller.stop()
         smtps.stop()
+        moto.terminate()
         dovecot.terminate()
         try:
             dovecot.wait(10)
@@ -317,7 +323,7 @@ def main():
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
     print(json.dumps({
-        "smtp_host": "localhost", "smtp_port": smtp_port, "smtps_port": smtps_port, "imap_port": imap_port, "lmtp_port": lmtp_port,
+        "smtp_host": "localhost", "smtp_port": smtp_port, "smtps_port": smtps_port, "imap_port": imap_port, "lmtp_port": lmtp_port, "kms_port": kms_port,
         "ca_file": f"{d}/ca.pem", "dir": d,
         "sender": SENDER, "sender_password": password, "inbox": INBOX, "inbox_password": password,
     }), flush=True)

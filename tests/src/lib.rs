@@ -19,7 +19,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod kms;
 mod process;
+pub use kms::TestKms;
 pub use process::WorkerProcess;
 
 /// The mail peers, started once per test binary and stopped when it exits.

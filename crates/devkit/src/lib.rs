@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod chaos;
 pub mod imap;
+pub mod kms;
 mod peers;
 mod postgres;
 

@@ -30,6 +30,8 @@ pub struct PeerInfo {
     pub inbox: String,
     /// The IMAP password.
     pub inbox_password: String,
+    /// moto's KMS server (it may still be starting: see [`crate::kms::wait_for_moto`]).
+    pub kms_port: u16,
 }
 
 /// Running mail peers; stopped when dropped.

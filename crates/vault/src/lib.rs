@@ -6,12 +6,14 @@
 //! wrapped key row and pass it in, so the vault stays a pure crypto layer beside the store.
 #![deny(missing_docs)]
 
+mod aws;
 mod cache;
 mod local;
 mod provider;
 mod seal;
 mod vault;
 
+pub use aws::{AwsKmsProvider, AwsKmsSettings};
 pub use cache::{CacheLimits, CacheStats};
 pub use local::{LocalKeyError, LocalProvider};
 pub use provider::{DataKey, KeyContext, KeyProvider, ProviderError, WrappedKey};

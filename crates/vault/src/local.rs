@@ -39,9 +39,14 @@ pub enum LocalKeyError {
 }
 
 /// A master key held in a local file. For development and tests: production uses a KMS.
+///
+/// Older master keys may be kept beside the current one while workspace keys are re-wrapped
+/// after a master-key change; each wrapped key names its master by fingerprint, so the right
+/// one is picked, never tried in turn.
 pub struct LocalProvider {
     master: SecretBox<[u8; 32]>,
     key_id: String,
+    previous: Vec<LocalProvider>,
 }
 
 impl LocalProvider {
@@ -77,11 +82,55 @@ impl LocalProvider {
         // The id is a fingerprint, so keys wrapped by another master file are recognised as
         // such instead of failing as "tampered".
         let key_id = format!("local:{}", &hex::encode(Sha256::digest(master))[..16]);
-        Self { master: SecretBox::new(Box::new(master)), key_id }
+        Self { master: SecretBox::new(Box::new(master)), key_id, previous: vec![] }
+    }
+
+    /// Keeps an earlier master key for opening (and re-wrapping) keys it wrapped.
+    pub fn with_previous(mut self, previous: LocalProvider) -> Self {
+        self.previous.push(previous);
+        self
     }
 
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(self.master.expose_secret().into())
+    }
+
+    fn wrap(&self, context: KeyContext, key: &[u8; 32]) -> WrappedKey {
+        let mut nonce = [0u8; 12];
+        rand::rng().fill_bytes(&mut nonce);
+        let aad = context_aad(&context);
+        let sealed = self
+            .cipher()
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key.as_slice(), aad: &aad })
+            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+        let blob = [nonce.as_slice(), &sealed].concat();
+        WrappedKey { context, provider: "local".to_owned(), kms_key_id: self.key_id.clone(), blob }
+    }
+
+    fn open(&self, wrapped: &WrappedKey) -> Result<DataKey, ProviderError> {
+        let rejected = || ProviderError::Rejected(wrapped.context);
+        if wrapped.blob.len() < 12 {
+            return Err(rejected());
+        }
+        let (nonce, sealed) = wrapped.blob.split_at(12);
+        let aad = context_aad(&wrapped.context);
+        let plain = Zeroizing::new(
+            self.cipher()
+                .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
+                .map_err(|_| rejected())?,
+        );
+        let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| rejected())?;
+        Ok(SecretBox::new(Box::new(key)))
+    }
+
+    /// The master key that wrapped `wrapped`, by the fingerprint it names.
+    fn master_of(&self, wrapped: &WrappedKey) -> Result<&LocalProvider, ProviderError> {
+        let named = |p: &&LocalProvider| wrapped.provider == "local" && wrapped.kms_key_id == p.key_id;
+        std::iter::once(self).chain(self.previous.iter()).find(named).ok_or_else(|| ProviderError::WrongMasterKey {
+            context: wrapped.context,
+            expected: self.key_id.clone(),
+            found: format!("{}:{}", wrapped.provider, wrapped.kms_key_id),
+        })
     }
 }
 
@@ -102,39 +151,17 @@ impl KeyProvider for LocalProvider {
     async fn generate(&self, context: KeyContext) -> Result<(DataKey, WrappedKey), ProviderError> {
         let mut key = Box::new([0u8; 32]);
         rand::rng().fill_bytes(key.as_mut());
-        let mut nonce = [0u8; 12];
-        rand::rng().fill_bytes(&mut nonce);
-        let aad = context_aad(&context);
-        let sealed = self
-            .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key.as_ref(), aad: &aad })
-            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        let blob = [nonce.as_slice(), &sealed].concat();
-        let wrapped = WrappedKey { context, provider: self.name().to_owned(), kms_key_id: self.key_id.clone(), blob };
+        let wrapped = self.wrap(context, &key);
         Ok((SecretBox::new(key), wrapped))
     }
 
     async fn unwrap(&self, wrapped: &WrappedKey) -> Result<DataKey, ProviderError> {
-        if wrapped.provider != self.name() || wrapped.kms_key_id != self.key_id {
-            return Err(ProviderError::WrongMasterKey {
-                context: wrapped.context,
-                expected: self.key_id.clone(),
-                found: format!("{}:{}", wrapped.provider, wrapped.kms_key_id),
-            });
-        }
-        let rejected = || ProviderError::Rejected(wrapped.context);
-        if wrapped.blob.len() < 12 {
-            return Err(rejected());
-        }
-        let (nonce, sealed) = wrapped.blob.split_at(12);
-        let aad = context_aad(&wrapped.context);
-        let plain = Zeroizing::new(
-            self.cipher()
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
-                .map_err(|_| rejected())?,
-        );
-        let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| rejected())?;
-        Ok(SecretBox::new(Box::new(key)))
+        self.master_of(wrapped)?.open(wrapped)
+    }
+
+    async fn rewrap(&self, wrapped: &WrappedKey) -> Result<WrappedKey, ProviderError> {
+        let key = self.master_of(wrapped)?.open(wrapped)?;
+        Ok(self.wrap(wrapped.context, key.expose_secret()))
     }
 }
 
@@ -157,6 +184,13 @@ mod tests {
         assert!(matches!(p.unwrap(&moved).await, Err(ProviderError::Rejected(_))));
         let other = LocalProvider::from_bytes([8; 32]);
         assert!(matches!(other.unwrap(&wrapped).await, Err(ProviderError::WrongMasterKey { .. })));
+
+        // A new master key keeps the old one until every key is re-wrapped under it.
+        let new = LocalProvider::from_bytes([8; 32]).with_previous(LocalProvider::from_bytes([9; 32]));
+        let rewrapped = new.rewrap(&wrapped).await.unwrap();
+        assert_eq!(rewrapped.kms_key_id, new.key_id());
+        let only_new = LocalProvider::from_bytes([8; 32]);
+        assert_eq!(only_new.unwrap(&rewrapped).await.unwrap().expose_secret(), key.expose_secret());
     }
 
     #[test]

@@ -86,4 +86,8 @@ pub trait KeyProvider: Send + Sync + 'static {
     /// Unwraps a stored key. Must fail when the context does not match the one it was
     /// wrapped under.
     async fn unwrap(&self, wrapped: &WrappedKey) -> Result<DataKey, ProviderError>;
+
+    /// Wraps a stored key again under this provider's current master key, same context (a
+    /// master-key change: the workspace key, and so every sealed value, is unchanged).
+    async fn rewrap(&self, wrapped: &WrappedKey) -> Result<WrappedKey, ProviderError>;
 }

@@ -56,6 +56,17 @@ impl Vault {
         Ok(wrapped)
     }
 
+    /// Wraps a workspace key again under the provider's current master key (a master-key
+    /// change). The key itself, and so every value sealed under it, is unchanged.
+    pub async fn rewrap(&self, key: &WrappedKey) -> Result<WrappedKey, VaultError> {
+        Ok(self.provider.rewrap(key).await?)
+    }
+
+    /// The provider's current master key id.
+    pub fn master_key_id(&self) -> &str {
+        self.provider.key_id()
+    }
+
     /// Seals a secret under `key` (the workspace's active key) for `ctx`.
     pub async fn seal(
         &self,
