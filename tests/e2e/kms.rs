@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use mailroom_domain::{MailboxId, WorkspaceId};
 use mailroom_tests::TestKms;
-use mailroom_vault::{
-    CacheLimits, Field, KeyContext, KeyProvider, ProviderError, SealContext, Vault, VaultError,
-};
+use mailroom_vault::{CacheLimits, Field, KeyContext, KeyProvider, ProviderError, SealContext, Vault, VaultError};
 use secrecy::{ExposeSecret, SecretString};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,10 +18,7 @@ async fn a_data_key_from_kms_opens_only_under_its_own_context_and_master_key() {
     assert!(wrapped.kms_key_id.contains(&kms.settings.key_id), "{}", wrapped.kms_key_id);
     assert_eq!(p.unwrap(&wrapped).await.unwrap().expose_secret(), key.expose_secret());
 
-    for moved in [
-        KeyContext { version: 2, ..ctx },
-        KeyContext { workspace: WorkspaceId::new(), ..ctx },
-    ] {
+    for moved in [KeyContext { version: 2, ..ctx }, KeyContext { workspace: WorkspaceId::new(), ..ctx }] {
         let w = mailroom_vault::WrappedKey { context: moved, ..wrapped.clone() };
         assert!(matches!(p.unwrap(&w).await, Err(ProviderError::Rejected(c)) if c == moved));
     }

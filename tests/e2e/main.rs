@@ -8,3 +8,4 @@ mod pacing;
 mod reconcile;
 mod tenancy;
 mod validation;
+mod vault;

@@ -21,13 +21,13 @@ impl TestKms {
         let moto = SocketAddr::from(([127, 0, 0, 1], peers().info.kms_port));
         wait_for_moto(moto).await.expect("moto");
         let proxy = KmsProxy::start(moto).await.expect("KMS proxy");
-        let direct = AwsKmsSettings { key_id: String::new(), region: "us-east-1".into(), endpoint: Some(format!("http://{moto}")) };
-        let admin = AwsKmsProvider::static_client(&direct, "test", "test");
-        let mut kms = Self {
-            settings: AwsKmsSettings { endpoint: Some(proxy.endpoint()), ..direct },
-            proxy,
-            admin,
+        let direct = AwsKmsSettings {
+            key_id: String::new(),
+            region: "us-east-1".into(),
+            endpoint: Some(format!("http://{moto}")),
         };
+        let admin = AwsKmsProvider::static_client(&direct, "test", "test");
+        let mut kms = Self { settings: AwsKmsSettings { endpoint: Some(proxy.endpoint()), ..direct }, proxy, admin };
         kms.settings.key_id = kms.create_key().await;
         kms
     }

@@ -13,7 +13,7 @@ use mailroom_domain::{WorkspaceId, backoff::Backoff};
 use mailroom_send_worker::SendWorkerConfig;
 use mailroom_store::{PgPool, admin};
 use mailroom_transport::SmtpSettings;
-use mailroom_vault::{CacheLimits, LocalProvider, Vault};
+use mailroom_vault::{CacheLimits, KeyProvider, LocalProvider, Vault};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -47,6 +47,12 @@ pub struct Options {
     pub heartbeat: Duration,
     /// Whether the app runs a send worker of its own ([`WorkerProcess`] starts others).
     pub in_process_worker: bool,
+    /// The master-key provider (a local key by default).
+    pub provider: Option<Arc<dyn KeyProvider>>,
+    /// Key-cache limits.
+    pub cache: CacheLimits,
+    /// How long a new key version waits before it becomes active.
+    pub rotation_wait: Duration,
 }
 
 impl Default for Options {
@@ -58,6 +64,9 @@ impl Default for Options {
             lease: Duration::from_secs(60),
             heartbeat: Duration::from_secs(2),
             in_process_worker: true,
+            provider: None,
+            cache: CacheLimits::default(),
+            rotation_wait: Duration::from_secs(1),
         }
     }
 }
@@ -99,14 +108,20 @@ impl TestApp {
         mailroom_store::migrate(&pool).await.expect("migrate");
         let mut master = [0u8; 32];
         master.copy_from_slice(&uuid::Uuid::new_v4().as_bytes().repeat(2));
-        let vault = Vault::new(Arc::new(LocalProvider::from_bytes(master)), CacheLimits::default());
+        let provider = opts.provider.clone().unwrap_or_else(|| Arc::new(LocalProvider::from_bytes(master)));
+        let vault = Vault::new(provider, opts.cache);
         let workspace = provision::create_workspace(&pool, &vault, "test", "test").await.unwrap();
         let (_, token) = provision::create_api_key(&pool, workspace, "test", "test").await.unwrap();
         let stop = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state =
-            AppState { pool: pool.clone(), vault: vault.clone(), smtp: smtp_settings(), limits: opts.limits.clone() };
+        let state = AppState {
+            pool: pool.clone(),
+            vault: vault.clone(),
+            smtp: smtp_settings(),
+            limits: opts.limits.clone(),
+            rotation_wait: opts.rotation_wait,
+        };
         let api = tokio::spawn({
             let stop = stop.clone();
             async move { mailroom_api::serve(listener, state, stop.cancelled_owned()).await.unwrap() }
@@ -124,6 +139,7 @@ impl TestApp {
             prune_after: opts.prune_after,
             sweep_after: Duration::from_secs(2),
             housekeeping_every: Duration::from_millis(500),
+            key_grace: Duration::from_secs(1),
             poll_interval: Duration::from_millis(200),
             heartbeat: opts.heartbeat,
             smtp: smtp_settings(),
@@ -245,6 +261,11 @@ impl TestApp {
     /// Runs a scalar SQL count (assertions on what the engine wrote).
     pub async fn count(&self, sql: &str) -> i64 {
         mailroom_store::admin::scalar_count(&self.pool, sql).await.unwrap()
+    }
+
+    /// Runs a statement (tests that stage a fault).
+    pub async fn execute(&self, sql: &str) -> u64 {
+        mailroom_store::admin::execute(&self.pool, sql).await.unwrap()
     }
 
     /// The test database's name.

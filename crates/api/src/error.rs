@@ -35,9 +35,28 @@ pub enum ApiError {
     /// The idempotency key was used for a different request.
     #[error("{0}")]
     Conflict(String),
+    /// The request conflicts with the resource's current state.
+    #[error("{message}")]
+    StateConflict {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
     /// The request body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// A dependency (the key provider) is unavailable: try again later. Logged once.
+    #[error("{message}")]
+    Unavailable {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+        /// The cause, for the log only.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Anything else: logged once with its cause chain, answered opaquely.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -62,7 +81,9 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
+            Self::StateConflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -88,10 +109,18 @@ fn chain(e: &dyn std::error::Error) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
-        if let Self::Internal(e) = &self {
-            tracing::error!(error = %chain(e.as_ref()), "request failed");
+        match &self {
+            Self::Internal(e) => tracing::error!(error = %chain(e.as_ref()), "request failed"),
+            Self::Unavailable { source, .. } => {
+                tracing::warn!(error = %chain(source.as_ref()), "dependency unavailable")
+            }
+            _ => {}
         }
-        (status, Json(json!({ "error": self.body() }))).into_response()
+        let mut resp = (status, Json(json!({ "error": self.body() }))).into_response();
+        if matches!(self, Self::Unavailable { .. }) {
+            resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("30"));
+        }
+        resp
     }
 }
 
@@ -109,6 +138,28 @@ impl From<mailroom_store::SqlxError> for ApiError {
 
 impl From<mailroom_vault::VaultError> for ApiError {
     fn from(e: mailroom_vault::VaultError) -> Self {
-        Self::Internal(Box::new(e))
+        use mailroom_vault::{ProviderError, VaultError};
+        match e {
+            VaultError::Provider(ProviderError::Unavailable(_)) => Self::Unavailable {
+                code: "key_provider_unavailable",
+                message: "the key provider (KMS) is unavailable; nothing was stored, try again shortly".into(),
+                source: Box::new(e),
+            },
+            e => Self::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<mailroom_keyring::KeyringError> for ApiError {
+    fn from(e: mailroom_keyring::KeyringError) -> Self {
+        use mailroom_keyring::KeyringError;
+        match e {
+            KeyringError::Vault(v) => v.into(),
+            KeyringError::NoWorkspace(_) => Self::NotFound("workspace"),
+            e @ KeyringError::RotationInProgress(_) => {
+                Self::StateConflict { code: "rotation_in_progress", message: e.to_string() }
+            }
+            e => Self::Internal(Box::new(e)),
+        }
     }
 }

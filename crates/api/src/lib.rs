@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod json;
+mod keys;
 mod mailboxes;
 mod operator;
 pub mod ops;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub smtp: SmtpSettings,
     /// Request limits.
     pub limits: ApiLimits,
+    /// How long a new key version waits before it becomes active (one key-cache TTL).
+    pub rotation_wait: std::time::Duration,
 }
 
 /// The API's routes.
@@ -67,7 +70,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/v1/mailboxes", post(mailboxes::connect))
-        .route("/v1/mailboxes/{id}", get(mailboxes::show))
+        .route("/v1/mailboxes/{id}", get(mailboxes::show).delete(mailboxes::disconnect))
+        .route("/v1/keys", get(keys::status))
+        .route("/v1/keys/rotate", post(keys::rotate))
         .route("/v1/mailboxes/{id}/pacing", axum::routing::put(pacing::put))
         .route("/v1/sends", post(sends::create).get(operator::list))
         .route("/v1/sends/batch", post(sends::create_batch))

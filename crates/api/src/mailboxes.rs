@@ -9,7 +9,6 @@ use axum::{
 };
 use mailroom_domain::{DisplayName, EmailAddress, MailboxId, WorkspaceId, mask_email};
 use mailroom_store::{
-    keys,
     mailboxes::{self, MailboxRow, SealedSecret},
     workspaces,
 };
@@ -17,7 +16,7 @@ use mailroom_transport::{
     Endpoint, TlsMode,
     imap::{ImapEndpoint, ImapError, ImapTls},
 };
-use mailroom_vault::{Field, KeyContext, SealContext, WrappedKey};
+use mailroom_vault::{Field, SealContext, WrappedKey};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -185,6 +184,7 @@ pub(crate) async fn connect(
         imap_tls: req.imap.as_ref().map(|i| i.tls.clone()),
         imap_username: req.imap.as_ref().map(|i| i.username.clone()),
         status: "active".into(),
+        status_reason: None,
         paused_until: None,
         pause_reason: None,
         throttle_count: 0,
@@ -224,15 +224,25 @@ pub(crate) async fn active_key(
     conn: &mut mailroom_store::PgConnection,
     ws: WorkspaceId,
 ) -> Result<WrappedKey, ApiError> {
-    let row = keys::active(conn, ws)
+    Ok(mailroom_keyring::active_key(conn, ws).await?)
+}
+
+/// `DELETE /v1/mailboxes/{id}`: destroys the mailbox's sealed credentials and cancels its
+/// waiting sends (crypto-shredding). Repeating it is harmless.
+pub(crate) async fn disconnect(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
+    let actor = format!("api_key:{}", auth.key);
+    let source = peer.ip().to_string();
+    let done = mailroom_keyring::shred::disconnect_mailbox(&state.pool, auth.workspace, id, &actor, Some(&source))
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("workspace {ws} has no active key").into()))?;
-    Ok(WrappedKey {
-        context: KeyContext { workspace: ws, version: row.version as u32 },
-        provider: row.provider,
-        kms_key_id: row.kms_key_id,
-        blob: row.wrapped_key,
-    })
+        .ok_or(ApiError::NotFound("mailbox"))?;
+    Ok(Json(json!({ "id": id, "status": "disconnected", "destroyed": done.destroyed,
+        "cancelled_sends": done.cancelled_sends, "provider_grant": done.provider_grant })))
 }
 
 /// `GET /v1/mailboxes/{id}`.
@@ -253,6 +263,7 @@ fn view(m: &MailboxRow) -> Value {
         "from_address": m.from_address,
         "from_name": m.from_name,
         "status": m.status,
+        "status_reason": m.status_reason,
         "paused_until": m.paused_until,
         "smtp": { "host": m.smtp_host, "port": m.smtp_port, "tls": m.smtp_tls, "username": m.smtp_username },
         "imap": m.imap_host.as_ref().map(|h| json!({

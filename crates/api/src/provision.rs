@@ -21,7 +21,7 @@ pub async fn create_workspace(pool: &PgPool, vault: &Vault, name: &str, actor: &
     let row = WorkspaceKeyRow {
         workspace_id: id.as_uuid(),
         version: 1,
-        wrapped_key: wrapped.blob,
+        wrapped_key: Some(wrapped.blob),
         provider: wrapped.provider,
         kms_key_id: wrapped.kms_key_id,
         state: "active".into(),

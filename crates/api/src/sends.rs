@@ -11,7 +11,9 @@ use axum::{
 use chrono::Utc;
 use mailroom_domain::{IdempotencyKey, MailboxId, MessageId, SendId, SendJob, WorkspaceId};
 use mailroom_store::{
-    PgConnection, events, mailboxes, queue,
+    PgConnection, events,
+    mailboxes::{self, MailboxRow},
+    queue,
     sends::{self, NewSend, Recorded, SendRow},
 };
 use serde::Deserialize;
@@ -47,8 +49,16 @@ async fn record(
     ws: WorkspaceId,
     key: &IdempotencyKey,
     v: &ValidSend,
-    mailbox_from: &str,
+    mailbox: &MailboxRow,
 ) -> Result<Outcome, ApiError> {
+    // A disconnected mailbox takes no new sends; a replay of one it took before still answers.
+    if mailbox.status == "disconnected" && !sends::key_exists(conn, ws, key).await? {
+        return Err(ApiError::unprocessable(
+            "mailbox_disconnected",
+            "the mailbox was disconnected and its credentials destroyed; connect it again to send from it",
+        ));
+    }
+    let mailbox_from = mailbox.from_address.as_str();
     let recipients: Vec<String> = v.message.recipients().map(|a| a.as_str().to_owned()).collect();
     let suppressed = events::suppressed(conn, ws, &recipients).await?;
     if !suppressed.is_empty() {
@@ -95,7 +105,7 @@ pub(crate) async fn create(
     let valid = validate::send(req, &state.limits)?;
     let mut tx = state.pool.begin().await?;
     let mailbox = mailboxes::get(&mut tx, auth.workspace, valid.mailbox).await?.ok_or(ApiError::NotFound("mailbox"))?;
-    match record(&mut tx, auth.workspace, &key, &valid, &mailbox.from_address).await? {
+    match record(&mut tx, auth.workspace, &key, &valid, &mailbox).await? {
         Outcome::Created(row) => {
             let priority = queue::fairness_priority(sends::backlog(&mut tx, auth.workspace).await?);
             queue::push_sends_with_priority(&mut tx, &[job_for(&row)], priority).await?;
@@ -180,15 +190,15 @@ async fn record_batch(
         parsed.iter().enumerate().filter_map(|(i, p)| p.as_ref().ok().map(|(k, v)| (i, k, v))).collect();
     order.sort_by(|a, b| a.1.as_str().cmp(b.1.as_str()));
     let mut tx = state.pool.begin().await?;
-    let mut senders: HashMap<MailboxId, Option<String>> = HashMap::new();
+    let mut senders: HashMap<MailboxId, Option<MailboxRow>> = HashMap::new();
     let mut jobs = vec![];
     for (i, key, valid) in order {
         if let std::collections::hash_map::Entry::Vacant(e) = senders.entry(valid.mailbox) {
-            e.insert(mailboxes::get(&mut tx, ws, valid.mailbox).await?.map(|m| m.from_address));
+            e.insert(mailboxes::get(&mut tx, ws, valid.mailbox).await?);
         }
         let outcome = match &senders[&valid.mailbox] {
             None => Err(ApiError::NotFound("mailbox")),
-            Some(from) => record(&mut tx, ws, key, valid, from).await,
+            Some(mailbox) => record(&mut tx, ws, key, valid, mailbox).await,
         };
         results[i] = match outcome {
             Ok(Outcome::Created(row)) => {

@@ -8,7 +8,7 @@ use mailroom_domain::backoff::Backoff;
 use mailroom_send_worker::SendWorkerConfig;
 use mailroom_store::PgPool;
 use mailroom_transport::SmtpSettings;
-use mailroom_vault::{CacheLimits, LocalProvider, Vault};
+use mailroom_vault::{AwsKmsProvider, CacheLimits, KeyProvider, LocalProvider, Vault};
 
 use crate::settings::Settings;
 
@@ -21,10 +21,38 @@ pub async fn pool(s: &Settings) -> anyhow::Result<PgPool> {
 }
 
 /// Opens the vault with the configured provider.
-pub fn vault(s: &Settings) -> anyhow::Result<Vault> {
-    let provider = LocalProvider::open_or_create(&s.vault.master_key_file)?;
-    let limits = CacheLimits { ttl: Duration::from_secs(s.vault.cache_ttl_secs), ..CacheLimits::default() };
-    Ok(Vault::new(Arc::new(provider), limits))
+pub async fn vault(s: &Settings) -> anyhow::Result<Vault> {
+    let v = &s.vault;
+    let provider: Arc<dyn KeyProvider> = match v.provider.as_str() {
+        "aws-kms" => Arc::new(aws_kms(&v.aws).await),
+        _ => {
+            let mut local = LocalProvider::open_or_create(&v.master_key_file)?;
+            for old in &v.previous_master_key_files {
+                local = local.with_previous(LocalProvider::open_or_create(old)?);
+            }
+            Arc::new(local)
+        }
+    };
+    let limits = CacheLimits {
+        ttl: Duration::from_secs(v.cache_ttl_secs),
+        max_uses: v.cache_max_uses,
+        max_entries: v.cache_max_entries,
+    };
+    Ok(Vault::new(provider, limits))
+}
+
+/// The AWS KMS provider, with credentials and region from the standard AWS sources.
+async fn aws_kms(a: &crate::settings::AwsKms) -> AwsKmsProvider {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(AwsKmsProvider::http_client());
+    if !a.region.is_empty() {
+        loader = loader.region(aws_config::Region::new(a.region.clone()));
+    }
+    if let Some(endpoint) = &a.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let conf = loader.load().await;
+    AwsKmsProvider::new(aws_sdk_kms::Client::new(&conf), a.key_id.clone())
 }
 
 /// SMTP client settings.
@@ -52,7 +80,8 @@ pub fn api_state(s: &Settings, pool: PgPool, vault: Vault) -> anyhow::Result<App
         max_recipients: s.api.max_recipients,
         max_batch: s.api.max_batch,
     };
-    Ok(AppState { pool, vault, smtp: smtp(s)?, limits })
+    let rotation_wait = Duration::from_secs(s.vault.cache_ttl_secs);
+    Ok(AppState { pool, vault, smtp: smtp(s)?, limits, rotation_wait })
 }
 
 /// A worker name unique to this process: host, pid and a random suffix, so a restarted
@@ -80,6 +109,7 @@ pub fn worker_config(s: &Settings) -> anyhow::Result<SendWorkerConfig> {
         prune_after: secs(w.prune_after_secs),
         sweep_after: secs(w.sweep_after_secs),
         housekeeping_every: secs(w.housekeeping_every_secs),
+        key_grace: secs(s.vault.cache_ttl_secs),
         poll_interval: Duration::from_millis(w.poll_interval_ms),
         heartbeat: secs(w.heartbeat_secs),
         smtp: smtp(s)?,

@@ -3,6 +3,7 @@
 
 mod app;
 mod demo;
+mod keys;
 mod settings;
 mod telemetry;
 
@@ -43,6 +44,14 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: Admin,
+    },
+    /// Workspace keys: rotation, master-key re-wrap, status.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCmd,
+        /// Who is acting, for the audit log.
+        #[arg(long, env = "USER", default_value = "unknown", global = true)]
+        actor: String,
     },
     /// Inspect and settle sends.
     Sends {
@@ -102,6 +111,19 @@ enum Admin {
         #[arg(long, default_value = "default")]
         name: String,
     },
+    /// Delete a workspace: destroy its keys (nothing sealed under them can be opened again),
+    /// its credentials and API keys; cancel its waiting sends.
+    DeleteWorkspace {
+        /// The workspace (`ws_...`).
+        #[arg(long)]
+        workspace: WorkspaceId,
+        /// The same id again, to confirm.
+        #[arg(long)]
+        confirm: WorkspaceId,
+        /// Who is acting, for the audit log.
+        #[arg(long, env = "USER", default_value = "unknown")]
+        actor: String,
+    },
 }
 
 #[tokio::main]
@@ -122,19 +144,20 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(&settings).await?,
         Command::Worker { kind: WorkerKind::Send } => {
             let pool = app::pool(&settings).await?;
-            let vault = app::vault(&settings)?;
+            let vault = app::vault(&settings).await?;
             mailroom_send_worker::run(pool, vault, app::worker_config(&settings)?, app::shutdown_signal()).await?;
         }
         Command::Demo(args) => demo::run(settings, args).await?,
         Command::Admin { command } => admin(&settings, command).await?,
         Command::Sends { command } => sends(&settings, command).await?,
+        Command::Keys { command, actor } => keys::run(&settings, command, &format!("cli:{actor}")).await?,
     }
     Ok(())
 }
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let pool = app::pool(settings).await?;
-    let state = app::api_state(settings, pool, app::vault(settings)?)?;
+    let state = app::api_state(settings, pool, app::vault(settings).await?)?;
     let listener = tokio::net::TcpListener::bind(settings.api.bind)
         .await
         .with_context(|| format!("cannot listen on {} (api.bind)", settings.api.bind))?;
@@ -148,13 +171,16 @@ async fn admin(settings: &Settings, command: Admin) -> anyhow::Result<()> {
     let pool = app::pool(settings).await?;
     match command {
         Admin::CreateWorkspace { name } => {
-            let vault = app::vault(settings)?;
+            let vault = app::vault(settings).await?;
             let id = mailroom_api::provision::create_workspace(&pool, &vault, &name, "cli").await?;
             println!("{id}");
         }
         Admin::CreateApiKey { workspace, name } => {
             let (_, token) = mailroom_api::provision::create_api_key(&pool, workspace, &name, "cli").await?;
             println!("{}", token.expose_secret());
+        }
+        Admin::DeleteWorkspace { workspace, confirm, actor } => {
+            keys::delete_workspace(settings, workspace, confirm, &format!("cli:{actor}")).await?;
         }
     }
     Ok(())

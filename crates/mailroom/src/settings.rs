@@ -56,12 +56,33 @@ pub struct Api {
 /// Vault settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Vault {
-    /// `local` (the only provider so far).
+    /// `local` (a master-key file, for development) or `aws-kms`.
     pub provider: String,
     /// The local master-key file (created with mode 0600 if missing).
     pub master_key_file: PathBuf,
+    /// Earlier local master-key files, kept while `mailroom keys rewrap --all` moves every
+    /// workspace key to the current one.
+    pub previous_master_key_files: Vec<PathBuf>,
     /// Seconds an unwrapped workspace key stays cached.
     pub cache_ttl_secs: u64,
+    /// Uses of a cached key before it is unwrapped again.
+    pub cache_max_uses: u64,
+    /// Most workspace keys cached at once.
+    pub cache_max_entries: usize,
+    /// AWS KMS (with `provider = "aws-kms"`). Credentials come from the standard AWS sources
+    /// (environment, profile, instance or task role), never from this file.
+    pub aws: AwsKms,
+}
+
+/// The AWS KMS master key.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct AwsKms {
+    /// Key id, ARN or `alias/...`.
+    pub key_id: String,
+    /// Region; empty means the AWS default chain's.
+    pub region: String,
+    /// Another endpoint than AWS's (an emulator).
+    pub endpoint: Option<String>,
 }
 
 /// Send worker settings.
@@ -157,7 +178,11 @@ impl Default for Settings {
             vault: Vault {
                 provider: "local".into(),
                 master_key_file: PathBuf::from(".mailroom/master.key"),
+                previous_master_key_files: vec![],
                 cache_ttl_secs: 300,
+                cache_max_uses: 100_000,
+                cache_max_entries: 1_000,
+                aws: AwsKms::default(),
             },
             worker: Worker {
                 concurrency: 16,
@@ -214,8 +239,19 @@ impl Settings {
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1");
         }
-        if self.vault.provider != "local" {
-            return bad("vault.provider", "must be `local` (the AWS KMS provider is not built yet)");
+        match self.vault.provider.as_str() {
+            "local" => {}
+            "aws-kms" if self.vault.aws.key_id.trim().is_empty() => {
+                return bad(
+                    "vault.aws.key_id",
+                    "must name the KMS key (id, ARN or alias/...) with vault.provider = aws-kms",
+                );
+            }
+            "aws-kms" => {}
+            _ => return bad("vault.provider", "must be `local` or `aws-kms`"),
+        }
+        if self.vault.cache_ttl_secs == 0 || self.vault.cache_max_uses == 0 || self.vault.cache_max_entries == 0 {
+            return bad("vault.cache_ttl_secs", "the key cache's TTL, uses and entries must all be positive");
         }
         if self.worker.concurrency == 0 || self.worker.concurrency > 1_000 {
             return bad("worker.concurrency", "must be 1 to 1000");

@@ -33,8 +33,10 @@ pub struct MailboxRow {
     pub imap_tls: Option<String>,
     /// IMAP login.
     pub imap_username: Option<String>,
-    /// `active`, `needs_reauth` or `disabled`.
+    /// `active`, `needs_reauth`, `disabled`, `unusable` or `disconnected`.
     pub status: String,
+    /// Why it is not `active`.
+    pub status_reason: Option<String>,
     /// No sends before this instant.
     pub paused_until: Option<DateTime<Utc>>,
     /// Why it is paused.
@@ -206,4 +208,40 @@ impl MailboxRow {
             paused_until: self.paused_until,
         }
     }
+}
+
+/// Marks a mailbox unusable: its credential cannot be opened (a wrong encryption context, a
+/// tampered or destroyed key). Returns whether it changed. Its sends wait, parked, for an
+/// operator.
+pub async fn mark_unusable(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, reason: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE mailboxes SET status = 'unusable', status_reason = $3, updated_at = now()
+         WHERE workspace_id = $1 AND id = $2 AND status IN ('active', 'needs_reauth')",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks a workspace's mailboxes (or one of them) disconnected: their credentials are gone.
+/// Returns how many changed.
+pub async fn mark_disconnected(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: Option<MailboxId>,
+    reason: &str,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE mailboxes SET status = 'disconnected', status_reason = $3, updated_at = now()
+         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id = $2) AND status <> 'disconnected'",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.map(|m| m.as_uuid()))
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -420,3 +420,41 @@ pub async fn backlog(conn: &mut PgConnection, ws: WorkspaceId) -> Result<i64> {
         .fetch_one(conn)
         .await?)
 }
+
+/// Cancels every waiting send of a workspace, or of one of its mailboxes, each with a
+/// `send.cancelled` event carrying `reason` (its credentials were destroyed). Sends in flight
+/// finish their attempt; their next job finds the mailbox disconnected and cancels them.
+/// Returns how many were cancelled.
+pub async fn cancel_waiting(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    mailbox: Option<MailboxId>,
+    reason: &str,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "WITH c AS (
+             UPDATE sends SET state = 'cancelled', failure_reason = $3, next_attempt_at = NULL,
+                 finished_at = now(), updated_at = now()
+             WHERE workspace_id = $1 AND ($2::uuid IS NULL OR mailbox_id = $2) AND state IN ('queued', 'retry_wait')
+             RETURNING id, workspace_id, mailbox_id, message_id)
+         INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
+         SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
+                jsonb_build_object('reason', $3::text, 'message_id', message_id)
+         FROM c",
+    )
+    .bind(ws.as_uuid())
+    .bind(mailbox.map(|m| m.as_uuid()))
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Whether the workspace already has a send with this idempotency key.
+pub async fn key_exists(conn: &mut PgConnection, ws: WorkspaceId, key: &IdempotencyKey) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sends WHERE workspace_id = $1 AND idempotency_key = $2)")
+        .bind(ws.as_uuid())
+        .bind(key.as_str())
+        .fetch_one(conn)
+        .await?)
+}

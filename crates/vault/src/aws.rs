@@ -66,7 +66,12 @@ impl AwsKmsProvider {
         Client::from_conf(conf.build())
     }
 
-    fn wrapped(&self, context: KeyContext, blob: Option<Blob>, key_id: Option<String>) -> Result<WrappedKey, ProviderError> {
+    fn wrapped(
+        &self,
+        context: KeyContext,
+        blob: Option<Blob>,
+        key_id: Option<String>,
+    ) -> Result<WrappedKey, ProviderError> {
         let blob = blob.ok_or_else(|| unavailable("KMS returned no ciphertext"))?.into_inner();
         Ok(WrappedKey {
             context,

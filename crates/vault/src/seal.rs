@@ -49,6 +49,13 @@ impl Field {
             Self::AccessToken => "access_token",
         }
     }
+
+    /// The field named `name` in the database.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::SmtpPassword, Self::ImapPassword, Self::RefreshToken, Self::AccessToken]
+            .into_iter()
+            .find(|f| f.as_str() == name)
+    }
 }
 
 /// The owner a sealed value is bound to.

@@ -102,6 +102,11 @@ impl Vault {
         self.cache.get_or_load(key.context, || async move { provider.unwrap(key).await }).await
     }
 
+    /// Forgets one cached key version (it was destroyed).
+    pub fn forget_key(&self, context: KeyContext) {
+        self.cache.forget(|ctx| *ctx == context);
+    }
+
     /// Forgets every cached key of a workspace.
     pub fn forget_workspace(&self, workspace: WorkspaceId) {
         self.cache.forget(|ctx| ctx.workspace == workspace);

@@ -31,7 +31,7 @@ pub(crate) async fn run(ctx: &Ctx, claimed: SendRow, mailbox: MailboxRow) -> any
         tls: if mailbox.smtp_tls == "implicit" { TlsMode::Implicit } else { TlsMode::StartTls },
         username: mailbox.smtp_username.clone(),
     };
-    let password = || secrets::open(ctx, ws, mbx, Field::SmtpPassword);
+    let password = || async move { Ok(secrets::open(ctx, ws, mbx, Field::SmtpPassword).await?) };
     let before_body = || begin_body(ctx, &claimed);
     let result = ctx.sessions.deliver(mbx, &endpoint, password, before_body, &composed).await;
     if outcome::record(ctx, &claimed, &mailbox, result).await? && mailbox.sent_copy == "append" {

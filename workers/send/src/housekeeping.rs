@@ -1,5 +1,5 @@
 //! Periodic upkeep run by every send worker: re-queueing orphaned sends, pruning finished
-//! queue rows.
+//! queue rows, and advancing workspace-key rotations (activate, re-seal, destroy).
 //!
 //! The sweep is the last line of "never silently drop": a send that is due (or leased by a
 //! worker long dead) but has no live queue job, because apalis killed the job after too many
@@ -32,6 +32,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
         }
         if let Err(e) = prune(&ctx).await {
             tracing::warn!(error = ?e, "pruning finished jobs failed; will try again");
+        }
+        if let Err(e) = mailroom_keyring::rotate::advance(&ctx.pool, &ctx.vault, ctx.config.key_grace, 100).await {
+            tracing::warn!(error = %e, "advancing key rotations failed; will try again");
         }
     }
 }

@@ -49,8 +49,10 @@ async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
         SendState::RetryWait if row.next_attempt_at.is_none() => Ok(()), // parked
         _ => {
             let mailbox = mailbox.ok_or_else(|| anyhow::anyhow!("the send's mailbox is missing"))?;
-            if mailbox.status == "needs_reauth" {
-                return park(ctx, &row).await;
+            match mailbox.status.as_str() {
+                "needs_reauth" | "unusable" => return park(ctx, &row, &mailbox.status).await,
+                "disconnected" => return cancel(ctx, &row).await,
+                _ => {}
             }
             // A reconciliation is a read of Sent, not a send: it needs no slot.
             if row.reconcile_reason.is_none() && !pace::slot_due_now(ctx, &row, &mailbox).await? {
@@ -145,10 +147,26 @@ fn after_crash<'a>(
     (AfterCrash::Settle { state: SendState::Ambiguous, reason }, "ambiguous")
 }
 
-/// The mailbox needs re-authentication: the send waits, with no job, until it is reconnected.
-async fn park(ctx: &Ctx, row: &sends::SendRow) -> anyhow::Result<()> {
+/// The mailbox needs re-authentication or an operator: the send waits, with no job, until
+/// it is reconnected.
+async fn park(ctx: &Ctx, row: &sends::SendRow, status: &str) -> anyhow::Result<()> {
     let mut tx = ctx.pool.begin().await?;
-    sends::postpone(&mut tx, row, None, "mailbox needs re-authentication").await?;
+    let why = if status == "unusable" {
+        "mailbox unusable: its credential cannot be opened"
+    } else {
+        "mailbox needs re-authentication"
+    };
+    sends::postpone(&mut tx, row, None, why).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The mailbox was disconnected after this send was claimed or rescheduled: cancel it (and
+/// any other waiting send of the mailbox), each with an event.
+async fn cancel(ctx: &Ctx, row: &sends::SendRow) -> anyhow::Result<()> {
+    let mut tx = ctx.pool.begin().await?;
+    let reason = "the mailbox was disconnected and its credentials destroyed";
+    sends::cancel_waiting(&mut tx, row.workspace(), Some(row.mailbox()), reason).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -62,6 +62,8 @@ pub struct SendWorkerConfig {
     pub sweep_after: Duration,
     /// How often to sweep and prune.
     pub housekeeping_every: Duration,
+    /// How long a retired key version stays (unused) before it is destroyed.
+    pub key_grace: Duration,
     /// SMTP client settings.
     pub smtp: SmtpSettings,
 }
@@ -72,6 +74,8 @@ pub(crate) struct Ctx {
     pub(crate) vault: Vault,
     pub(crate) sessions: SessionPool,
     pub(crate) config: SendWorkerConfig,
+    /// Key-provider failures in a row, driving how long sends wait for it.
+    pub(crate) kms_failures: std::sync::atomic::AtomicU32,
 }
 
 /// Runs the send worker until `shutdown` completes, then lets jobs in flight finish.
@@ -86,7 +90,13 @@ pub async fn run(
     // apalis re-queue live jobs as orphans).
     let queue_pool = PgPoolOptions::new().max_connections(4).connect_with((*pool.connect_options()).clone()).await?;
     let name = config.name.clone();
-    let ctx = Arc::new(Ctx { sessions: SessionPool::new(config.smtp.clone()), pool, vault, config });
+    let ctx = Arc::new(Ctx {
+        sessions: SessionPool::new(config.smtp.clone()),
+        pool,
+        vault,
+        config,
+        kms_failures: Default::default(),
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;

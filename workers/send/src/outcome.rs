@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use mailroom_domain::{Answer, SendState, Verdict, mask_email};
+use mailroom_keyring::OpenError;
 use mailroom_store::mailboxes::MailboxRow;
 use mailroom_store::{
     PgConnection, Postgres, Transaction, events, mailboxes, queue,
@@ -41,10 +42,7 @@ pub(crate) async fn record(
     let was_sent = result.is_ok();
     let applied = match result {
         Ok(answer) => sent(&mut tx, row, &answer.to_string()).await?,
-        Err(DeliverError::Secret(e)) => {
-            tracing::error!(error = ?e, "the mailbox's credential could not be opened");
-            transient(ctx, &mut tx, row, "the mailbox's credential could not be opened").await?
-        }
+        Err(DeliverError::Secret(e)) => credential_failed(ctx, &mut tx, row, e).await?,
         Err(DeliverError::Smtp(f)) => failed(ctx, &mut tx, row, mailbox, &f).await?,
         // Nothing was handed over. If the lease was lost, the conditional update below does
         // nothing; if the database failed, the lease runs out and recovery retries the send.
@@ -221,4 +219,39 @@ pub(crate) async fn uncomposable(ctx: &Ctx, row: &SendRow, e: &anyhow::Error) ->
     let applied = terminal(&mut tx, row, SendState::Failed, &format!("the message could not be composed: {e}")).await?;
     commit(tx, applied).await?;
     Ok(())
+}
+
+/// The credential could not be opened. The key provider being unavailable is nobody's fault
+/// and costs no attempt: the send waits (with a backoff shared by the process) and goes out
+/// when the provider answers again. A credential that will never open marks its mailbox
+/// unusable, loudly, and parks the send: retrying would change nothing.
+async fn credential_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: anyhow::Error) -> anyhow::Result<bool> {
+    match e.downcast_ref::<OpenError>() {
+        Some(OpenError::Unavailable(cause)) => {
+            let wait = crate::secrets::kms_wait(ctx);
+            tracing::warn!(error = %cause, wait_secs = wait.as_secs(), "the key provider is unavailable; the send waits");
+            retry(tx, row, Some(later(wait)), "waiting for the key provider", true).await
+        }
+        Some(unusable @ OpenError::Unusable { workspace, mailbox, .. }) => {
+            let reason = unusable.to_string();
+            tracing::error!(workspace.id = %workspace, mailbox.id = %mailbox, error = %reason,
+                "a mailbox credential cannot be opened; the mailbox is now unusable");
+            if mailboxes::mark_unusable(tx, *workspace, *mailbox, &reason).await? {
+                let data = serde_json::json!({ "reason": reason });
+                let e = events::NewEvent {
+                    workspace: *workspace,
+                    kind: "mailbox.unusable",
+                    send: None,
+                    mailbox: Some(*mailbox),
+                    data,
+                };
+                events::insert(tx, &e).await?;
+            }
+            retry(tx, row, None, "the mailbox's credential cannot be opened", true).await
+        }
+        _ => {
+            tracing::error!(error = ?e, "the mailbox's credential could not be opened");
+            transient(ctx, tx, row, "the mailbox's credential could not be opened").await
+        }
+    }
 }

@@ -1,0 +1,77 @@
+//! Opening a mailbox's sealed credential, and finding the key to seal under.
+
+use mailroom_domain::{MailboxId, WorkspaceId};
+use mailroom_store::{PgConnection, PgPool, StoreError, keys, mailboxes};
+use mailroom_vault::{Field, KeyContext, ProviderError, SealContext, Vault, VaultError, WrappedKey};
+use secrecy::SecretString;
+
+use crate::KeyringError;
+
+/// Why a credential could not be opened, sorted by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The key provider could not be reached or throttled: wait and try again; nothing is
+    /// wrong with the credential.
+    #[error("the key provider is unavailable")]
+    Unavailable(#[source] VaultError),
+    /// The credential will never open as stored (wrong encryption context, tampered ciphertext
+    /// or wrapped key, a destroyed key, a missing value): the mailbox is unusable until an
+    /// operator reconnects it. Retrying would only hammer the provider.
+    #[error("the {field} of mailbox {mailbox} in workspace {workspace} cannot be opened: {why}")]
+    Unusable {
+        /// The workspace.
+        workspace: WorkspaceId,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// The field.
+        field: &'static str,
+        /// Why, naming versions but never key material.
+        why: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A stored key row as the vault wants it; `None` once destroyed.
+pub fn wrapped_key(ws: WorkspaceId, row: keys::WorkspaceKeyRow) -> Option<WrappedKey> {
+    Some(WrappedKey {
+        context: KeyContext { workspace: ws, version: u32::try_from(row.version).ok()? },
+        provider: row.provider,
+        kms_key_id: row.kms_key_id,
+        blob: row.wrapped_key?,
+    })
+}
+
+/// The workspace's active key, for sealing.
+pub async fn active_key(conn: &mut PgConnection, ws: WorkspaceId) -> Result<WrappedKey, KeyringError> {
+    let row = keys::active(conn, ws).await?.ok_or(KeyringError::NoActiveKey(ws))?;
+    wrapped_key(ws, row).ok_or(KeyringError::NoActiveKey(ws))
+}
+
+/// Opens one sealed field of a mailbox. The sealed header names the key version; the vault
+/// never tries other keys. The caller drops the secret as soon as it has used it.
+pub async fn open_secret(
+    pool: &PgPool,
+    vault: &Vault,
+    ws: WorkspaceId,
+    mbx: MailboxId,
+    field: Field,
+) -> Result<SecretString, OpenError> {
+    let unusable = |why: String| OpenError::Unusable { workspace: ws, mailbox: mbx, field: field.as_str(), why };
+    let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
+    let Some((sealed, _)) = mailboxes::secret(&mut conn, ws, mbx, field.as_str()).await? else {
+        return Err(unusable("no sealed value is stored (destroyed, or never connected)".into()));
+    };
+    let version = mailroom_vault::key_version(&sealed).map_err(|e| unusable(e.to_string()))?;
+    let row = keys::version(&mut conn, ws, i32::try_from(version).unwrap_or(i32::MAX)).await?;
+    drop(conn);
+    let Some(wrapped) = row.and_then(|r| wrapped_key(ws, r)) else {
+        return Err(unusable(format!("key version {version} is missing or destroyed")));
+    };
+    let ctx = SealContext { workspace: ws, mailbox: mbx, field };
+    vault.open(&wrapped, &ctx, &sealed).await.map_err(|e| match e {
+        VaultError::Provider(ProviderError::Unavailable(_)) => OpenError::Unavailable(e),
+        other => unusable(other.to_string()),
+    })
+}
