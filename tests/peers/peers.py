@@ -178,6 +178,7 @@ def folder(address):
 
 STATS = {"logins": 0, "login_failures": 0, "accepted": 0, "dropped": [], "throttled": 0, "inflight_max": {}}
 INFLIGHT = {}
+REFUSED = set()
 FAULTS = {"drop": 0.0, "throttle": 0.0, "sink": 0.0}
 RNG = random.Random(1)
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
@@ -285,7 +286,9 @@ def main():
     def authenticator(server, session, envelope, mechanism, auth_data):
         login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else auth_data.login
         pw = auth_data.password.decode() if isinstance(auth_data.password, bytes) else auth_data.password
-        if login == SENDER and pw == password:
+        # Leak tests log in with unique "canary-..." passwords, until refused (`refuse PW`).
+        canary = pw.startswith("canary-") and pw not in REFUSED
+        if login == SENDER and (pw == password or canary):
             STATS["logins"] += 1
             return AuthResult(success=True)
         STATS["login_failures"] += 1
@@ -337,7 +340,7 @@ def serve_commands():
     """Answers commands on stdin, one JSON line each, until stdin closes:
     `stats` (counters, and the messages dropped after DATA) and
     `faults drop=P throttle=P sink=0|1 seed=N` (random faults for chaos runs; sink accepts and
-    discards, for benchmarks)."""
+    discards, for benchmarks) and `refuse PASSWORD` (a canary password stops logging in)."""
     for line in sys.stdin:
         words = line.split()
         if not words:
@@ -350,6 +353,9 @@ def serve_commands():
                 elif key in FAULTS:
                     FAULTS[key] = float(value)
             print(json.dumps({"faults": FAULTS}), flush=True)
+        elif words[0] == "refuse" and len(words) == 2:
+            REFUSED.add(words[1])
+            print(json.dumps({"refused": len(REFUSED)}), flush=True)
         elif words[0] == "stats":
             print(json.dumps(STATS), flush=True)
         else:
