@@ -12,7 +12,7 @@ use std::{
 };
 
 use base64::Engine as _;
-use mailroom_tests::{Options, TestApp, WorkerProcess, peers, recipient, server_url};
+use mailroom_tests::{Options, TestApp, TestKms, WorkerProcess, peers, recipient, server_url};
 use serde_json::{Value, json};
 
 /// Everything the process logs, and every panic message.
@@ -49,13 +49,16 @@ fn capture() -> &'static Capture {
     })
 }
 
-/// The forms a secret can leak in: as is, hex, and base64 at each of the three alignments it
-/// can start at inside a longer encoded string (only the groups made of its bytes alone).
-fn needles(secret: &str) -> Vec<String> {
+/// The forms a secret can leak in: as is (when text), hex, and base64 at each of the three
+/// alignments it can start at inside a longer encoded string (only the groups made of its
+/// bytes alone).
+fn needles(secret: impl AsRef<[u8]>) -> Vec<String> {
+    let secret = secret.as_ref();
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut out = vec![secret.to_owned(), hex::encode(secret)];
+    let mut out = vec![hex::encode(secret), hex::encode_upper(secret)];
+    out.extend(std::str::from_utf8(secret).ok().map(str::to_owned));
     for pad in 0..3 {
-        let encoded = b64.encode([&b"\0\0"[..pad], secret.as_bytes()].concat());
+        let encoded = b64.encode([&b"\0\0"[..pad], secret].concat());
         let skip = if pad == 0 { 0 } else { 4 };
         out.push(encoded[skip..encoded.len() - 4].to_owned());
     }
@@ -101,6 +104,13 @@ fn pg_dump(db: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A workspace key version as stored, wrapped (read before rotation destroys it).
+async fn wrapped(app: &TestApp, version: i32) -> mailroom_vault::WrappedKey {
+    let mut conn = app.pool.acquire().await.unwrap();
+    let row = mailroom_store::keys::version(&mut conn, app.workspace, version).await.unwrap().expect("key row");
+    mailroom_keyring::wrapped_key(app.workspace, row).expect("wrapped bytes")
+}
+
 #[test]
 fn the_needles_find_a_password_inside_an_auth_plain_exchange() {
     let secret = "canary-0123456789abcdef";
@@ -113,7 +123,11 @@ fn the_needles_find_a_password_inside_an_auth_plain_exchange() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_password_appears_in_no_log_response_panic_or_table() {
     let cap = capture();
-    let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::default() }).await;
+    // The AWS provider (moto), so the SDK's own TRACE logs are searched too, for the data keys.
+    let kms = TestKms::start().await;
+    let opts = Options { in_process_worker: false, provider: Some(Arc::new(kms.provider())), ..Options::default() };
+    let app = TestApp::spawn_with(opts).await;
+    let mut data_keys = vec![wrapped(&app, 1).await];
     let mut rec = Recorder { app: &app, bodies: String::new() };
     let canary = format!("canary-ok-{}", uuid::Uuid::new_v4().simple());
     let bad = format!("canary-bad-{}", uuid::Uuid::new_v4().simple());
@@ -135,6 +149,7 @@ async fn a_canary_password_appears_in_no_log_response_panic_or_table() {
     // Rotate the workspace key: every sealed value is opened and sealed again.
     let (status, _) = rec.call(app.post("/v1/keys/rotate")).await;
     assert_eq!(status, 202);
+    data_keys.push(wrapped(&app, 2).await);
     rec.wait("/v1/keys", |k| k["keys"][0]["state"] == "destroyed").await;
 
     // The server refuses the password: at connect, and at send time in a fresh worker.
@@ -158,7 +173,13 @@ async fn a_canary_password_appears_in_no_log_response_panic_or_table() {
     // The captures work: they hold what they should.
     assert!(dump.contains(&app.workspace.as_uuid().to_string()) && dump.contains("apalis"), "the dump is empty");
     assert!(logs.contains("TRACE") && logs.contains("mailbox connected") && logs.contains("535"), "logs not captured");
-    let needles = needles(&canary);
+    assert!(logs.contains("aws_smithy_runtime"), "the AWS SDK's own logs were not captured");
+    let mut needles = needles(&canary);
+    for key in &data_keys {
+        let plain = kms.plaintext_of(key).await;
+        assert_eq!(plain.len(), 32);
+        needles.extend(self::needles(&plain));
+    }
     let mut found = vec![];
     for (place, text) in [("logs", &logs), ("responses", &rec.bodies), ("pg_dump", &dump)] {
         for n in leaks(text, &needles) {

@@ -77,6 +77,14 @@ async fn a_key_rotation_while_sends_flow_fails_none_and_destroys_the_old_version
     assert_eq!(keys["keys"][0]["state"], "destroyed", "{keys}");
     assert_eq!(keys["keys"][1]["sealed_values"], 4, "{keys}");
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action LIKE 'key.%'").await, 3);
+    // The key cache's counters, for metrics: a handful of unwraps for 350 sends and a rotation.
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let calls = app.vault.stats().provider_calls;
+    assert!(
+        metrics.contains(&format!("mailroom_vault_provider_calls_total{{provider=\"local\"}} {calls}")),
+        "{metrics}"
+    );
+    assert!(calls <= 4, "{calls} key-provider calls");
     app.stop().await;
 }
 
@@ -230,5 +238,29 @@ async fn a_tampered_wrapped_key_makes_the_mailbox_unusable_loudly_and_without_a_
     assert_eq!(app.count("SELECT count(*) FROM sends WHERE attempts > 0").await, 0, "no attempt was burnt");
     let calls = app.vault.stats().provider_calls - calls_before;
     assert!(calls <= 5, "{calls} unwrap calls for 5 sends");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_master_key_takes_over_after_rewrap_all_and_the_old_one_can_go() {
+    use mailroom_vault::{CacheLimits, LocalProvider, Vault};
+    let old = [7u8; 32];
+    let opts = Options { provider: Some(Arc::new(LocalProvider::from_bytes(old))), ..Options::default() };
+    let app = TestApp::spawn_with(opts).await;
+    let mailbox: MailboxId = app.connect_mailbox_with_imap("provider").await.parse().unwrap();
+    app.other_workspace_token().await;
+    let both = LocalProvider::from_bytes([8; 32]).with_previous(LocalProvider::from_bytes(old));
+    let during = Vault::new(Arc::new(both), CacheLimits::default());
+    let done = mailroom_keyring::rewrap::rewrap_all(&app.pool, &during, "test").await.unwrap();
+    assert_eq!((done.rewrapped, done.already, done.raced), (2, 0, 0));
+    let again = mailroom_keyring::rewrap::rewrap_all(&app.pool, &during, "test").await.unwrap();
+    assert_eq!((again.rewrapped, again.already), (0, 2), "a second run has nothing left to do");
+    // Only the new master key from here on: the credential opens, the sealed value unchanged.
+    let after = Vault::new(Arc::new(LocalProvider::from_bytes([8; 32])), CacheLimits::default());
+    let pw = open_secret(&app.pool, &after, app.workspace, mailbox, Field::ImapPassword).await.unwrap();
+    assert_eq!(pw.expose_secret(), peers().info.sender_password);
+    let stale = Vault::new(Arc::new(LocalProvider::from_bytes(old)), CacheLimits::default());
+    assert!(open_secret(&app.pool, &stale, app.workspace, mailbox, Field::ImapPassword).await.is_err());
+    assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'key.rewrap'").await, 2);
     app.stop().await;
 }

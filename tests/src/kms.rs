@@ -38,6 +38,15 @@ impl TestKms {
         out.key_metadata().expect("key metadata").key_id().to_owned()
     }
 
+    /// Unwraps a stored workspace key directly at moto (leak tests search for the result).
+    pub async fn plaintext_of(&self, wrapped: &mailroom_vault::WrappedKey) -> Vec<u8> {
+        let mut req = self.admin.decrypt().ciphertext_blob(aws_sdk_kms::primitives::Blob::new(wrapped.blob.clone()));
+        for (k, v) in wrapped.context.pairs() {
+            req = req.encryption_context(k, v);
+        }
+        req.send().await.expect("Decrypt").plaintext.expect("plaintext").into_inner()
+    }
+
     /// A provider over this test's master key, through the proxy.
     pub fn provider(&self) -> AwsKmsProvider {
         AwsKmsProvider::with_static_credentials(&self.settings, "test", "test")

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     let max = state.limits.max_request_bytes;
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/v1/mailboxes", post(mailboxes::connect))
         .route("/v1/mailboxes/{id}", get(mailboxes::show).delete(mailboxes::disconnect))
         .route("/v1/keys", get(keys::status))
@@ -86,6 +87,24 @@ async fn health(axum::extract::State(state): axum::extract::State<Arc<AppState>>
     let mut conn = state.pool.acquire().await?;
     mailroom_store::workspaces::ping(&mut conn).await?;
     Ok("ok")
+}
+
+/// `GET /metrics`: the process's counters in Prometheus text format. The vault's say how many
+/// key-provider (KMS) calls the key cache saves.
+async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> String {
+    let v = state.vault.stats();
+    let provider = state.vault.provider_name();
+    let mut out = String::new();
+    for (name, help, value) in [
+        ("mailroom_vault_provider_calls_total", "Workspace keys unwrapped by the key provider.", v.provider_calls),
+        ("mailroom_vault_cache_hits_total", "Workspace-key lookups served from the cache.", v.hits),
+        ("mailroom_vault_cache_misses_total", "Workspace-key lookups that needed the provider.", v.misses),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{provider=\"{provider}\"}} {value}\n"
+        ));
+    }
+    out
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.

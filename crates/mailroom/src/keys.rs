@@ -49,13 +49,13 @@ pub async fn run(settings: &Settings, command: KeysCmd, actor: &str) -> anyhow::
         KeysCmd::Rewrap { .. } => {
             let done = mailroom_keyring::rewrap::rewrap_all(&pool, &vault, actor).await?;
             println!(
-                "re-wrapped {}, already under {} {}, changed meanwhile {}",
+                "{} workspace keys re-wrapped under {} {}; {} were already; {} changed meanwhile (run again)",
                 done.rewrapped,
                 vault.provider_name(),
                 vault.master_key_id(),
+                done.already,
                 done.raced
             );
-            println!("already: {}", done.already);
         }
         KeysCmd::Status { workspace } => {
             let mut conn = pool.acquire().await?;

@@ -310,6 +310,22 @@ mod tests {
 
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type.
+    fn the_deploy_example_loads_and_aws_kms_needs_a_key_id() {
+        figment::Jail::expect_with(|jail| {
+            let example = include_str!("../../../deploy/mailroom.example.toml");
+            jail.create_file("m.toml", example)?;
+            jail.set_env("DATABASE_URL", "postgres://u@db/mailroom");
+            let s = Settings::load(Some(std::path::Path::new("m.toml"))).unwrap();
+            assert_eq!((s.vault.provider.as_str(), s.vault.aws.key_id.as_str()), ("aws-kms", "alias/mailroom"));
+            jail.set_env("MAILROOM_VAULT__AWS__KEY_ID", "");
+            let err = Settings::load(Some(std::path::Path::new("m.toml"))).unwrap_err().to_string();
+            assert!(err.contains("vault.aws.key_id"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type.
     fn a_file_value_of_the_wrong_type_names_its_key() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("m.toml", "[worker]\nconcurrency = \"many\"")?;

@@ -33,6 +33,8 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
         if let Err(e) = prune(&ctx).await {
             tracing::warn!(error = ?e, "pruning finished jobs failed; will try again");
         }
+        let v = ctx.vault.stats();
+        tracing::debug!(provider_calls = v.provider_calls, hits = v.hits, misses = v.misses, "vault key cache");
         if let Err(e) = mailroom_keyring::rotate::advance(&ctx.pool, &ctx.vault, ctx.config.key_grace, 100).await {
             tracing::warn!(error = %e, "advancing key rotations failed; will try again");
         }
