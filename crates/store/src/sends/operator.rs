@@ -1,0 +1,122 @@
+//! Reading and settling sends for operators and the API: counts, pages, resolutions of
+//! ambiguous sends, cancellation, idempotency-key lookups.
+
+use mailroom_domain::{IdempotencyKey, MailboxId, SendId, SendState, WorkspaceId};
+use sqlx::PgConnection;
+
+use super::SendRow;
+use crate::Result;
+
+/// Counts a workspace's sends per state (tests, the demo's summary).
+pub async fn count_by_state(conn: &mut PgConnection, ws: WorkspaceId) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as("SELECT state, count(*) FROM sends WHERE workspace_id = $1 GROUP BY state ORDER BY state")
+        .bind(ws.as_uuid())
+        .fetch_all(conn)
+        .await?)
+}
+
+/// A page of a workspace's sends in one state, oldest first, after the cursor `after`.
+pub async fn list(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    state: SendState,
+    after: Option<SendId>,
+    limit: i64,
+) -> Result<Vec<SendRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM sends WHERE workspace_id = $1 AND state = $2 AND ($3::uuid IS NULL OR id > $3)
+         ORDER BY id LIMIT $4",
+    )
+    .bind(ws.as_uuid())
+    .bind(state.as_str())
+    .bind(after.map(|a| a.as_uuid()))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// What an operator decided about an ambiguous send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// It was delivered (seen in the recipient's or the sender's mailbox).
+    MarkSent,
+    /// It was not: send it again.
+    Resend,
+    /// Leave it undelivered.
+    Cancel,
+}
+
+/// Applies an operator's resolution to an `ambiguous` send. `None` when the send is not
+/// ambiguous (any more).
+pub async fn resolve(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: SendId,
+    r: Resolution,
+    note: &str,
+) -> Result<Option<SendRow>> {
+    let (state, next) = match r {
+        Resolution::MarkSent => ("sent", None),
+        Resolution::Resend => ("retry_wait", Some(chrono::Utc::now())),
+        Resolution::Cancel => ("cancelled", None),
+    };
+    Ok(sqlx::query_as(
+        "UPDATE sends SET state = $3, next_attempt_at = $4, last_response = $5, updated_at = now(),
+            failure_reason = CASE WHEN $3 = 'retry_wait' THEN NULL ELSE failure_reason END,
+            finished_at = CASE WHEN $3 = 'retry_wait' THEN NULL ELSE now() END
+         WHERE workspace_id = $1 AND id = $2 AND state = 'ambiguous' RETURNING *",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .bind(state)
+    .bind(next)
+    .bind(note)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// How many sends of the workspace wait to be sent (drives enqueue priority, for fairness).
+pub async fn backlog(conn: &mut PgConnection, ws: WorkspaceId) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM sends WHERE workspace_id = $1 AND state IN ('queued', 'retry_wait')")
+        .bind(ws.as_uuid())
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Cancels every waiting send of a workspace, or of one of its mailboxes, each with a
+/// `send.cancelled` event carrying `reason` (its credentials were destroyed). Sends in flight
+/// finish their attempt; their next job finds the mailbox disconnected and cancels them.
+/// Returns how many were cancelled.
+pub async fn cancel_waiting(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    mailbox: Option<MailboxId>,
+    reason: &str,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "WITH c AS (
+             UPDATE sends SET state = 'cancelled', failure_reason = $3, next_attempt_at = NULL,
+                 finished_at = now(), updated_at = now()
+             WHERE workspace_id = $1 AND ($2::uuid IS NULL OR mailbox_id = $2) AND state IN ('queued', 'retry_wait')
+             RETURNING id, workspace_id, mailbox_id, message_id)
+         INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
+         SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
+                jsonb_build_object('reason', $3::text, 'message_id', message_id)
+         FROM c",
+    )
+    .bind(ws.as_uuid())
+    .bind(mailbox.map(|m| m.as_uuid()))
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Whether the workspace already has a send with this idempotency key.
+pub async fn key_exists(conn: &mut PgConnection, ws: WorkspaceId, key: &IdempotencyKey) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sends WHERE workspace_id = $1 AND idempotency_key = $2)")
+        .bind(ws.as_uuid())
+        .bind(key.as_str())
+        .fetch_one(conn)
+        .await?)
+}
