@@ -6,6 +6,7 @@ mod idempotency;
 mod kms;
 mod pacing;
 mod reconcile;
+mod replies;
 mod tenancy;
 mod validation;
 mod vault;

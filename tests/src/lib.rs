@@ -53,6 +53,8 @@ pub struct Options {
     pub cache: CacheLimits,
     /// How long a new key version waits before it becomes active.
     pub rotation_wait: Duration,
+    /// Whether the app runs a reply-detection worker too.
+    pub reply_worker: bool,
 }
 
 impl Default for Options {
@@ -67,6 +69,7 @@ impl Default for Options {
             provider: None,
             cache: CacheLimits::default(),
             rotation_wait: Duration::from_secs(1),
+            reply_worker: false,
         }
     }
 }
@@ -149,6 +152,22 @@ impl TestApp {
             tasks.push(tokio::spawn({
                 let (pool, vault, stop, config) = (pool.clone(), vault.clone(), stop.clone(), config.clone());
                 async move { mailroom_send_worker::run(pool, vault, config, stop.cancelled_owned()).await.unwrap() }
+            }));
+        }
+        if opts.reply_worker {
+            let config = mailroom_reply_worker::ReplyWorkerConfig {
+                name: format!("test-reply-{}", uuid::Uuid::new_v4().simple()),
+                concurrency: 4,
+                every: Duration::from_millis(300),
+                lease: Duration::from_secs(30),
+                batch: 200,
+                imap_timeout: Duration::from_secs(20),
+                poll: Duration::from_millis(100),
+                extra_roots: vec![],
+            };
+            tasks.push(tokio::spawn({
+                let (pool, vault, stop) = (pool.clone(), vault.clone(), stop.clone());
+                async move { mailroom_reply_worker::run(pool, vault, config, stop.cancelled_owned()).await.unwrap() }
             }));
         }
         Self {

@@ -7,6 +7,7 @@
 
 mod auth;
 mod error;
+mod events;
 mod json;
 mod keys;
 mod mailboxes;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/mailboxes", post(mailboxes::connect))
         .route("/v1/mailboxes/{id}", get(mailboxes::show).delete(mailboxes::disconnect))
+        .route("/v1/events", get(events::list))
         .route("/v1/keys", get(keys::status))
         .route("/v1/keys/rotate", post(keys::rotate))
         .route("/v1/mailboxes/{id}/pacing", axum::routing::put(pacing::put))

@@ -78,6 +78,7 @@ async fn record(
         payload: &serde_json::to_value(&v.message).map_err(|e| ApiError::Internal(Box::new(e)))?,
         message_id: message_id.as_str(),
         send_at: v.send_at,
+        metadata: v.metadata.as_ref(),
     };
     match sends::insert_or_replay(conn, &new).await? {
         Recorded::Created(row) => Ok(Outcome::Created(row)),
@@ -242,6 +243,7 @@ pub(crate) fn view(row: &SendRow, replayed: bool) -> Value {
         "next_attempt_at": row.next_attempt_at,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
+        "metadata": row.metadata,
         "replayed": replayed,
     })
 }

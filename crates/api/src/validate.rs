@@ -26,7 +26,12 @@ pub(crate) struct SendRequest {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub send_at: Option<DateTime<Utc>>,
+    /// The scheduler's own data (a JSON object, at most 4 KiB), returned in the send's events.
+    pub metadata: Option<serde_json::Value>,
 }
+
+/// The largest `metadata` object accepted, serialized.
+const MAX_METADATA_BYTES: usize = 4096;
 
 /// A validated send.
 #[derive(Debug)]
@@ -34,6 +39,7 @@ pub(crate) struct ValidSend {
     pub mailbox: MailboxId,
     pub message: OutgoingMessage,
     pub send_at: Option<DateTime<Utc>>,
+    pub metadata: Option<serde_json::Value>,
     pub hash: Vec<u8>,
 }
 
@@ -81,10 +87,23 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
         .collect::<Result<Vec<_>, ApiError>>()?;
     let message =
         OutgoingMessage { to, cc, bcc, subject: subject.as_str().to_owned(), text: req.text, html: req.html, headers };
-    // The hash covers everything that defines the email, in a fixed field order.
-    let payload = serde_json::json!({ "mailbox_id": mailbox, "message": message, "send_at": req.send_at });
+    if let Some(m) = &req.metadata {
+        if !m.is_object() {
+            return Err(invalid("metadata", "must be a JSON object"));
+        }
+        let size = m.to_string().len();
+        if size > MAX_METADATA_BYTES {
+            return Err(invalid("metadata", format!("{size} bytes; at most {MAX_METADATA_BYTES}")));
+        }
+    }
+    // The hash covers everything in the request, in a fixed field order (objects' keys sorted).
+    // `metadata` joins it only when given, so requests stored before it existed still replay.
+    let mut payload = serde_json::json!({ "mailbox_id": mailbox, "message": message, "send_at": req.send_at });
+    if let Some(m) = &req.metadata {
+        payload["metadata"] = m.clone();
+    }
     let hash = Sha256::digest(serde_json::to_vec(&payload).map_err(|e| ApiError::Internal(Box::new(e)))?).to_vec();
-    Ok(ValidSend { mailbox, message, send_at: req.send_at, hash })
+    Ok(ValidSend { mailbox, message, send_at: req.send_at, metadata: req.metadata, hash })
 }
 
 #[cfg(test)]

@@ -116,6 +116,21 @@ pub fn worker_config(s: &Settings) -> anyhow::Result<SendWorkerConfig> {
     })
 }
 
+/// The reply worker's configuration.
+pub fn reply_config(s: &Settings) -> anyhow::Result<mailroom_reply_worker::ReplyWorkerConfig> {
+    let r = &s.reply;
+    Ok(mailroom_reply_worker::ReplyWorkerConfig {
+        name: worker_name("reply"),
+        concurrency: r.concurrency,
+        every: Duration::from_secs(r.every_secs),
+        lease: Duration::from_secs(r.lease_secs),
+        batch: r.batch,
+        imap_timeout: Duration::from_secs(r.imap_timeout_secs),
+        poll: Duration::from_secs(5),
+        extra_roots: smtp(s)?.extra_roots,
+    })
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

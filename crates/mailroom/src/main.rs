@@ -92,6 +92,8 @@ enum SendsCmd {
 enum WorkerKind {
     /// Deliver queued sends.
     Send,
+    /// Detect replies, automatic replies and bounces in connected mailboxes.
+    Reply,
 }
 
 #[derive(Subcommand)]
@@ -146,6 +148,11 @@ async fn main() -> anyhow::Result<()> {
             let pool = app::pool(&settings).await?;
             let vault = app::vault(&settings).await?;
             mailroom_send_worker::run(pool, vault, app::worker_config(&settings)?, app::shutdown_signal()).await?;
+        }
+        Command::Worker { kind: WorkerKind::Reply } => {
+            let pool = app::pool(&settings).await?;
+            let vault = app::vault(&settings).await?;
+            mailroom_reply_worker::run(pool, vault, app::reply_config(&settings)?, app::shutdown_signal()).await?;
         }
         Command::Demo(args) => demo::run(settings, args).await?,
         Command::Admin { command } => admin(&settings, command).await?,

@@ -22,6 +22,8 @@ pub struct Settings {
     pub vault: Vault,
     /// The send worker.
     pub worker: Worker,
+    /// The reply-detection worker.
+    pub reply: Reply,
     /// The SMTP client.
     pub smtp: Smtp,
     /// Logging.
@@ -83,6 +85,21 @@ pub struct AwsKms {
     pub region: String,
     /// Another endpoint than AWS's (an emulator).
     pub endpoint: Option<String>,
+}
+
+/// Reply-detection worker settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Reply {
+    /// Mailboxes checked at once per process.
+    pub concurrency: usize,
+    /// Seconds between checks of one mailbox (jittered by ±20%).
+    pub every_secs: u64,
+    /// Seconds a process holds a mailbox for one check.
+    pub lease_secs: u64,
+    /// Messages read per check at most.
+    pub batch: usize,
+    /// Seconds one IMAP session may take.
+    pub imap_timeout_secs: u64,
 }
 
 /// Send worker settings.
@@ -184,6 +201,7 @@ impl Default for Settings {
                 cache_max_entries: 1_000,
                 aws: AwsKms::default(),
             },
+            reply: Reply { concurrency: 8, every_secs: 120, lease_secs: 300, batch: 200, imap_timeout_secs: 120 },
             worker: Worker {
                 concurrency: 16,
                 lease_secs: 55,
@@ -267,6 +285,15 @@ impl Settings {
         }
         if self.worker.retry_base_secs == 0 || self.worker.retry_cap_secs < self.worker.retry_base_secs {
             return bad("worker.retry_cap_secs", "must be at least worker.retry_base_secs, which must be positive");
+        }
+        if self.reply.concurrency == 0 || self.reply.every_secs == 0 || self.reply.batch == 0 {
+            return bad("reply.concurrency", "reply.concurrency, reply.every_secs and reply.batch must be positive");
+        }
+        if self.reply.lease_secs <= self.reply.imap_timeout_secs {
+            return bad(
+                "reply.lease_secs",
+                "must exceed reply.imap_timeout_secs, or a live check could lose its mailbox",
+            );
         }
         if self.api.max_batch == 0 || self.api.max_batch > 1_000 {
             return bad("api.max_batch", "must be 1 to 1000");

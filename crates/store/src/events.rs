@@ -67,3 +67,58 @@ pub async fn suppressed(conn: &mut PgConnection, ws: WorkspaceId, addresses: &[S
         .fetch_all(conn)
         .await?)
 }
+
+/// Gives feed positions to committed events that have none, under a lock that makes
+/// publishers take turns: positions then follow commit order as readers see it, so a reader
+/// paging by position never skips an event whose transaction committed after a later one's.
+/// Returns how many were published.
+pub async fn publish(pool: &sqlx::PgPool) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7243001)").execute(&mut *tx).await?;
+    let done = sqlx::query(
+        "UPDATE events e SET pos = n.pos
+         FROM (SELECT seq, nextval('events_pos') AS pos
+               FROM (SELECT seq FROM events WHERE pos IS NULL ORDER BY seq LIMIT 10000) t) n
+         WHERE e.seq = n.seq",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
+
+/// An event as the feed shows it, with its send's scheduler metadata.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FeedEvent {
+    /// Its position in the feed (the cursor).
+    pub pos: i64,
+    /// Its unique id (receivers dedupe on it).
+    pub id: uuid::Uuid,
+    /// What happened.
+    pub kind: String,
+    /// The send concerned.
+    pub send_id: Option<uuid::Uuid>,
+    /// The mailbox concerned.
+    pub mailbox_id: Option<uuid::Uuid>,
+    /// Details.
+    pub data: serde_json::Value,
+    /// When.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The metadata the scheduler passed with the send.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A page of a workspace's published events after position `after`, in feed order.
+pub async fn page(conn: &mut PgConnection, ws: WorkspaceId, after: i64, limit: i64) -> Result<Vec<FeedEvent>> {
+    Ok(sqlx::query_as(
+        "SELECT e.pos, e.id, e.kind, e.send_id, e.mailbox_id, e.data, e.created_at, s.metadata
+         FROM events e LEFT JOIN sends s ON s.id = e.send_id AND s.workspace_id = e.workspace_id
+         WHERE e.workspace_id = $1 AND e.pos > $2
+         ORDER BY e.pos LIMIT $3",
+    )
+    .bind(ws.as_uuid())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

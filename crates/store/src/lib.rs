@@ -11,6 +11,7 @@ pub mod keys;
 pub mod mailboxes;
 pub mod pacing;
 pub mod queue;
+pub mod replies;
 pub mod secrets;
 pub mod sends;
 pub mod workspaces;

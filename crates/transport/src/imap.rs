@@ -37,6 +37,30 @@ pub struct ImapEndpoint {
     pub sent_folder: String,
 }
 
+impl ImapEndpoint {
+    /// The endpoint from a mailbox's stored IMAP columns, when they are all set.
+    pub fn from_stored(
+        host: Option<&str>,
+        port: Option<i32>,
+        tls: Option<&str>,
+        username: Option<&str>,
+        sent_folder: &str,
+    ) -> Option<Self> {
+        let tls = match tls? {
+            "implicit" => ImapTls::Implicit,
+            "starttls" => ImapTls::StartTls,
+            _ => ImapTls::None,
+        };
+        Some(Self {
+            host: host?.to_owned(),
+            port: u16::try_from(port?).ok()?,
+            tls,
+            username: username?.to_owned(),
+            sent_folder: sent_folder.to_owned(),
+        })
+    }
+}
+
 /// An IMAP failure. Never carries the password.
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
@@ -54,7 +78,7 @@ pub enum ImapError {
     Timeout,
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> Stream for T {}
 
 type Session = async_imap::Session<Box<dyn Stream>>;
@@ -82,7 +106,11 @@ async fn upgrade(tcp: TcpStream, host: &str, extra_roots: &[Vec<u8>]) -> Result<
     Ok(Box::new(tls))
 }
 
-async fn login(ep: &ImapEndpoint, password: &SecretString, extra_roots: &[Vec<u8>]) -> Result<Session, ImapError> {
+pub(crate) async fn login(
+    ep: &ImapEndpoint,
+    password: &SecretString,
+    extra_roots: &[Vec<u8>],
+) -> Result<Session, ImapError> {
     let tcp = TcpStream::connect((ep.host.as_str(), ep.port)).await.map_err(ImapError::Connect)?;
     let stream: Box<dyn Stream> = match ep.tls {
         ImapTls::Implicit => upgrade(tcp, &ep.host, extra_roots).await?,
@@ -101,7 +129,7 @@ async fn login(ep: &ImapEndpoint, password: &SecretString, extra_roots: &[Vec<u8
     client.login(&ep.username, password.expose_secret()).await.map_err(|(e, _)| ImapError::Login(e))
 }
 
-async fn timed<T>(limit: Duration, fut: impl Future<Output = Result<T, ImapError>>) -> Result<T, ImapError> {
+pub(crate) async fn timed<T>(limit: Duration, fut: impl Future<Output = Result<T, ImapError>>) -> Result<T, ImapError> {
     tokio::time::timeout(limit, fut).await.map_err(|_| ImapError::Timeout)?
 }
 

@@ -10,6 +10,7 @@
 
 mod compose;
 pub mod imap;
+pub mod inbox;
 mod smtp;
 
 pub use compose::{ComposeError, Composed, compose};

@@ -6,7 +6,7 @@
 //! never resent automatically.
 
 use mailroom_store::{mailboxes::MailboxRow, sends::SendRow};
-use mailroom_transport::imap::{self, ImapEndpoint, ImapTls};
+use mailroom_transport::imap::{self, ImapEndpoint};
 use mailroom_vault::Field;
 
 use crate::{Ctx, outcome, secrets};
@@ -25,18 +25,8 @@ pub(crate) enum Finding {
 
 /// The mailbox's IMAP endpoint, when it has one.
 pub(crate) fn endpoint(m: &MailboxRow) -> Option<ImapEndpoint> {
-    let tls = match m.imap_tls.as_deref()? {
-        "implicit" => ImapTls::Implicit,
-        "starttls" => ImapTls::StartTls,
-        _ => ImapTls::None,
-    };
-    Some(ImapEndpoint {
-        host: m.imap_host.clone()?,
-        port: u16::try_from(m.imap_port?).ok()?,
-        tls,
-        username: m.imap_username.clone()?,
-        sent_folder: m.sent_folder.clone(),
-    })
+    let (host, user) = (m.imap_host.as_deref(), m.imap_username.as_deref());
+    ImapEndpoint::from_stored(host, m.imap_port, m.imap_tls.as_deref(), user, &m.sent_folder)
 }
 
 /// Whether sends of this mailbox can be reconciled at all.

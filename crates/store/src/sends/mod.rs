@@ -59,6 +59,8 @@ pub struct SendRow {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The scheduler's metadata.
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl SendRow {
@@ -101,6 +103,8 @@ pub struct NewSend<'a> {
     pub message_id: &'a str,
     /// Not before this instant.
     pub send_at: Option<DateTime<Utc>>,
+    /// The scheduler's metadata.
+    pub metadata: Option<&'a serde_json::Value>,
 }
 
 /// The outcome of recording a send.
@@ -118,8 +122,8 @@ pub enum Recorded {
 pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Result<Recorded> {
     let created: Option<SendRow> = sqlx::query_as(
         "INSERT INTO sends (id, workspace_id, mailbox_id, idempotency_key, payload_hash, payload, message_id,
-            state, send_at, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8)
+            state, send_at, next_attempt_at, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9)
          ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
          RETURNING *",
     )
@@ -131,6 +135,7 @@ pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Resul
     .bind(s.payload)
     .bind(s.message_id)
     .bind(s.send_at)
+    .bind(s.metadata)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = created {

@@ -1,0 +1,97 @@
+//! One check of one mailbox: open its IMAP password (only that: this worker never opens a
+//! credential that can send), read what is new in INBOX, record each message, move the cursor.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use mailroom_domain::{MailboxId, WorkspaceId};
+use mailroom_keyring::OpenError;
+use mailroom_store::{
+    mailboxes,
+    replies::{self, CheckDone, CursorRow},
+};
+use mailroom_transport::{
+    imap::ImapEndpoint,
+    inbox::{self, InboxCursor},
+};
+use mailroom_vault::Field;
+use rand::Rng;
+
+use crate::{Ctx, parse, record};
+
+/// What a check did, for the log and the tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Checked {
+    /// Messages read.
+    pub read: usize,
+    /// Events written.
+    pub events: usize,
+}
+
+/// Checks one claimed mailbox and releases the claim, recording the error if it failed.
+pub(crate) async fn run(ctx: &Ctx, cursor: CursorRow) -> anyhow::Result<Checked> {
+    let (ws, mbx) = (WorkspaceId::from_uuid(cursor.workspace_id), MailboxId::from_uuid(cursor.mailbox_id));
+    let result = check(ctx, ws, mbx, &cursor).await;
+    let every = ctx.config.every.mul_f64(rand::rng().random_range(0.8..1.2));
+    let (new, error, soon) = match &result {
+        Ok((checked, new, more)) => (*new, None, *more && checked.read > 0),
+        Err(e) => (stored(&cursor), Some(format!("{e:#}")), false),
+    };
+    let next = if soon { Utc::now() } else { Utc::now() + ChronoDuration::from_std(every).unwrap_or_default() };
+    let done = CheckDone {
+        uidvalidity: new.uidvalidity.map(i64::from),
+        last_uid: i64::from(new.last_uid),
+        next_check_at: next,
+        error: error.as_deref(),
+    };
+    let mut conn = ctx.pool.acquire().await?;
+    replies::finish_check(&mut conn, ws, mbx, &ctx.config.name, &done).await?;
+    result.map(|(checked, _, _)| checked)
+}
+
+fn stored(c: &CursorRow) -> InboxCursor {
+    InboxCursor {
+        uidvalidity: c.uidvalidity.and_then(|v| u32::try_from(v).ok()),
+        last_uid: u32::try_from(c.last_uid).unwrap_or(0),
+    }
+}
+
+async fn check(
+    ctx: &Ctx,
+    ws: WorkspaceId,
+    mbx: MailboxId,
+    cursor: &CursorRow,
+) -> anyhow::Result<(Checked, InboxCursor, bool)> {
+    let mut conn = ctx.pool.acquire().await?;
+    let mailbox = mailboxes::get(&mut conn, ws, mbx).await?.ok_or_else(|| anyhow::anyhow!("the mailbox is gone"))?;
+    drop(conn);
+    let (host, user) = (mailbox.imap_host.as_deref(), mailbox.imap_username.as_deref());
+    let ep =
+        ImapEndpoint::from_stored(host, mailbox.imap_port, mailbox.imap_tls.as_deref(), user, &mailbox.sent_folder)
+            .ok_or_else(|| anyhow::anyhow!("the mailbox has no IMAP access"))?;
+    let password = match mailroom_keyring::open_secret(&ctx.pool, &ctx.vault, ws, mbx, Field::ImapPassword).await {
+        Ok(p) => p,
+        Err(e @ OpenError::Unavailable(_)) => anyhow::bail!("{e}; will look again"),
+        Err(e) => return Err(e.into()),
+    };
+    // A re-scan (first look, or UIDVALIDITY changed) reads from a day before the last look, or
+    // from the mailbox's connection: what was seen before is deduped, nothing is skipped.
+    let since = (cursor.checked_at.unwrap_or(mailbox.created_at) - ChronoDuration::days(1)).date_naive();
+    let c = &ctx.config;
+    let fetched =
+        inbox::fetch_new(&ep, &password, &c.extra_roots, stored(cursor), since, c.batch, c.imap_timeout).await;
+    drop(password);
+    let fetched = fetched?;
+    let mut checked = Checked { read: fetched.messages.len(), events: 0 };
+    for (uid, raw) in &fetched.messages {
+        let Some(m) = parse::parse(raw) else {
+            tracing::warn!(mailbox.id = %mbx, uid, "an inbound message does not parse; skipped");
+            continue;
+        };
+        if record::record(&ctx.pool, ws, mbx, &m).await?.is_some() {
+            checked.events += 1;
+        }
+    }
+    if fetched.rescanned {
+        tracing::info!(mailbox.id = %mbx, read = checked.read, "inbox re-scanned by date");
+    }
+    Ok((checked, fetched.cursor, fetched.more))
+}

@@ -1,0 +1,99 @@
+//! The reply-detection worker (`mailroom worker reply`): a pool of its own that checks each
+//! connected mailbox's INBOX on a schedule, at most one worker per mailbox at a time across
+//! all processes (a lease on the mailbox's cursor), and turns replies, automatic replies,
+//! bounces and unsubscribe requests to the engine's sends into events for the scheduler.
+#![deny(missing_docs)]
+
+mod check;
+mod classify;
+mod parse;
+mod record;
+
+use std::{sync::Arc, time::Duration};
+
+use mailroom_store::{PgPool, replies};
+use mailroom_vault::Vault;
+use tokio::task::JoinSet;
+
+pub use check::Checked;
+pub use classify::Kind;
+
+/// How the reply worker behaves.
+#[derive(Debug, Clone)]
+pub struct ReplyWorkerConfig {
+    /// A name unique to this process (it holds mailbox leases under it).
+    pub name: String,
+    /// Mailboxes checked at once.
+    pub concurrency: usize,
+    /// How often each mailbox is checked (jittered by ±20%).
+    pub every: Duration,
+    /// How long a claim on a mailbox lasts; a dead worker's mailboxes are free after it.
+    pub lease: Duration,
+    /// Messages read per check at most (the rest on the next, at once).
+    pub batch: usize,
+    /// Limit on one IMAP session.
+    pub imap_timeout: Duration,
+    /// How often to look for due mailboxes.
+    pub poll: Duration,
+    /// Extra trusted CAs (PEM) for private IMAP servers.
+    pub extra_roots: Vec<Vec<u8>>,
+}
+
+struct Ctx {
+    pool: PgPool,
+    vault: Vault,
+    config: ReplyWorkerConfig,
+}
+
+/// Runs the reply worker until `shutdown` completes; checks in flight finish first.
+pub async fn run(
+    pool: PgPool,
+    vault: Vault,
+    config: ReplyWorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let ctx = Arc::new(Ctx { pool, vault, config });
+    let mut shutdown = std::pin::pin!(shutdown);
+    tracing::info!(worker.name = %ctx.config.name, "reply worker started");
+    loop {
+        match round(&ctx).await {
+            Ok(0) | Err(_) => {}
+            Ok(_) => continue, // there may be more due right away
+        }
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(ctx.config.poll) => {}
+        }
+    }
+    tracing::info!(worker.name = %ctx.config.name, "reply worker stopped");
+    Ok(())
+}
+
+/// Claims due mailboxes and checks them concurrently. Returns how many were checked.
+async fn round(ctx: &Arc<Ctx>) -> anyhow::Result<usize> {
+    let claimed = async {
+        let mut conn = ctx.pool.acquire().await?;
+        replies::ensure_cursors(&mut conn).await?;
+        let lease = ctx.config.lease.as_secs_f64();
+        anyhow::Ok(replies::claim_due(&mut conn, &ctx.config.name, lease, ctx.config.concurrency as i64).await?)
+    }
+    .await
+    .inspect_err(|e| tracing::warn!(error = %e, "claiming mailboxes to check failed; will try again"))?;
+    let n = claimed.len();
+    let mut checks = JoinSet::new();
+    for cursor in claimed {
+        let ctx = ctx.clone();
+        checks.spawn(async move {
+            let mbx = cursor.mailbox_id;
+            match check::run(&ctx, cursor).await {
+                Ok(c) if c.read > 0 => {
+                    tracing::info!(mailbox.id = %mbx, read = c.read, events = c.events, "mailbox checked")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(mailbox.id = %mbx, error = %format!("{e:#}"), "mailbox check failed"),
+            }
+        });
+    }
+    while checks.join_next().await.is_some() {}
+    Ok(n)
+}

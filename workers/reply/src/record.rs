@@ -1,0 +1,74 @@
+//! Matching an inbound message to a send of the same workspace and recording what it is:
+//! one event per message, however often it is read, written in the same transaction as the
+//! sighting that makes it the first; hard bounces and unsubscribe requests suppress the
+//! address for the workspace.
+
+use mailroom_domain::{MailboxId, SendId, WorkspaceId, mask_email};
+use mailroom_store::{PgPool, events, replies};
+use serde_json::json;
+
+use crate::{
+    classify::{Kind, classify},
+    parse::Inbound,
+};
+
+/// Records one message; returns the event written, if any.
+pub(crate) async fn record(
+    pool: &PgPool,
+    ws: WorkspaceId,
+    mbx: MailboxId,
+    m: &Inbound,
+) -> anyhow::Result<Option<&'static str>> {
+    let kind = classify(m);
+    // A bounce names the original in its report; anything else by the ids it answers.
+    let candidates: Vec<String> = match (&kind, &m.report) {
+        (Kind::BounceHard(_) | Kind::BounceSoft(_), Some(r)) => r.original_message_id.iter().cloned().collect(),
+        _ => m.refs.clone(),
+    };
+    let mut tx = pool.begin().await?;
+    let found =
+        if candidates.is_empty() { vec![] } else { replies::sends_by_message_id(&mut tx, ws, &candidates).await? };
+    let matched = candidates.iter().find_map(|id| found.iter().find(|s| &s.message_id == id));
+    let Some(send) = matched else {
+        replies::first_sighting(&mut tx, ws, mbx, &m.dedupe_key, None, "unmatched").await?;
+        tx.commit().await?;
+        return Ok(None);
+    };
+    if !replies::first_sighting(&mut tx, ws, mbx, &m.dedupe_key, Some(send.id), kind.event()).await? {
+        return Ok(None); // seen before: its event exists
+    }
+    let mut data = json!({
+        "message_id": send.message_id,
+        "inbound_message_id": m.message_id,
+        "from": m.from,
+        "subject": m.subject,
+    });
+    match &kind {
+        Kind::BounceHard(r) | Kind::BounceSoft(r) => {
+            data["recipient"] = json!(r.recipient);
+            data["status"] = json!(r.status);
+            data["action"] = json!(r.action);
+            data["diagnostic"] = json!(r.diagnostic);
+        }
+        _ => data["excerpt"] = json!(m.excerpt),
+    }
+    let event = events::NewEvent {
+        workspace: ws,
+        kind: kind.event(),
+        send: Some(SendId::from_uuid(send.id)),
+        mailbox: Some(MailboxId::from_uuid(send.mailbox_id)),
+        data,
+    };
+    events::insert(&mut tx, &event).await?;
+    match (&kind, &m.from) {
+        (Kind::BounceHard(r), _) => {
+            events::suppress(&mut tx, ws, &r.recipient, &format!("hard bounce {}", r.status)).await?
+        }
+        (Kind::Unsubscribe, Some(from)) => events::suppress(&mut tx, ws, from, "unsubscribe request").await?,
+        _ => {}
+    }
+    tx.commit().await?;
+    let who = m.from.as_deref().map(mask_email).unwrap_or_default();
+    tracing::info!(send.id = %SendId::from_uuid(send.id), event = kind.event(), from = %who, "inbound message matched");
+    Ok(Some(kind.event()))
+}
