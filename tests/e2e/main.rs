@@ -10,3 +10,4 @@ mod replies;
 mod tenancy;
 mod validation;
 mod vault;
+mod webhooks;

@@ -164,6 +164,9 @@ impl TestApp {
                 imap_timeout: Duration::from_secs(20),
                 poll: Duration::from_millis(100),
                 extra_roots: vec![],
+                webhook_backoff: Backoff { base: Duration::from_millis(200), cap: Duration::from_millis(400) },
+                webhook_max_age: Duration::from_secs(3_600),
+                webhook_timeout: Duration::from_secs(5),
             };
             tasks.push(tokio::spawn({
                 let (pool, vault, stop) = (pool.clone(), vault.clone(), stop.clone());

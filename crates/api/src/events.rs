@@ -10,7 +10,6 @@ use axum::{
     Json,
     extract::{Query, State},
 };
-use mailroom_domain::{EventId, MailboxId, SendId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -45,19 +44,6 @@ pub(crate) async fn list(
     let mut conn = state.pool.acquire().await?;
     let rows = mailroom_store::events::page(&mut conn, auth.workspace, after, limit).await?;
     let next = rows.last().map_or(after, |e| e.pos);
-    let events: Vec<Value> = rows
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": EventId::from_uuid(e.id),
-                "type": e.kind,
-                "send_id": e.send_id.map(SendId::from_uuid),
-                "mailbox_id": e.mailbox_id.map(MailboxId::from_uuid),
-                "metadata": e.metadata,
-                "data": e.data,
-                "created_at": e.created_at,
-            })
-        })
-        .collect();
+    let events: Vec<Value> = rows.iter().map(|e| e.wire()).collect();
     Ok(Json(json!({ "events": events, "next": next.to_string() })))
 }

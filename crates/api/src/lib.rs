@@ -17,6 +17,7 @@ mod pacing;
 pub mod provision;
 mod sends;
 mod validate;
+mod webhooks;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -74,6 +75,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/mailboxes", post(mailboxes::connect))
         .route("/v1/mailboxes/{id}", get(mailboxes::show).delete(mailboxes::disconnect))
         .route("/v1/events", get(events::list))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/keys", get(keys::status))
         .route("/v1/keys/rotate", post(keys::rotate))
         .route("/v1/mailboxes/{id}/pacing", axum::routing::put(pacing::put))

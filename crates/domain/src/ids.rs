@@ -122,6 +122,10 @@ prefixed_id!(
     /// An event in the outbox.
     EventId, "evt"
 );
+prefixed_id!(
+    /// A registered webhook endpoint.
+    WebhookId, "whk"
+);
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,7 @@ pub use answer::{Answer, Phase, Verdict};
 pub use email::{EmailAddress, EmailError};
 pub use header::{DisplayName, HeaderError, HeaderName, HeaderValue, Subject};
 pub use idempotency::{IdempotencyKey, IdempotencyKeyError};
-pub use ids::{ApiKeyId, EventId, IdError, MailboxId, SendId, WorkspaceId};
+pub use ids::{ApiKeyId, EventId, IdError, MailboxId, SendId, WebhookId, WorkspaceId};
 pub use job::SendJob;
 pub use mask::mask_email;
 pub use message::OutgoingMessage;

@@ -16,7 +16,7 @@ use mailroom_domain::WorkspaceId;
 use mailroom_store::StoreError;
 use mailroom_vault::VaultError;
 
-pub use open::{OpenError, active_key, open_secret, wrapped_key};
+pub use open::{OpenError, active_key, open_sealed, open_secret, wrapped_key};
 
 /// Why a key procedure failed. Never carries key material or a plaintext.
 #[derive(Debug, thiserror::Error)]

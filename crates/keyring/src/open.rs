@@ -58,19 +58,33 @@ pub async fn open_secret(
     mbx: MailboxId,
     field: Field,
 ) -> Result<SecretString, OpenError> {
-    let unusable = |why: String| OpenError::Unusable { workspace: ws, mailbox: mbx, field: field.as_str(), why };
     let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
     let Some((sealed, _)) = mailboxes::secret(&mut conn, ws, mbx, field.as_str()).await? else {
-        return Err(unusable("no sealed value is stored (destroyed, or never connected)".into()));
+        let why = "no sealed value is stored (destroyed, or never connected)".into();
+        return Err(OpenError::Unusable { workspace: ws, mailbox: mbx, field: field.as_str(), why });
     };
-    let version = mailroom_vault::key_version(&sealed).map_err(|e| unusable(e.to_string()))?;
+    drop(conn);
+    open_sealed(pool, vault, SealContext { workspace: ws, mailbox: mbx, field }, &sealed).await
+}
+
+/// Opens a sealed value stored elsewhere than `mailbox_secrets` (a webhook's signing secret),
+/// bound to `ctx`.
+pub async fn open_sealed(
+    pool: &PgPool,
+    vault: &Vault,
+    ctx: SealContext,
+    sealed: &[u8],
+) -> Result<SecretString, OpenError> {
+    let (ws, mbx, field) = (ctx.workspace, ctx.mailbox, ctx.field);
+    let unusable = |why: String| OpenError::Unusable { workspace: ws, mailbox: mbx, field: field.as_str(), why };
+    let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
+    let version = mailroom_vault::key_version(sealed).map_err(|e| unusable(e.to_string()))?;
     let row = keys::version(&mut conn, ws, i32::try_from(version).unwrap_or(i32::MAX)).await?;
     drop(conn);
     let Some(wrapped) = row.and_then(|r| wrapped_key(ws, r)) else {
         return Err(unusable(format!("key version {version} is missing or destroyed")));
     };
-    let ctx = SealContext { workspace: ws, mailbox: mbx, field };
-    vault.open(&wrapped, &ctx, &sealed).await.map_err(|e| match e {
+    vault.open(&wrapped, &ctx, sealed).await.map_err(|e| match e {
         VaultError::Provider(ProviderError::Unavailable(_)) => OpenError::Unavailable(e),
         other => unusable(other.to_string()),
     })

@@ -85,6 +85,7 @@ pub struct Progress {
 pub async fn advance(pool: &PgPool, vault: &Vault, grace: Duration, page: i64) -> Result<Progress, KeyringError> {
     let mut progress = Progress { activated: activate(pool).await?, ..Progress::default() };
     reseal_page(pool, vault, page, &mut progress).await?;
+    reseal_webhooks(pool, vault, page, &mut progress).await?;
     progress.destroyed = destroy(pool, vault, grace).await?;
     if progress != Progress::default() {
         tracing::info!(?progress, "key rotation advanced");
@@ -167,6 +168,36 @@ async fn reseal_page(pool: &PgPool, vault: &Vault, page: i64, progress: &mut Pro
             progress.resealed += 1;
         } else {
             progress.skipped += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Re-seals webhook signing secrets still under an older key version.
+async fn reseal_webhooks(pool: &PgPool, vault: &Vault, page: i64, progress: &mut Progress) -> Result<(), KeyringError> {
+    let mut conn = pool.acquire().await?;
+    let mut keys = Keys::default();
+    for hook in mailroom_store::webhooks::stale_secrets(&mut conn, page).await? {
+        let ws = WorkspaceId::from_uuid(hook.workspace_id);
+        keys.load(&mut conn, ws, hook.key_version).await?;
+        let Some(Some(from)) = keys.old.get(&(ws, hook.key_version)) else {
+            progress.skipped += 1;
+            continue;
+        };
+        let ctx = SealContext { workspace: ws, mailbox: MailboxId::from_uuid(hook.id), field: Field::WebhookSecret };
+        let to = &keys.active[&ws];
+        match reseal_one(vault, from, to, &ctx, &hook.secret_sealed).await {
+            Ok(sealed) => {
+                let version = i32::try_from(to.context.version).unwrap_or(i32::MAX);
+                if mailroom_store::webhooks::reseal(&mut conn, &hook, &sealed, version).await? {
+                    progress.resealed += 1;
+                }
+            }
+            Err(e @ VaultError::Provider(ProviderError::Unavailable(_))) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(workspace.id = %ws, webhook = %hook.id, error = %e, "a webhook secret does not open");
+                progress.skipped += 1;
+            }
         }
     }
     Ok(())

@@ -128,6 +128,12 @@ pub fn reply_config(s: &Settings) -> anyhow::Result<mailroom_reply_worker::Reply
         imap_timeout: Duration::from_secs(r.imap_timeout_secs),
         poll: Duration::from_secs(5),
         extra_roots: smtp(s)?.extra_roots,
+        webhook_backoff: Backoff {
+            base: Duration::from_secs(r.webhook_retry_base_secs),
+            cap: Duration::from_secs(r.webhook_retry_cap_secs),
+        },
+        webhook_max_age: Duration::from_secs(r.webhook_max_age_hours * 3_600),
+        webhook_timeout: Duration::from_secs(r.webhook_timeout_secs),
     })
 }
 

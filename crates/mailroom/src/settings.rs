@@ -100,6 +100,14 @@ pub struct Reply {
     pub batch: usize,
     /// Seconds one IMAP session may take.
     pub imap_timeout_secs: u64,
+    /// Webhook retries: first wait, and the longest, in seconds (doubling, jittered).
+    pub webhook_retry_base_secs: u64,
+    /// The longest wait between webhook retries.
+    pub webhook_retry_cap_secs: u64,
+    /// Hours after its event a webhook delivery is given up.
+    pub webhook_max_age_hours: u64,
+    /// Seconds one webhook request may take.
+    pub webhook_timeout_secs: u64,
 }
 
 /// Send worker settings.
@@ -201,7 +209,17 @@ impl Default for Settings {
                 cache_max_entries: 1_000,
                 aws: AwsKms::default(),
             },
-            reply: Reply { concurrency: 8, every_secs: 120, lease_secs: 300, batch: 200, imap_timeout_secs: 120 },
+            reply: Reply {
+                concurrency: 8,
+                every_secs: 120,
+                lease_secs: 300,
+                batch: 200,
+                imap_timeout_secs: 120,
+                webhook_retry_base_secs: 10,
+                webhook_retry_cap_secs: 3_600,
+                webhook_max_age_hours: 24,
+                webhook_timeout_secs: 10,
+            },
             worker: Worker {
                 concurrency: 16,
                 lease_secs: 55,

@@ -108,6 +108,21 @@ pub struct FeedEvent {
     pub metadata: Option<serde_json::Value>,
 }
 
+impl FeedEvent {
+    /// The event as the feed and webhooks show it: one wire shape for both.
+    pub fn wire(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": EventId::from_uuid(self.id),
+            "type": self.kind,
+            "send_id": self.send_id.map(SendId::from_uuid),
+            "mailbox_id": self.mailbox_id.map(MailboxId::from_uuid),
+            "metadata": self.metadata,
+            "data": self.data,
+            "created_at": self.created_at,
+        })
+    }
+}
+
 /// A page of a workspace's published events after position `after`, in feed order.
 pub async fn page(conn: &mut PgConnection, ws: WorkspaceId, after: i64, limit: i64) -> Result<Vec<FeedEvent>> {
     Ok(sqlx::query_as(

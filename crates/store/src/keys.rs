@@ -143,6 +143,8 @@ pub async fn destroy_unused_retired(conn: &mut PgConnection, grace_secs: f64) ->
          WHERE k.state = 'retired' AND k.state_changed_at < now() - make_interval(secs => $1)
            AND NOT EXISTS (SELECT 1 FROM mailbox_secrets s
                            WHERE s.workspace_id = k.workspace_id AND s.key_version = k.version)
+           AND NOT EXISTS (SELECT 1 FROM webhooks w
+                           WHERE w.workspace_id = k.workspace_id AND w.key_version = k.version AND w.deleted_at IS NULL)
          RETURNING workspace_id, version",
     )
     .bind(grace_secs)

@@ -14,6 +14,7 @@ pub mod queue;
 pub mod replies;
 pub mod secrets;
 pub mod sends;
+pub mod webhooks;
 pub mod workspaces;
 
 use std::time::Duration;

@@ -37,6 +37,8 @@ pub enum Field {
     RefreshToken,
     /// An OAuth access token.
     AccessToken,
+    /// A webhook's signing secret (its owner id, in the mailbox slot, is the webhook's id).
+    WebhookSecret,
 }
 
 impl Field {
@@ -47,12 +49,13 @@ impl Field {
             Self::ImapPassword => "imap_password",
             Self::RefreshToken => "refresh_token",
             Self::AccessToken => "access_token",
+            Self::WebhookSecret => "webhook_secret",
         }
     }
 
     /// The field named `name` in the database.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::SmtpPassword, Self::ImapPassword, Self::RefreshToken, Self::AccessToken]
+        [Self::SmtpPassword, Self::ImapPassword, Self::RefreshToken, Self::AccessToken, Self::WebhookSecret]
             .into_iter()
             .find(|f| f.as_str() == name)
     }

@@ -1,13 +1,15 @@
 //! The reply-detection worker (`mailroom worker reply`): a pool of its own that checks each
 //! connected mailbox's INBOX on a schedule, at most one worker per mailbox at a time across
 //! all processes (a lease on the mailbox's cursor), and turns replies, automatic replies,
-//! bounces and unsubscribe requests to the engine's sends into events for the scheduler.
+//! bounces and unsubscribe requests to the engine's sends into events for the scheduler. The
+//! same processes deliver every event to the workspaces' webhooks.
 #![deny(missing_docs)]
 
 mod check;
 mod classify;
 mod parse;
 mod record;
+mod webhooks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,6 +19,7 @@ use tokio::task::JoinSet;
 
 pub use check::Checked;
 pub use classify::Kind;
+pub use webhooks::signature;
 
 /// How the reply worker behaves.
 #[derive(Debug, Clone)]
@@ -37,6 +40,12 @@ pub struct ReplyWorkerConfig {
     pub poll: Duration,
     /// Extra trusted CAs (PEM) for private IMAP servers.
     pub extra_roots: Vec<Vec<u8>>,
+    /// Retry backoff of webhook deliveries.
+    pub webhook_backoff: mailroom_domain::backoff::Backoff,
+    /// Webhook deliveries are given up this long after their event.
+    pub webhook_max_age: Duration,
+    /// Limit on one webhook request.
+    pub webhook_timeout: Duration,
 }
 
 struct Ctx {
@@ -53,6 +62,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let ctx = Arc::new(Ctx { pool, vault, config });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let hooks = tokio::spawn(deliver_webhooks(ctx.clone(), stop_rx.clone()));
+    let mut stop = stop_rx;
     let mut shutdown = std::pin::pin!(shutdown);
     tracing::info!(worker.name = %ctx.config.name, "reply worker started");
     loop {
@@ -62,11 +74,29 @@ pub async fn run(
         }
         tokio::select! {
             () = &mut shutdown => break,
+            _ = stop.changed() => break,
             () = tokio::time::sleep(ctx.config.poll) => {}
         }
     }
+    let _ = stop_tx.send(true);
+    let _ = hooks.await;
     tracing::info!(worker.name = %ctx.config.name, "reply worker stopped");
     Ok(())
+}
+
+async fn deliver_webhooks(ctx: Arc<Ctx>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let http = webhooks::client(ctx.config.webhook_timeout);
+    loop {
+        match webhooks::round(&ctx, &http).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "webhook round failed; will try again"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(ctx.config.poll) => {}
+        }
+    }
 }
 
 /// Claims due mailboxes and checks them concurrently. Returns how many were checked.

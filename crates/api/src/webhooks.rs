@@ -1,0 +1,142 @@
+//! Webhook endpoints: register (the signing secret is shown once, then kept sealed like a
+//! credential), list, remove, and see an endpoint's failed deliveries.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, Path, Query, State},
+    http::{StatusCode, Uri},
+};
+use mailroom_domain::{EventId, MailboxId, WebhookId};
+use mailroom_store::{webhooks, workspaces};
+use mailroom_vault::{Field, SealContext};
+use rand::RngCore;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{ApiError, AppState, auth::Auth, mailboxes::active_key};
+
+/// `POST /v1/webhooks` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewWebhook {
+    url: String,
+    #[serde(default)]
+    event_types: Vec<String>,
+}
+
+fn check_url(url: &str) -> Result<(), ApiError> {
+    let bad = |why: &str| ApiError::unprocessable("invalid_url", format!("`url`: {why}"));
+    let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none_or(str::is_empty) {
+        return Err(bad("must be an absolute http:// or https:// URL"));
+    }
+    if url.len() > 2048 {
+        return Err(bad("at most 2048 characters"));
+    }
+    Ok(())
+}
+
+fn view(w: &webhooks::WebhookRow) -> Value {
+    json!({ "id": WebhookId::from_uuid(w.id), "url": w.url, "event_types": w.event_types, "created_at": w.created_at })
+}
+
+/// `POST /v1/webhooks` → 201 with the secret, shown this once.
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    crate::json::ApiJson(req): crate::json::ApiJson<NewWebhook>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_url(&req.url)?;
+    if let Some(t) = req.event_types.iter().find(|t| t.is_empty() || t.len() > 64 || !t.contains('.')) {
+        return Err(ApiError::unprocessable("invalid_event_type", format!("`{t}` is not an event type")));
+    }
+    let id = WebhookId::new();
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let secret = SecretString::from(format!("whsec_{}", hex::encode(raw)));
+    let mut tx = state.pool.begin().await?;
+    let key = active_key(&mut tx, auth.workspace).await?;
+    let ctx = SealContext {
+        workspace: auth.workspace,
+        mailbox: MailboxId::from_uuid(id.as_uuid()),
+        field: Field::WebhookSecret,
+    };
+    let sealed = state.vault.seal(&key, &ctx, &secret).await?;
+    let row = webhooks::WebhookRow {
+        id: id.as_uuid(),
+        workspace_id: auth.workspace.as_uuid(),
+        url: req.url,
+        event_types: req.event_types,
+        secret_sealed: sealed,
+        key_version: i32::try_from(key.context.version).unwrap_or(i32::MAX),
+        created_at: chrono::Utc::now(),
+    };
+    webhooks::insert(&mut tx, &row).await?;
+    let actor = format!("api_key:{}", auth.key);
+    let source = peer.ip().to_string();
+    workspaces::audit(&mut tx, Some(auth.workspace), &actor, "webhook.create", Some(&id.to_string()), Some(&source))
+        .await?;
+    tx.commit().await?;
+    let mut body = view(&row);
+    // The one place the secret leaves the vault: the registering client must store it.
+    body["secret"] = json!(secrecy::ExposeSecret::expose_secret(&secret));
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `GET /v1/webhooks`.
+pub(crate) async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Value>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let rows = webhooks::list(&mut conn, auth.workspace).await?;
+    Ok(Json(json!({ "webhooks": rows.iter().map(view).collect::<Vec<_>>() })))
+}
+
+/// `DELETE /v1/webhooks/{id}`.
+pub(crate) async fn delete(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
+    let mut tx = state.pool.begin().await?;
+    if !webhooks::delete(&mut tx, auth.workspace, id.as_uuid()).await? {
+        return Err(ApiError::NotFound("webhook"));
+    }
+    let actor = format!("api_key:{}", auth.key);
+    workspaces::audit(&mut tx, Some(auth.workspace), &actor, "webhook.delete", Some(&id.to_string()), None).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/webhooks/{id}/deliveries?state=failed` query.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeliveryQuery {
+    state: Option<String>,
+}
+
+/// `GET /v1/webhooks/{id}/deliveries?state=pending|delivered|failed` (default `failed`).
+pub(crate) async fn deliveries(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
+    let wanted = q.state.as_deref().unwrap_or("failed");
+    if !matches!(wanted, "pending" | "delivered" | "failed") {
+        return Err(ApiError::bad_request("invalid_state", "`state` is pending, delivered or failed"));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let rows = webhooks::deliveries(&mut conn, auth.workspace, id.as_uuid(), wanted, 500).await?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|d| {
+            json!({ "event_id": EventId::from_uuid(d.event_id), "type": d.kind, "state": d.state,
+                "attempts": d.attempts, "last_status": d.last_status, "next_attempt_at": d.next_attempt_at })
+        })
+        .collect();
+    Ok(Json(json!({ "deliveries": list })))
+}
