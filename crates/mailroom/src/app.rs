@@ -126,7 +126,7 @@ pub fn reply_config(s: &Settings) -> anyhow::Result<mailroom_reply_worker::Reply
         lease: Duration::from_secs(r.lease_secs),
         batch: r.batch,
         imap_timeout: Duration::from_secs(r.imap_timeout_secs),
-        poll: Duration::from_secs(5),
+        poll: Duration::from_secs(5).min(Duration::from_secs(r.every_secs)),
         extra_roots: smtp(s)?.extra_roots,
         webhook_backoff: Backoff {
             base: Duration::from_secs(r.webhook_retry_base_secs),

@@ -38,6 +38,8 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     );
     settings.smtp.extra_ca_file = Some(peers.info.ca_file.clone().into());
     settings.vault.master_key_file = demo_dir.join("master.key");
+    // Look for replies every second, not every two minutes.
+    settings.reply.every_secs = 1;
 
     let pool = app::pool(&settings).await?;
     mailroom_store::migrate(&pool).await?;
@@ -52,16 +54,23 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     let api = tokio::spawn(mailroom_api::serve(listener, state, stop.clone().cancelled_owned()));
     let worker = tokio::spawn(mailroom_send_worker::run(
         pool.clone(),
-        vault,
+        vault.clone(),
         app::worker_config(&settings)?,
         stop.clone().cancelled_owned(),
     ));
-    println!("API on {base}, one send worker (concurrency {})", settings.worker.concurrency);
+    let replies = tokio::spawn(mailroom_reply_worker::run(
+        pool.clone(),
+        vault,
+        app::reply_config(&settings)?,
+        stop.clone().cancelled_owned(),
+    ));
+    println!("API on {base}, one send worker (concurrency {}), one reply worker", settings.worker.concurrency);
 
     let result = drive(&base, &token, &peers, &pool, ws, args.sends).await;
     stop.cancel();
     let _ = api.await;
     let _ = worker.await;
+    let _ = replies.await;
     let summary = result?;
     println!("\n{summary}");
     println!("finished in {:.1} s", started.elapsed().as_secs_f64());
@@ -95,6 +104,10 @@ async fn drive(
         "from_address": peers.info.sender, "from_name": "Mailroom Demo",
         "smtp": { "host": peers.info.smtp_host, "port": peers.info.smtp_port, "tls": "starttls",
                   "username": peers.info.sender, "password": peers.info.sender_password },
+        // IMAP lets the reply worker read the INBOX (and reconciliation search Sent).
+        "imap": { "host": "127.0.0.1", "port": peers.info.imap_port, "tls": "none",
+                  "username": peers.info.sender, "password": peers.info.sender_password },
+        "sent_copy": "provider",
         // A local relay needs no protecting: send as fast as the worker can.
         "pacing": { "daily_cap": null, "min_gap_secs": 0, "jitter_secs": 0, "max_sessions": 16 },
     });
@@ -116,6 +129,7 @@ async fn drive(
             })
         })
         .collect();
+    let mut first: Option<String> = None;
     for chunk in items.chunks(1_000) {
         let resp = http
             .post(format!("{base}/v1/sends/batch"))
@@ -126,9 +140,14 @@ async fn drive(
         if !resp.status().is_success() {
             bail!("enqueueing failed: {}", resp.text().await?);
         }
+        let body: Value = resp.json().await?;
+        first = first.or_else(|| body["results"][0]["send"]["message_id"].as_str().map(str::to_owned));
     }
     println!("{n} sends enqueued through POST /v1/sends/batch");
     let counts = wait_for_terminal(pool, ws, n).await?;
+    if let Some(message_id) = first {
+        show_reply(base, &http, &auth, peers, &message_id).await?;
+    }
     let ids = imap::message_ids(peers.info.imap_port, &peers.info.inbox, &peers.info.inbox_password, &folder).await?;
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     let get = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, v)| *v);
@@ -143,6 +162,42 @@ async fn drive(
         ids.len() - unique.len(),
         stats["logins"],
     ))
+}
+
+/// A lead answers the first message: the reply lands in the sending mailbox's INBOX (as a
+/// provider would deliver it) and the reply worker reports it on the event feed.
+async fn show_reply(
+    base: &str,
+    http: &reqwest::Client,
+    auth: &str,
+    peers: &Peers,
+    message_id: &str,
+) -> anyhow::Result<()> {
+    let reply = format!(
+        "From: A Lead <lead@example.org>\r\nTo: {}\r\nSubject: Re: Demo message 0\r\n\
+         Message-ID: <{}@example.org>\r\nIn-Reply-To: {message_id}\r\n\r\nInterested, call me tomorrow.\r\n\r\n> Hello\r\n",
+        peers.info.sender,
+        uuid::Uuid::new_v4().simple()
+    );
+    let p = &peers.info;
+    imap::append(p.imap_port, &p.sender, &p.sender_password, "INBOX", reply.as_bytes()).await?;
+    println!("a lead replied to {message_id} (delivered to the mailbox's INBOX)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let feed: Value =
+            http.get(format!("{base}/v1/events?limit=1000")).header("Authorization", auth).send().await?.json().await?;
+        let found = feed["events"].as_array().into_iter().flatten().find(|e| e["type"] == "reply.received");
+        if let Some(e) = found {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            let (id, send, excerpt) = (text(&e["id"]), text(&e["send_id"]), text(&e["data"]["excerpt"]));
+            println!("reply detected: event {id} `reply.received` for send {send}: \"{excerpt}\"");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the reply was not detected within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn wait_for_terminal(
