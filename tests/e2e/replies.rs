@@ -167,3 +167,21 @@ async fn replies_auto_replies_and_bounces_yield_one_event_each_for_the_right_wor
     assert_eq!(ids.len(), big.len(), "event ids are unique");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_postfix_bounce_names_the_send_and_suppresses_the_address() {
+    assert!(peers().info.postfix_port.is_some(), "the Postfix peer needs root and `scripts/setup-peers`");
+    let app = TestApp::spawn_with(Options { reply_worker: true, ..Options::default() }).await;
+    let mailbox = app.connect_mailbox_with_imap("provider").await;
+    let to = recipient("bounceme");
+    let message_id = sent_message_id(&app, &app.token, &mailbox, "pf-1", &to).await;
+    let events = wait_for_kinds(&app, &app.token, &["bounce.hard"]).await;
+    let bounce = events.iter().find(|e| e["type"] == "bounce.hard").unwrap();
+    assert_eq!(bounce["data"]["message_id"].as_str(), Some(message_id.as_str()), "{bounce}");
+    assert_eq!(bounce["data"]["status"], "5.1.1", "{bounce}");
+    assert_eq!(bounce["data"]["recipient"].as_str(), Some(to.to_lowercase().as_str()));
+    assert!(bounce["data"]["from"].as_str().unwrap().starts_with("mailer-daemon@"), "{bounce}");
+    let (status, body) = app.send("pf-2", &TestApp::send_body(&mailbox, &to, "Again")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("recipient_suppressed")));
+    app.stop().await;
+}

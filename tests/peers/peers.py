@@ -18,6 +18,8 @@ Scripted recipients (local part prefix):
   dropdeliver... the first time: delivers, then drops the connection before answering DATA
   droplose...    the first time: drops the connection after DATA without delivering
   stall...       never answers RCPT (a worker killed while waiting has handed nothing over)
+  bounceme...    relayed through a private Postfix, whose delivery fails: a real DSN (RFC 3464)
+                 comes back to the sender's INBOX (root only; `postfix_port` null otherwise)
   stallbody...   delivers, then never answers DATA (a worker killed while waiting had sent it)
   slow-TAG-N...  answers DATA after 0.3 s; `stats` reports, per TAG, the most DATA phases
                  that were in flight at once (per-mailbox session caps are checked with it)
@@ -163,6 +165,63 @@ service anvil {{
     raise SystemExit("dovecot did not start listening within 20 s: " + read(f"{d}/dovecot.log"))
 
 
+POSTFIX_MAIN = """compatibility_level = 3.6
+queue_directory = {d}/queue
+data_directory = {d}/data
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.example.test
+mydomain = example.test
+myorigin = example.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+relay_domains = example.test
+transport_maps = inline:{{ example.test=lmtp:inet:127.0.0.1:{lmtp} }}
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+maillog_file = {d}/log/maillog
+maillog_file_prefixes = {d}/log
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtputf8_enable = no
+biff = no
+"""
+
+
+def start_postfix(d, lmtp_port):
+    """A private Postfix (root only) relaying example.test into Dovecot over LMTP: the one peer
+    that writes real RFC 3464 bounces. Returns its SMTP port, or None where it cannot run."""
+    if os.geteuid() != 0 or not os.path.exists("/usr/sbin/postfix"):
+        return None
+    pd = f"{d}/postfix"
+    for sub in ("queue", "data", "log"):
+        os.makedirs(f"{pd}/{sub}", exist_ok=True)
+    shutil.chown(f"{pd}/data", "postfix")
+    port = free_port()
+    with open(f"{pd}/main.cf", "w") as f:
+        f.write(POSTFIX_MAIN.format(d=pd, lmtp=lmtp_port))
+    master = read("/etc/postfix/master.cf")
+    master = re.sub(r"^smtp(\s+)inet(\s+)n(\s+)-(\s+)y", f"127.0.0.1:{port} inet n - n", master, flags=re.M)
+    # No chroot: the private queue is not laid out for one.
+    master = re.sub(r"^([a-z0-9:.]+\s+(?:unix|inet|fifo|unix-dgram|pass)\s+[-yn]\s+[-yn]\s+)y", r"\1n", master, flags=re.M)
+    with open(f"{pd}/master.cf", "w") as f:
+        f.write(master)
+    # postfix logs its start-up errors only to syslog: run it under a terminal to see them.
+    run("script", "-qc", f"/usr/sbin/postfix -c {pd} start", "/dev/null")
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return port
+        except OSError:
+            time.sleep(0.05)
+    sys.stderr.write("peers: postfix did not start:\n" + read(f"{pd}/log/maillog")[-2000:])
+    return None
+
+
 def read(path):
     try:
         with open(path) as f:
@@ -232,7 +291,8 @@ class Handler:
             # Benchmarks: accept and discard, so the engine, not Dovecot, is what is measured.
             STATS["accepted"] += 1
             return f"250 2.0.0 OK discarded {uuid.uuid4().hex[:12]}"
-        rcpts = [f"inbox+{folder(r)}@example.test" for r in envelope.rcpt_tos]
+        bouncing = [r for r in envelope.rcpt_tos if r.lower().startswith("bounceme")]
+        rcpts = [f"inbox+{folder(r)}@example.test" for r in envelope.rcpt_tos if r not in bouncing]
         if (envelope.mail_from or "").lower() == SENDER:
             rcpts.append(SENDER.replace("@", "+Sent@"))
         content = envelope.original_content
@@ -243,6 +303,11 @@ class Handler:
             with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
                 for rcpt in rcpts:
                     lmtp.sendmail(envelope.mail_from, [rcpt], content)
+            # "bounceme" recipients go through Postfix, whose LMTP delivery to Dovecot fails
+            # (no such user): Postfix then mails a real DSN back to the sender.
+            if bouncing and self.postfix_port:
+                with smtplib.SMTP("127.0.0.1", self.postfix_port) as smtp:
+                    smtp.sendmail(envelope.mail_from, bouncing, content)
 
         chaos = FAULTS["drop"] and RNG.random() < FAULTS["drop"]
         deliver_anyway = RNG.random() < 0.5
@@ -282,6 +347,7 @@ def main():
                              "-H", "127.0.0.1", "-p", str(kms_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     dovecot = start_dovecot(d, password, imap_port, lmtp_port)
+    postfix_port = start_postfix(d, lmtp_port)
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else auth_data.login
@@ -298,6 +364,7 @@ def main():
 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(f"{d}/cert.pem", f"{d}/key.pem")
+    Handler.postfix_port = postfix_port
     controller = Controller(Handler(lmtp_port), hostname="127.0.0.1", port=smtp_port, server_hostname="localhost",
                             tls_context=ctx, require_starttls=True, auth_require_tls=True,
                             auth_required=True, authenticator=authenticator)
@@ -317,6 +384,8 @@ def main():
         controller.stop()
         smtps.stop()
         moto.terminate()
+        if postfix_port:
+            subprocess.run(["/usr/sbin/postfix", "-c", f"{d}/postfix", "stop"], capture_output=True)
         dovecot.terminate()
         try:
             dovecot.wait(10)
@@ -326,7 +395,7 @@ def main():
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
     print(json.dumps({
-        "smtp_host": "localhost", "smtp_port": smtp_port, "smtps_port": smtps_port, "imap_port": imap_port, "lmtp_port": lmtp_port, "kms_port": kms_port,
+        "smtp_host": "localhost", "smtp_port": smtp_port, "smtps_port": smtps_port, "imap_port": imap_port, "lmtp_port": lmtp_port, "kms_port": kms_port, "postfix_port": postfix_port,
         "ca_file": f"{d}/ca.pem", "dir": d,
         "sender": SENDER, "sender_password": password, "inbox": INBOX, "inbox_password": password,
     }), flush=True)

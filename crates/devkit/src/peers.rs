@@ -32,6 +32,8 @@ pub struct PeerInfo {
     pub inbox_password: String,
     /// moto's KMS server (it may still be starting: see [`crate::kms::wait_for_moto`]).
     pub kms_port: u16,
+    /// The private Postfix that bounces `bounceme...` recipients (none when not run as root).
+    pub postfix_port: Option<u16>,
 }
 
 /// Running mail peers; stopped when dropped.
