@@ -4,6 +4,7 @@ mod crashes;
 mod delivery;
 mod idempotency;
 mod kms;
+mod oauth;
 mod pacing;
 mod reconcile;
 mod replies;

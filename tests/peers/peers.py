@@ -222,6 +222,25 @@ def start_postfix(d, lmtp_port):
     return None
 
 
+def start_oauth(d):
+    """The OAuth 2.0 server (oauth2-mock-server over TLS, see oauth.mjs), or None when Node or
+    the package is missing. Returns (process, port)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    module = os.path.join(root, ".peers/node/node_modules/oauth2-mock-server/dist/index.mjs")
+    if not shutil.which("node") or not os.path.exists(module):
+        return None, None
+    port = free_port()
+    proc = subprocess.Popen(
+        ["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "oauth.mjs"), module, str(port),
+         f"{d}/cert.pem", f"{d}/key.pem", SENDER],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if "ready" not in line:
+        proc.kill()
+        return None, None
+    return proc, port
+
+
 def read(path):
     try:
         with open(path) as f:
@@ -237,6 +256,7 @@ def folder(address):
 
 STATS = {"logins": 0, "login_failures": 0, "accepted": 0, "dropped": [], "throttled": 0, "inflight_max": {}}
 INFLIGHT = {}
+OAUTH = None
 REFUSED = set()
 FAULTS = {"drop": 0.0, "throttle": 0.0, "sink": 0.0}
 RNG = random.Random(1)
@@ -348,6 +368,9 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     dovecot = start_dovecot(d, password, imap_port, lmtp_port)
     postfix_port = start_postfix(d, lmtp_port)
+    oauth, oauth_port = start_oauth(d)
+    global OAUTH
+    OAUTH = oauth
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else auth_data.login
@@ -384,6 +407,8 @@ def main():
         controller.stop()
         smtps.stop()
         moto.terminate()
+        if oauth:
+            oauth.terminate()
         if postfix_port:
             subprocess.run(["/usr/sbin/postfix", "-c", f"{d}/postfix", "stop"], capture_output=True)
         dovecot.terminate()
@@ -395,7 +420,7 @@ def main():
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
     print(json.dumps({
-        "smtp_host": "localhost", "smtp_port": smtp_port, "smtps_port": smtps_port, "imap_port": imap_port, "lmtp_port": lmtp_port, "kms_port": kms_port, "postfix_port": postfix_port,
+        "smtp_host": "localhost", "smtp_port": smtp_port, "smtps_port": smtps_port, "imap_port": imap_port, "lmtp_port": lmtp_port, "kms_port": kms_port, "postfix_port": postfix_port, "oauth_port": oauth_port,
         "ca_file": f"{d}/ca.pem", "dir": d,
         "sender": SENDER, "sender_password": password, "inbox": INBOX, "inbox_password": password,
     }), flush=True)
@@ -409,7 +434,8 @@ def serve_commands():
     """Answers commands on stdin, one JSON line each, until stdin closes:
     `stats` (counters, and the messages dropped after DATA) and
     `faults drop=P throttle=P sink=0|1 seed=N` (random faults for chaos runs; sink accepts and
-    discards, for benchmarks) and `refuse PASSWORD` (a canary password stops logging in)."""
+    discards, for benchmarks), `refuse PASSWORD` (a canary password stops logging in) and
+    `oauth CMD` (passed to the OAuth server, see oauth.mjs)."""
     for line in sys.stdin:
         words = line.split()
         if not words:
@@ -422,6 +448,10 @@ def serve_commands():
                 elif key in FAULTS:
                     FAULTS[key] = float(value)
             print(json.dumps({"faults": FAULTS}), flush=True)
+        elif words[0] == "oauth" and OAUTH:
+            OAUTH.stdin.write(" ".join(words[1:]) + "\n")
+            OAUTH.stdin.flush()
+            print(OAUTH.stdout.readline().strip(), flush=True)
         elif words[0] == "refuse" and len(words) == 2:
             REFUSED.add(words[1])
             print(json.dumps({"refused": len(REFUSED)}), flush=True)

@@ -55,6 +55,8 @@ pub struct Options {
     pub rotation_wait: Duration,
     /// Whether the app runs a reply-detection worker too.
     pub reply_worker: bool,
+    /// OAuth providers (none by default).
+    pub oauth: Option<mailroom_api::oauth_config::OAuthSettings>,
 }
 
 impl Default for Options {
@@ -70,6 +72,7 @@ impl Default for Options {
             cache: CacheLimits::default(),
             rotation_wait: Duration::from_secs(1),
             reply_worker: false,
+            oauth: None,
         }
     }
 }
@@ -124,6 +127,14 @@ impl TestApp {
             smtp: smtp_settings(),
             limits: opts.limits.clone(),
             rotation_wait: opts.rotation_wait,
+            oauth: opts
+                .oauth
+                .clone()
+                .map(|mut o| {
+                    o.redirect_url = format!("{base}/v1/oauth/callback");
+                    o
+                })
+                .unwrap_or_else(mailroom_api::oauth_config::OAuthSettings::disabled),
         };
         let api = tokio::spawn({
             let stop = stop.clone();

@@ -11,6 +11,9 @@ mod events;
 mod json;
 mod keys;
 mod mailboxes;
+mod oauth;
+pub mod oauth_config;
+mod oauth_mailbox;
 mod operator;
 pub mod ops;
 mod pacing;
@@ -64,6 +67,8 @@ pub struct AppState {
     pub limits: ApiLimits,
     /// How long a new key version waits before it becomes active (one key-cache TTL).
     pub rotation_wait: std::time::Duration,
+    /// OAuth providers for connecting Gmail and Microsoft 365 mailboxes.
+    pub oauth: oauth_config::OAuthSettings,
 }
 
 /// The API's routes.
@@ -74,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/mailboxes", post(mailboxes::connect))
         .route("/v1/mailboxes/{id}", get(mailboxes::show).delete(mailboxes::disconnect))
+        .route("/v1/mailboxes/oauth/{provider}/start", post(oauth::start))
+        .route("/v1/oauth/callback", get(oauth::callback))
         .route("/v1/events", get(events::list))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))

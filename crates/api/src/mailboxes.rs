@@ -170,35 +170,17 @@ pub(crate) async fn connect(
         let ctx = SealContext { workspace: auth.workspace, mailbox: id, field };
         sealed.push((field, state.vault.seal(&key, &ctx, secret).await?));
     }
-    let mut row = MailboxRow {
-        id: id.as_uuid(),
-        workspace_id: auth.workspace.as_uuid(),
-        from_address: from.as_str().to_owned(),
-        from_name: from_name.map(|n| n.as_str().to_owned()),
-        smtp_host: req.smtp.host.clone(),
-        smtp_port: i32::from(req.smtp.port),
-        smtp_tls: req.smtp.tls.clone(),
-        smtp_username: req.smtp.username.clone(),
-        imap_host: req.imap.as_ref().map(|i| i.host.clone()),
-        imap_port: req.imap.as_ref().map(|i| i32::from(i.port)),
-        imap_tls: req.imap.as_ref().map(|i| i.tls.clone()),
-        imap_username: req.imap.as_ref().map(|i| i.username.clone()),
-        status: "active".into(),
-        status_reason: None,
-        paused_until: None,
-        pause_reason: None,
-        throttle_count: 0,
-        sent_copy,
-        sent_folder: req.imap.as_ref().and_then(|i| i.sent_folder.clone()).unwrap_or_else(|| "Sent".into()),
-        daily_cap: None,
-        min_gap_ms: 0,
-        jitter_ms: 0,
-        window_start: None,
-        window_end: None,
-        time_zone: "UTC".into(),
-        max_sessions: 1,
-        created_at: chrono::Utc::now(),
-    };
+    let mut row = new_row(id, auth.workspace, &from, from_name.as_ref().map(|n| n.as_str()));
+    row.smtp_host = req.smtp.host.clone();
+    row.smtp_port = i32::from(req.smtp.port);
+    row.smtp_tls = req.smtp.tls.clone();
+    row.smtp_username = req.smtp.username.clone();
+    if let Some(i) = &req.imap {
+        (row.imap_host, row.imap_port) = (Some(i.host.clone()), Some(i32::from(i.port)));
+        (row.imap_tls, row.imap_username) = (Some(i.tls.clone()), Some(i.username.clone()));
+        row.sent_folder = i.sent_folder.clone().unwrap_or_else(|| "Sent".into());
+    }
+    row.sent_copy = sent_copy;
     crate::pacing::apply(&mut row, &pacing);
     let version = key.context.version as i32;
     let rows: Vec<_> =
@@ -216,7 +198,45 @@ pub(crate) async fn connect(
     .await?;
     tx.commit().await?;
     tracing::info!(mailbox.id = %id, from = %mask_email(from.as_str()), "mailbox connected");
-    Ok((StatusCode::CREATED, Json(view(&row))))
+    Ok((StatusCode::CREATED, Json(view_row(&row))))
+}
+
+/// A new mailbox row with the defaults every connection starts from.
+pub(crate) fn new_row(id: MailboxId, ws: WorkspaceId, from: &EmailAddress, from_name: Option<&str>) -> MailboxRow {
+    MailboxRow {
+        id: id.as_uuid(),
+        workspace_id: ws.as_uuid(),
+        from_address: from.as_str().to_owned(),
+        from_name: from_name.map(str::to_owned),
+        smtp_host: String::new(),
+        smtp_port: 587,
+        smtp_tls: "starttls".into(),
+        smtp_username: String::new(),
+        imap_host: None,
+        imap_port: None,
+        imap_tls: None,
+        imap_username: None,
+        status: "active".into(),
+        status_reason: None,
+        paused_until: None,
+        pause_reason: None,
+        throttle_count: 0,
+        sent_copy: "none".into(),
+        sent_folder: "Sent".into(),
+        daily_cap: None,
+        min_gap_ms: 0,
+        jitter_ms: 0,
+        window_start: None,
+        window_end: None,
+        time_zone: "UTC".into(),
+        max_sessions: 1,
+        created_at: chrono::Utc::now(),
+        auth_kind: "password".into(),
+        oauth_provider: None,
+        transport: "smtp".into(),
+        oauth_scopes: None,
+        token_expires_at: None,
+    }
 }
 
 /// The workspace's active data key, wrapped.
@@ -254,10 +274,10 @@ pub(crate) async fn show(
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
     let mut conn = state.pool.acquire().await?;
     let row = mailboxes::get(&mut conn, auth.workspace, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
-    Ok(Json(view(&row)))
+    Ok(Json(view_row(&row)))
 }
 
-fn view(m: &MailboxRow) -> Value {
+pub(crate) fn view_row(m: &MailboxRow) -> Value {
     json!({
         "id": MailboxId::from_uuid(m.id),
         "from_address": m.from_address,
@@ -270,6 +290,8 @@ fn view(m: &MailboxRow) -> Value {
             "host": h, "port": m.imap_port, "tls": m.imap_tls, "username": m.imap_username, "sent_folder": m.sent_folder,
         })),
         "sent_copy": m.sent_copy,
+        "auth": m.auth_kind,
+        "oauth": m.oauth_provider.as_ref().map(|p| json!({ "provider": p, "transport": m.transport, "scopes": m.oauth_scopes })),
         "pacing": crate::pacing::view(m),
         "created_at": m.created_at,
     })

@@ -34,6 +34,8 @@ pub struct PeerInfo {
     pub kms_port: u16,
     /// The private Postfix that bounces `bounceme...` recipients (none when not run as root).
     pub postfix_port: Option<u16>,
+    /// The OAuth 2.0 server (oauth2-mock-server over TLS, certificate for `localhost`).
+    pub oauth_port: Option<u16>,
 }
 
 /// Running mail peers; stopped when dropped.

@@ -81,7 +81,7 @@ pub fn api_state(s: &Settings, pool: PgPool, vault: Vault) -> anyhow::Result<App
         max_batch: s.api.max_batch,
     };
     let rotation_wait = Duration::from_secs(s.vault.cache_ttl_secs);
-    Ok(AppState { pool, vault, smtp: smtp(s)?, limits, rotation_wait })
+    Ok(AppState { pool, vault, smtp: smtp(s)?, limits, rotation_wait, oauth: s.oauth.build()? })
 }
 
 /// A worker name unique to this process: host, pid and a random suffix, so a restarted

@@ -4,6 +4,7 @@
 mod app;
 mod demo;
 mod keys;
+mod oauth_settings;
 mod settings;
 mod telemetry;
 

@@ -24,6 +24,8 @@ pub struct Settings {
     pub worker: Worker,
     /// The reply-detection worker.
     pub reply: Reply,
+    /// OAuth mailbox connection.
+    pub oauth: crate::oauth_settings::OAuth,
     /// The SMTP client.
     pub smtp: Smtp,
     /// Logging.
@@ -209,6 +211,7 @@ impl Default for Settings {
                 cache_max_entries: 1_000,
                 aws: AwsKms::default(),
             },
+            oauth: crate::oauth_settings::OAuth::default(),
             reply: Reply {
                 concurrency: 8,
                 every_secs: 120,

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod events;
 pub mod keys;
 pub mod mailboxes;
+pub mod oauth;
 pub mod pacing;
 pub mod queue;
 pub mod replies;

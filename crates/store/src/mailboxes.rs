@@ -63,6 +63,16 @@ pub struct MailboxRow {
     pub max_sessions: i32,
     /// When it was connected.
     pub created_at: DateTime<Utc>,
+    /// `password` (SMTP/IMAP) or `oauth`.
+    pub auth_kind: String,
+    /// `google` or `microsoft` for OAuth mailboxes.
+    pub oauth_provider: Option<String>,
+    /// `smtp` or `api` (the Gmail API or Microsoft Graph).
+    pub transport: String,
+    /// The scopes the provider granted.
+    pub oauth_scopes: Option<Vec<String>>,
+    /// When the sealed access token expires.
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A sealed secret to store with a mailbox.
@@ -80,8 +90,10 @@ pub async fn insert(conn: &mut PgConnection, m: &MailboxRow, secrets: &[SealedSe
     sqlx::query(
         "INSERT INTO mailboxes (id, workspace_id, from_address, from_name, smtp_host, smtp_port, smtp_tls,
             smtp_username, imap_host, imap_port, imap_tls, imap_username, sent_copy, sent_folder,
-            daily_cap, min_gap_ms, jitter_ms, window_start, window_end, time_zone, max_sessions)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+            daily_cap, min_gap_ms, jitter_ms, window_start, window_end, time_zone, max_sessions,
+            auth_kind, oauth_provider, transport, oauth_scopes, token_expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+            $22, $23, $24, $25, $26)",
     )
     .bind(m.id)
     .bind(m.workspace_id)
@@ -104,6 +116,11 @@ pub async fn insert(conn: &mut PgConnection, m: &MailboxRow, secrets: &[SealedSe
     .bind(m.window_end)
     .bind(&m.time_zone)
     .bind(m.max_sessions)
+    .bind(&m.auth_kind)
+    .bind(&m.oauth_provider)
+    .bind(&m.transport)
+    .bind(&m.oauth_scopes)
+    .bind(m.token_expires_at)
     .execute(&mut *conn)
     .await?;
     for s in secrets {

@@ -1,0 +1,182 @@
+//! Connecting a Gmail or Microsoft 365 mailbox over OAuth: authorization code with PKCE (S256).
+//!
+//! `start` (workspace-scoped) makes a random, single-use state bound to the workspace and the
+//! requesting key, stores its hash with the PKCE verifier, and answers the provider's
+//! authorization URL. The browser comes back to `callback` (no API key: the state is the
+//! credential), which uses the state up, exchanges the code with the verifier, checks the
+//! granted scopes, learns the address, seals the tokens and creates the mailbox. Any failure
+//! creates nothing and says why.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, Path, Query, State},
+    http::StatusCode,
+};
+use chrono::Utc;
+use mailroom_domain::{DisplayName, EmailAddress};
+use mailroom_store::{api_keys, oauth};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl, basic::BasicClient,
+};
+use rand::RngCore;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{ApiError, AppState, auth::Auth, json::ApiJson, oauth_config::OAuthProvider, oauth_mailbox};
+
+/// `POST /v1/mailboxes/oauth/{provider}/start` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StartRequest {
+    /// `smtp` (XOAUTH2) or `api` (the Gmail API / Microsoft Graph).
+    transport: String,
+    from_name: Option<String>,
+    pacing: Option<Value>,
+}
+
+fn bad_state(code: &'static str, message: &str) -> ApiError {
+    ApiError::bad_request(code, message.to_owned())
+}
+
+/// A client with its authorization and token endpoints set.
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+fn client(p: &OAuthProvider, redirect: &str) -> Result<Client, ApiError> {
+    let url_err = |e: oauth2::url::ParseError| ApiError::Internal(Box::new(e));
+    Ok(BasicClient::new(ClientId::new(p.client_id.clone()))
+        .set_client_secret(ClientSecret::new(p.client_secret.expose_secret().to_owned()))
+        .set_auth_uri(AuthUrl::new(p.auth_url.clone()).map_err(url_err)?)
+        .set_token_uri(TokenUrl::new(p.token_url.clone()).map_err(url_err)?)
+        .set_redirect_uri(RedirectUrl::new(redirect.to_owned()).map_err(url_err)?))
+}
+
+fn scopes(p: &OAuthProvider, transport: &str) -> Vec<String> {
+    if transport == "api" { p.api_scopes.clone() } else { p.smtp_scopes.clone() }
+}
+
+/// `POST /v1/mailboxes/oauth/{provider}/start` → 201 `{authorization_url, expires_at}`.
+pub(crate) async fn start(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(provider): Path<String>,
+    ApiJson(req): ApiJson<StartRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let p = state.oauth.provider(&provider).ok_or_else(|| {
+        ApiError::unprocessable("provider_not_configured", format!("OAuth provider `{provider}` is not configured"))
+    })?;
+    if !matches!(req.transport.as_str(), "smtp" | "api") {
+        return Err(ApiError::unprocessable("invalid_field", "`transport`: must be `smtp` or `api`"));
+    }
+    if let Some(name) = &req.from_name {
+        DisplayName::parse(name).map_err(|e| ApiError::unprocessable("invalid_field", format!("`from_name`: {e}")))?;
+    }
+    if let Some(pacing) = &req.pacing {
+        let parsed: crate::pacing::PacingRequest = serde_json::from_value(pacing.clone())
+            .map_err(|e| ApiError::unprocessable("invalid_field", format!("`pacing`: {e}")))?;
+        parsed.parse()?;
+    }
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let value = hex::encode(raw);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let oauth_client = client(p, &state.oauth.redirect_url)?;
+    let mut authorize = oauth_client.authorize_url(|| CsrfToken::new(value.clone())).set_pkce_challenge(challenge);
+    for s in scopes(p, &req.transport) {
+        authorize = authorize.add_scope(Scope::new(s));
+    }
+    if provider == "google" {
+        // Google issues a refresh token only with offline access, and again only on consent.
+        authorize = authorize.add_extra_param("access_type", "offline").add_extra_param("prompt", "consent");
+    }
+    let (url, _) = authorize.url();
+    let expires_at = Utc::now() + chrono::Duration::from_std(state.oauth.state_ttl).unwrap_or_default();
+    let row = oauth::StateRow {
+        state_hash: Sha256::digest(value.as_bytes()).to_vec(),
+        workspace_id: auth.workspace.as_uuid(),
+        api_key_id: auth.key.as_uuid(),
+        provider: provider.clone(),
+        transport: req.transport,
+        pkce_verifier: verifier.secret().to_owned(),
+        request: json!({ "from_name": req.from_name, "pacing": req.pacing }),
+        expires_at,
+    };
+    let mut conn = state.pool.acquire().await?;
+    oauth::insert(&mut conn, &row).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "authorization_url": url.to_string(), "expires_at": expires_at }))))
+}
+
+/// The provider's redirect back to us.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /v1/oauth/callback?code=&state=` → 201 with the new mailbox.
+pub(crate) async fn callback(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<Callback>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let value = q
+        .state
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad_state("oauth_state_missing", "the `state` parameter is missing"))?;
+    let mut conn = state.pool.acquire().await?;
+    let row = oauth::consume(&mut conn, &Sha256::digest(value.as_bytes())).await?.ok_or_else(|| {
+        bad_state("oauth_state_invalid", "this connection was not started here, or was already completed; start again")
+    })?;
+    if row.expires_at < Utc::now() {
+        return Err(bad_state("oauth_state_expired", "this connection took too long; start again"));
+    }
+    let key = api_keys::find(&mut conn, mailroom_domain::ApiKeyId::from_uuid(row.api_key_id)).await?;
+    if key.is_none_or(|k| k.revoked_at.is_some() || k.workspace_id != row.workspace_id) {
+        return Err(bad_state("oauth_state_invalid", "the API key that started this connection is no longer valid"));
+    }
+    drop(conn);
+    if let Some(error) = q.error {
+        let code = if error == "access_denied" { "oauth_access_denied" } else { "oauth_provider_error" };
+        return Err(bad_state(code, &format!("the provider answered `{error}`: nothing was connected")));
+    }
+    let code = q.code.ok_or_else(|| bad_state("oauth_code_missing", "the `code` parameter is missing"))?;
+    let p = state.oauth.provider(&row.provider).ok_or(ApiError::NotFound("provider"))?;
+    let token = client(p, &state.oauth.redirect_url)?
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(PkceCodeVerifier::new(row.pkce_verifier.clone()))
+        .request_async(&state.oauth.http)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, provider = %row.provider, "OAuth code exchange failed");
+            ApiError::unprocessable("oauth_exchange_failed", format!("the provider refused the code exchange: {e}"))
+        })?;
+    let wanted = scopes(p, &row.transport);
+    let granted: Vec<String> =
+        token.scopes().map_or_else(|| wanted.clone(), |s| s.iter().map(|s| s.to_string()).collect());
+    let missing: Vec<&String> = wanted.iter().filter(|w| !granted.contains(w)).collect();
+    if !missing.is_empty() {
+        return Err(ApiError::unprocessable(
+            "oauth_scopes_missing",
+            format!("the account did not grant {missing:?}; connect again and allow them"),
+        ));
+    }
+    let refresh = token.refresh_token().ok_or_else(|| {
+        ApiError::unprocessable("oauth_no_refresh_token", "the provider issued no refresh token; connect again")
+    })?;
+    let address = oauth_mailbox::address(&state.oauth.http, p, token.access_token().secret()).await?;
+    let from = EmailAddress::parse(&address)
+        .map_err(|e| ApiError::unprocessable("oauth_no_address", format!("the account's address is unusable: {e}")))?;
+    let tokens = oauth_mailbox::Tokens {
+        access: secrecy::SecretString::from(token.access_token().secret().to_owned()),
+        refresh: secrecy::SecretString::from(refresh.secret().to_owned()),
+        expires_at: token.expires_in().map(|d| Utc::now() + chrono::Duration::from_std(d).unwrap_or_default()),
+        scopes: granted,
+    };
+    let mailbox = oauth_mailbox::create(&state, &row, p, &from, tokens, &peer.ip().to_string()).await?;
+    Ok((StatusCode::CREATED, Json(mailbox)))
+}

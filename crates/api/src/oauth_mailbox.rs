@@ -1,0 +1,84 @@
+//! The end of an OAuth connection: the account's address, and the mailbox with its tokens
+//! sealed like any credential.
+
+use mailroom_domain::{EmailAddress, MailboxId, WorkspaceId, mask_email};
+use mailroom_store::{
+    mailboxes::{self, SealedSecret},
+    oauth::StateRow,
+    workspaces,
+};
+use mailroom_vault::{Field, SealContext};
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::{ApiError, AppState, mailboxes::active_key, oauth_config::OAuthProvider};
+
+/// What the code exchange yielded.
+pub(crate) struct Tokens {
+    pub access: SecretString,
+    pub refresh: SecretString,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub scopes: Vec<String>,
+}
+
+/// The account's address: Google's userinfo `email`, Graph `/me` `mail` or
+/// `userPrincipalName`.
+pub(crate) async fn address(http: &reqwest::Client, p: &OAuthProvider, access: &str) -> Result<String, ApiError> {
+    let failed = |why: String| ApiError::unprocessable("oauth_no_address", why);
+    let resp =
+        http.get(&p.userinfo_url).bearer_auth(access).send().await.map_err(|e| failed(e.without_url().to_string()))?;
+    if !resp.status().is_success() {
+        return Err(failed(format!("the provider's profile endpoint answered {}", resp.status())));
+    }
+    let me: Value = resp.json().await.map_err(|e| failed(e.without_url().to_string()))?;
+    ["email", "mail", "userPrincipalName"]
+        .iter()
+        .find_map(|k| me[*k].as_str().filter(|s| s.contains('@')).map(str::to_owned))
+        .ok_or_else(|| failed("the provider did not say the account's address".into()))
+}
+
+/// Creates the mailbox and seals its tokens, in one transaction.
+pub(crate) async fn create(
+    state: &AppState,
+    row: &StateRow,
+    p: &OAuthProvider,
+    from: &EmailAddress,
+    tokens: Tokens,
+    source: &str,
+) -> Result<Value, ApiError> {
+    let ws = WorkspaceId::from_uuid(row.workspace_id);
+    let id = MailboxId::new();
+    let pacing = match row.request.get("pacing").filter(|p| !p.is_null()) {
+        Some(v) => serde_json::from_value::<crate::pacing::PacingRequest>(v.clone())
+            .map_err(|e| ApiError::unprocessable("invalid_field", format!("`pacing`: {e}")))?
+            .parse()?,
+        None => mailroom_domain::pacing::Pacing::default_for_new_mailbox(),
+    };
+    let mut m = crate::mailboxes::new_row(id, ws, from, row.request["from_name"].as_str());
+    m.smtp_host = p.smtp_host.clone();
+    m.smtp_port = i32::from(p.smtp_port);
+    m.smtp_username = from.as_str().to_owned();
+    m.auth_kind = "oauth".into();
+    m.oauth_provider = Some(row.provider.clone());
+    m.transport = row.transport.clone();
+    m.oauth_scopes = Some(tokens.scopes.clone());
+    m.token_expires_at = tokens.expires_at;
+    crate::pacing::apply(&mut m, &pacing);
+    let mut tx = state.pool.begin().await?;
+    let key = active_key(&mut tx, ws).await?;
+    let mut sealed = vec![];
+    for (field, secret) in [(Field::RefreshToken, &tokens.refresh), (Field::AccessToken, &tokens.access)] {
+        let ctx = SealContext { workspace: ws, mailbox: id, field };
+        sealed.push((field, state.vault.seal(&key, &ctx, secret).await?));
+    }
+    drop(tokens);
+    let version = i32::try_from(key.context.version).unwrap_or(i32::MAX);
+    let rows: Vec<_> =
+        sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
+    mailboxes::insert(&mut tx, &m, &rows).await?;
+    let actor = format!("api_key:{}", mailroom_domain::ApiKeyId::from_uuid(row.api_key_id));
+    workspaces::audit(&mut tx, Some(ws), &actor, "mailbox.connect.oauth", Some(&id.to_string()), Some(source)).await?;
+    tx.commit().await?;
+    tracing::info!(mailbox.id = %id, provider = %row.provider, from = %mask_email(from.as_str()), "mailbox connected over OAuth");
+    Ok(crate::mailboxes::view_row(&m))
+}

@@ -1,0 +1,135 @@
+//! The `[oauth]` settings: the app an operator registered with Google and Microsoft. A
+//! provider with no `client_id` is off (connecting over it answers 422).
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use mailroom_api::oauth_config::{OAuthProvider, OAuthSettings};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// OAuth settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OAuth {
+    /// The callback URL registered with both providers (`https://<api>/v1/oauth/callback`).
+    pub redirect_url: String,
+    /// Seconds a started connection stays valid.
+    pub state_ttl_secs: u64,
+    /// Extra trusted CAs (PEM) for the providers' endpoints (test servers).
+    pub extra_ca_file: Option<PathBuf>,
+    /// Google.
+    pub google: Provider,
+    /// Microsoft.
+    pub microsoft: Provider,
+}
+
+/// One provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Provider {
+    /// The app's client id (empty: the provider is off).
+    pub client_id: String,
+    /// The app's client secret.
+    #[serde(serialize_with = "hide")]
+    pub client_secret: SecretString,
+    /// Authorization endpoint.
+    pub auth_url: String,
+    /// Token endpoint.
+    pub token_url: String,
+    /// Revocation endpoint (Google only).
+    pub revoke_url: Option<String>,
+    /// Where the account's address is read.
+    pub userinfo_url: String,
+    /// Scopes for SMTP (XOAUTH2) mailboxes.
+    pub smtp_scopes: Vec<String>,
+    /// Scopes for API (Gmail API / Graph) mailboxes.
+    pub api_scopes: Vec<String>,
+    /// SMTP submission host.
+    pub smtp_host: String,
+    /// SMTP submission port.
+    pub smtp_port: u16,
+}
+
+fn hide<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("")
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+impl Default for OAuth {
+    fn default() -> Self {
+        let google = Provider {
+            client_id: String::new(),
+            client_secret: SecretString::from(""),
+            auth_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+            token_url: "https://oauth2.googleapis.com/token".into(),
+            revoke_url: Some("https://oauth2.googleapis.com/revoke".into()),
+            userinfo_url: "https://openidconnect.googleapis.com/v1/userinfo".into(),
+            smtp_scopes: strings(&["https://mail.google.com/", "openid", "email"]),
+            api_scopes: strings(&[
+                "https://www.googleapis.com/auth/gmail.send",
+                "https://www.googleapis.com/auth/gmail.readonly",
+                "openid",
+                "email",
+            ]),
+            smtp_host: "smtp.gmail.com".into(),
+            smtp_port: 587,
+        };
+        let microsoft = Provider {
+            client_id: String::new(),
+            client_secret: SecretString::from(""),
+            auth_url: "https://login.microsoftonline.com/common/oauth2/v2.0/authorize".into(),
+            token_url: "https://login.microsoftonline.com/common/oauth2/v2.0/token".into(),
+            revoke_url: None,
+            userinfo_url: "https://graph.microsoft.com/v1.0/me".into(),
+            smtp_scopes: strings(&["https://outlook.office.com/SMTP.Send", "offline_access", "openid", "email"]),
+            api_scopes: strings(&["Mail.Send", "Mail.Read", "User.Read", "offline_access"]),
+            smtp_host: "smtp.office365.com".into(),
+            smtp_port: 587,
+        };
+        Self {
+            redirect_url: "http://127.0.0.1:8080/v1/oauth/callback".into(),
+            state_ttl_secs: 600,
+            extra_ca_file: None,
+            google,
+            microsoft,
+        }
+    }
+}
+
+impl Provider {
+    fn build(&self) -> Option<OAuthProvider> {
+        (!self.client_id.is_empty()).then(|| OAuthProvider {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            auth_url: self.auth_url.clone(),
+            token_url: self.token_url.clone(),
+            revoke_url: self.revoke_url.clone(),
+            userinfo_url: self.userinfo_url.clone(),
+            smtp_scopes: self.smtp_scopes.clone(),
+            api_scopes: self.api_scopes.clone(),
+            smtp_host: self.smtp_host.clone(),
+            smtp_port: self.smtp_port,
+        })
+    }
+}
+
+impl OAuth {
+    /// The API's view of these settings.
+    pub fn build(&self) -> anyhow::Result<OAuthSettings> {
+        let roots = match &self.extra_ca_file {
+            Some(p) => {
+                vec![std::fs::read(p).with_context(|| format!("cannot read oauth.extra_ca_file {}", p.display()))?]
+            }
+            None => vec![],
+        };
+        Ok(OAuthSettings {
+            redirect_url: self.redirect_url.clone(),
+            state_ttl: Duration::from_secs(self.state_ttl_secs),
+            google: self.google.build(),
+            microsoft: self.microsoft.build(),
+            http: OAuthSettings::client(&roots),
+        })
+    }
+}
