@@ -5,6 +5,7 @@ mod delivery;
 mod idempotency;
 mod kms;
 mod oauth;
+mod oauth_send;
 mod pacing;
 mod reconcile;
 mod replies;

@@ -5,18 +5,24 @@
 
 use std::time::Duration;
 
-use mailroom_api::oauth_config::{OAuthProvider, OAuthSettings};
 use mailroom_domain::MailboxId;
+use mailroom_keyring::oauth_config::{OAuthProvider, OAuthSettings};
 use mailroom_tests::{Options, TestApp, peers};
 use mailroom_vault::Field;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+/// Google-like settings under a client id of this test's own (the server counts calls per
+/// client id, and tests run at once).
 fn google() -> OAuthSettings {
+    google_for(&format!("mailroom-test-{}", uuid::Uuid::new_v4().simple()))
+}
+
+pub(crate) fn google_for(client_id: &str) -> OAuthSettings {
     let p = &peers().info;
     let issuer = format!("https://localhost:{}", p.oauth_port.expect("the OAuth server (run scripts/setup-peers)"));
     let provider = OAuthProvider {
-        client_id: "mailroom-test".into(),
+        client_id: client_id.into(),
         client_secret: SecretString::from("test-client-secret"),
         auth_url: format!("{issuer}/authorize"),
         token_url: format!("{issuer}/token"),
@@ -127,4 +133,14 @@ async fn a_bad_state_a_denied_consent_or_missing_scopes_create_nothing() {
     assert_eq!(app.count("SELECT count(*) FROM mailboxes").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM mailbox_secrets").await, 0);
     app.stop().await;
+}
+
+/// Connects the peer's account through the whole OAuth flow; returns the mailbox id.
+pub(crate) async fn connect_google(app: &TestApp) -> String {
+    let (status, started) = start(app, "google").await;
+    assert_eq!(status, 201, "{started}");
+    let query = consent(started["authorization_url"].as_str().unwrap()).await;
+    let (status, mailbox) = callback(app, &query).await;
+    assert_eq!(status, 201, "{mailbox}");
+    mailbox["id"].as_str().unwrap().to_owned()
 }

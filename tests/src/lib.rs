@@ -56,7 +56,7 @@ pub struct Options {
     /// Whether the app runs a reply-detection worker too.
     pub reply_worker: bool,
     /// OAuth providers (none by default).
-    pub oauth: Option<mailroom_api::oauth_config::OAuthSettings>,
+    pub oauth: Option<mailroom_keyring::oauth_config::OAuthSettings>,
 }
 
 impl Default for Options {
@@ -121,20 +121,21 @@ impl TestApp {
         let stop = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let oauth = opts
+            .oauth
+            .clone()
+            .map(|mut o| {
+                o.redirect_url = format!("{base}/v1/oauth/callback");
+                o
+            })
+            .unwrap_or_else(mailroom_keyring::oauth_config::OAuthSettings::disabled);
         let state = AppState {
             pool: pool.clone(),
             vault: vault.clone(),
             smtp: smtp_settings(),
             limits: opts.limits.clone(),
             rotation_wait: opts.rotation_wait,
-            oauth: opts
-                .oauth
-                .clone()
-                .map(|mut o| {
-                    o.redirect_url = format!("{base}/v1/oauth/callback");
-                    o
-                })
-                .unwrap_or_else(mailroom_api::oauth_config::OAuthSettings::disabled),
+            oauth: oauth.clone(),
         };
         let api = tokio::spawn({
             let stop = stop.clone();
@@ -157,6 +158,7 @@ impl TestApp {
             poll_interval: Duration::from_millis(200),
             heartbeat: opts.heartbeat,
             smtp: smtp_settings(),
+            oauth,
         };
         let mut tasks = vec![api];
         if opts.in_process_worker {

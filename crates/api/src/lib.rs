@@ -12,7 +12,6 @@ mod json;
 mod keys;
 mod mailboxes;
 mod oauth;
-pub mod oauth_config;
 mod oauth_mailbox;
 mod operator;
 pub mod ops;
@@ -68,7 +67,7 @@ pub struct AppState {
     /// How long a new key version waits before it becomes active (one key-cache TTL).
     pub rotation_wait: std::time::Duration,
     /// OAuth providers for connecting Gmail and Microsoft 365 mailboxes.
-    pub oauth: oauth_config::OAuthSettings,
+    pub oauth: mailroom_keyring::oauth_config::OAuthSettings,
 }
 
 /// The API's routes.

@@ -152,6 +152,7 @@ pub(crate) async fn connect(
         port: req.smtp.port,
         tls: if req.smtp.tls == "implicit" { TlsMode::Implicit } else { TlsMode::StartTls },
         username: req.smtp.username.clone(),
+        xoauth2: false,
     };
     if let Err(f) = mailroom_transport::verify(&state.smtp, &endpoint, &req.smtp.password).await {
         tracing::info!(from = %mask_email(from.as_str()), failure = %f, "SMTP login check failed at connect");

@@ -16,6 +16,7 @@ use axum::{
 };
 use chrono::Utc;
 use mailroom_domain::{DisplayName, EmailAddress};
+use mailroom_keyring::oauth_config::OAuthProvider;
 use mailroom_store::{api_keys, oauth};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, PkceCodeChallenge,
@@ -27,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJson, oauth_config::OAuthProvider, oauth_mailbox};
+use crate::{ApiError, AppState, auth::Auth, json::ApiJson, oauth_mailbox};
 
 /// `POST /v1/mailboxes/oauth/{provider}/start` body.
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,9 @@ use mailroom_vault::{Field, SealContext};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::{ApiError, AppState, mailboxes::active_key, oauth_config::OAuthProvider};
+use mailroom_keyring::oauth_config::OAuthProvider;
+
+use crate::{ApiError, AppState, mailboxes::active_key};
 
 /// What the code exchange yielded.
 pub(crate) struct Tokens {

@@ -7,10 +7,12 @@
 //! implementation of each procedure.
 #![deny(missing_docs)]
 
+pub mod oauth_config;
 mod open;
 pub mod rewrap;
 pub mod rotate;
 pub mod shred;
+pub mod tokens;
 
 use mailroom_domain::WorkspaceId;
 use mailroom_store::StoreError;

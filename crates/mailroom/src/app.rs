@@ -113,6 +113,7 @@ pub fn worker_config(s: &Settings) -> anyhow::Result<SendWorkerConfig> {
         poll_interval: Duration::from_millis(w.poll_interval_ms),
         heartbeat: secs(w.heartbeat_secs),
         smtp: smtp(s)?,
+        oauth: s.oauth.build()?,
     })
 }
 

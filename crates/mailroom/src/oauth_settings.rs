@@ -4,7 +4,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use mailroom_api::oauth_config::{OAuthProvider, OAuthSettings};
+use mailroom_keyring::oauth_config::{OAuthProvider, OAuthSettings};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 

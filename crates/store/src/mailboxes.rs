@@ -262,3 +262,29 @@ pub async fn mark_disconnected(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// The mailbox row, locked until the transaction ends: one OAuth token refresh per mailbox at
+/// a time, across every process (the others wait here, then find a fresh token).
+pub async fn lock(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId) -> Result<Option<MailboxRow>> {
+    Ok(sqlx::query_as("SELECT * FROM mailboxes WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
+        .bind(ws.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Records when the sealed access token expires.
+pub async fn set_token_expiry(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: MailboxId,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE mailboxes SET token_expires_at = $3, updated_at = now() WHERE workspace_id = $1 AND id = $2")
+        .bind(ws.as_uuid())
+        .bind(id.as_uuid())
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -79,3 +79,26 @@ pub async fn destroy_workspace(conn: &mut PgConnection, ws: WorkspaceId) -> Resu
         sqlx::query("DELETE FROM mailbox_secrets WHERE workspace_id = $1").bind(ws.as_uuid()).execute(conn).await?;
     Ok(done.rows_affected())
 }
+
+/// Stores a mailbox's sealed value, replacing the one there (a refreshed token).
+pub async fn put(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    mbx: MailboxId,
+    field: &str,
+    sealed: &[u8],
+    version: i32,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mailbox_secrets (workspace_id, mailbox_id, field, sealed, key_version) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (mailbox_id, field) DO UPDATE SET sealed = $4, key_version = $5, updated_at = now()",
+    )
+    .bind(ws.as_uuid())
+    .bind(mbx.as_uuid())
+    .bind(field)
+    .bind(sealed)
+    .bind(version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

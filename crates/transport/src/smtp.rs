@@ -46,6 +46,8 @@ pub struct Endpoint {
     pub tls: TlsMode,
     /// Login name.
     pub username: String,
+    /// Log in with `AUTH XOAUTH2` and an OAuth access token instead of a password.
+    pub xoauth2: bool,
 }
 
 /// Process-wide SMTP settings.
@@ -163,7 +165,9 @@ async fn open(
     }
     // lettre's Credentials are plain Strings; this copy lives only until AUTH returns.
     let credentials = Credentials::new(ep.username.clone(), password.expose_secret().to_owned());
-    let auth = timed(t, Phase::Auth, conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)).await;
+    let mechanisms: &[Mechanism] =
+        if ep.xoauth2 { &[Mechanism::Xoauth2] } else { &[Mechanism::Plain, Mechanism::Login] };
+    let auth = timed(t, Phase::Auth, conn.auth(mechanisms, &credentials)).await;
     drop(credentials);
     auth?;
     Ok(conn)

@@ -30,8 +30,19 @@ pub(crate) async fn run(ctx: &Ctx, claimed: SendRow, mailbox: MailboxRow) -> any
         port: u16::try_from(mailbox.smtp_port).context("stored SMTP port out of range")?,
         tls: if mailbox.smtp_tls == "implicit" { TlsMode::Implicit } else { TlsMode::StartTls },
         username: mailbox.smtp_username.clone(),
+        xoauth2: mailbox.auth_kind == "oauth",
     };
-    let password = || async move { Ok(secrets::open(ctx, ws, mbx, Field::SmtpPassword).await?) };
+    let oauth = mailbox.auth_kind == "oauth";
+    // The secret that logs a new session in: the password, or a fresh OAuth access token.
+    let password = || async move {
+        if oauth {
+            let token =
+                mailroom_keyring::tokens::access_token(&ctx.pool, &ctx.vault, &ctx.config.oauth, ws, mbx).await?;
+            Ok(token)
+        } else {
+            Ok(secrets::open(ctx, ws, mbx, Field::SmtpPassword).await?)
+        }
+    };
     let before_body = || begin_body(ctx, &claimed);
     let result = ctx.sessions.deliver(mbx, &endpoint, password, before_body, &composed).await;
     if outcome::record(ctx, &claimed, &mailbox, result).await? && mailbox.sent_copy == "append" {

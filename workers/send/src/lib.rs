@@ -66,6 +66,8 @@ pub struct SendWorkerConfig {
     pub key_grace: Duration,
     /// SMTP client settings.
     pub smtp: SmtpSettings,
+    /// OAuth providers, for refreshing access tokens.
+    pub oauth: mailroom_keyring::oauth_config::OAuthSettings,
 }
 
 /// What every job needs, shared by all of them.

@@ -226,13 +226,45 @@ pub(crate) async fn uncomposable(ctx: &Ctx, row: &SendRow, e: &anyhow::Error) ->
 /// when the provider answers again. A credential that will never open marks its mailbox
 /// unusable, loudly, and parks the send: retrying would change nothing.
 async fn credential_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: anyhow::Error) -> anyhow::Result<bool> {
+    match e.downcast_ref::<mailroom_keyring::tokens::TokenError>() {
+        Some(mailroom_keyring::tokens::TokenError::Revoked(why)) => return revoked(tx, row, why).await,
+        Some(mailroom_keyring::tokens::TokenError::Passing(why)) => {
+            let wait = crate::secrets::kms_wait(ctx);
+            tracing::warn!(why = %why, wait_secs = wait.as_secs(), "the OAuth token refresh failed for now; the send waits");
+            return retry(tx, row, Some(later(wait)), "waiting for the OAuth token refresh", true).await;
+        }
+        Some(mailroom_keyring::tokens::TokenError::Open(o)) => return open_failed(ctx, tx, row, o).await,
+        _ => {}
+    }
     match e.downcast_ref::<OpenError>() {
-        Some(OpenError::Unavailable(cause)) => {
+        Some(o) => open_failed(ctx, tx, row, o).await,
+        None => {
+            tracing::error!(error = ?e, "the mailbox's credential could not be opened");
+            transient(ctx, tx, row, "the mailbox's credential could not be opened").await
+        }
+    }
+}
+
+/// The grant behind an OAuth mailbox was revoked: it needs its user again; its sends wait.
+async fn revoked(tx: &mut PgConnection, row: &SendRow, why: &str) -> anyhow::Result<bool> {
+    let (ws, mbx) = (row.workspace(), row.mailbox());
+    tracing::warn!(mailbox.id = %mbx, why, "an OAuth grant was refused; the mailbox needs re-authentication");
+    if mailboxes::mark_needs_reauth(tx, ws, mbx).await? {
+        let data = serde_json::json!({ "reason": why });
+        let e = events::NewEvent { workspace: ws, kind: "mailbox.needs_reauth", send: None, mailbox: Some(mbx), data };
+        events::insert(tx, &e).await?;
+    }
+    retry(tx, row, None, "mailbox needs re-authentication", true).await
+}
+
+async fn open_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: &OpenError) -> anyhow::Result<bool> {
+    match e {
+        OpenError::Unavailable(cause) => {
             let wait = crate::secrets::kms_wait(ctx);
             tracing::warn!(error = %cause, wait_secs = wait.as_secs(), "the key provider is unavailable; the send waits");
             retry(tx, row, Some(later(wait)), "waiting for the key provider", true).await
         }
-        Some(unusable @ OpenError::Unusable { workspace, mailbox, .. }) => {
+        unusable @ OpenError::Unusable { workspace, mailbox, .. } => {
             let reason = unusable.to_string();
             tracing::error!(workspace.id = %workspace, mailbox.id = %mailbox, error = %reason,
                 "a mailbox credential cannot be opened; the mailbox is now unusable");
@@ -249,7 +281,7 @@ async fn credential_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: a
             }
             retry(tx, row, None, "the mailbox's credential cannot be opened", true).await
         }
-        _ => {
+        OpenError::Store(_) => {
             tracing::error!(error = ?e, "the mailbox's credential could not be opened");
             transient(ctx, tx, row, "the mailbox's credential could not be opened").await
         }
