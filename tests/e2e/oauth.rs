@@ -72,7 +72,8 @@ fn state_of(url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_google_mailbox_connects_with_pkce_and_its_tokens_are_sealed() {
-    let app = app().await;
+    let client = format!("mailroom-test-{}", uuid::Uuid::new_v4().simple());
+    let app = TestApp::spawn_with(Options { oauth: Some(google_for(&client)), ..Options::default() }).await;
     let (status, started) = start(&app, "google").await;
     assert_eq!(status, 201, "{started}");
     let url = started["authorization_url"].as_str().unwrap();
@@ -94,6 +95,17 @@ async fn a_google_mailbox_connects_with_pkce_and_its_tokens_are_sealed() {
     let (status, body) = callback(&app, &query).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("oauth_state_invalid")));
     assert_eq!(app.count("SELECT count(*) FROM mailboxes").await, 1);
+
+    // Disconnecting revokes the grant at the provider, then destroys the sealed tokens.
+    let resp = app.http.delete(format!("{}/v1/mailboxes/{id}", app.base)).bearer_auth(&app.token).send().await;
+    let body: Value = resp.unwrap().json().await.unwrap();
+    assert_eq!(body["provider_grant"], "revoked at google", "{body}");
+    let stats = peers().command(&format!("oauth stats {client}")).unwrap();
+    assert_eq!(stats["revoked"], 1, "one call to Google's revocation endpoint: {stats}");
+    let mut destroyed: Vec<String> = serde_json::from_value(body["destroyed"].clone()).unwrap();
+    destroyed.sort();
+    assert_eq!(destroyed, ["access_token", "refresh_token"]);
+    assert_eq!(app.count("SELECT count(*) FROM mailbox_secrets").await, 0);
     app.stop().await;
 }
 

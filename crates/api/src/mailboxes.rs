@@ -259,11 +259,16 @@ pub(crate) async fn disconnect(
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
     let actor = format!("api_key:{}", auth.key);
     let source = peer.ip().to_string();
+    // An OAuth grant is revoked at the provider first, while its token can still be opened.
+    let revoked = mailroom_keyring::tokens::revoke_grant(&state.pool, &state.vault, &state.oauth, auth.workspace, id)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
     let done = mailroom_keyring::shred::disconnect_mailbox(&state.pool, auth.workspace, id, &actor, Some(&source))
         .await?
         .ok_or(ApiError::NotFound("mailbox"))?;
+    let grant = revoked.unwrap_or_else(|| done.provider_grant.to_owned());
     Ok(Json(json!({ "id": id, "status": "disconnected", "destroyed": done.destroyed,
-        "cancelled_sends": done.cancelled_sends, "provider_grant": done.provider_grant })))
+        "cancelled_sends": done.cancelled_sends, "provider_grant": grant })))
 }
 
 /// `GET /v1/mailboxes/{id}`.

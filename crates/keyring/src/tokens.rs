@@ -113,3 +113,45 @@ pub async fn access_token(
     tracing::info!(mailbox.id = %mbx, provider = name, rotated = fields.len() == 2, "OAuth access token refreshed");
     Ok(access)
 }
+
+/// Revokes an OAuth mailbox's grant at its provider, before its tokens are destroyed. Says
+/// what happened, for the disconnect's answer; `None` for a password mailbox.
+pub async fn revoke_grant(
+    pool: &PgPool,
+    vault: &Vault,
+    oauth: &OAuthSettings,
+    ws: WorkspaceId,
+    mbx: MailboxId,
+) -> Result<Option<String>, TokenError> {
+    let mut conn = pool.acquire().await?;
+    let Some(m) = mailboxes::get(&mut conn, ws, mbx).await? else { return Ok(None) };
+    drop(conn);
+    let (Some(name), "oauth") = (m.oauth_provider.as_deref(), m.auth_kind.as_str()) else { return Ok(None) };
+    let Some(url) = oauth.provider(name).and_then(|p| p.revoke_url.clone().map(|u| (p, u))) else {
+        return Ok(Some(format!(
+            "not revoked: {name} has no revocation endpoint; only Mailroom's sealed tokens were destroyed \
+             (the account's owner can remove the app in their account settings)"
+        )));
+    };
+    let (p, url) = url;
+    let refresh = match open_secret(pool, vault, ws, mbx, Field::RefreshToken).await {
+        Ok(r) => r,
+        Err(e) => return Ok(Some(format!("not revoked: the refresh token could not be opened ({e}); destroyed"))),
+    };
+    let client = BasicClient::new(ClientId::new(p.client_id.clone()))
+        .set_client_secret(ClientSecret::new(p.client_secret.expose_secret().to_owned()))
+        .set_revocation_url(oauth2::RevocationUrl::new(url).map_err(|e| TokenError::Passing(e.to_string()))?);
+    let token = oauth2::StandardRevocableToken::RefreshToken(RefreshToken::new(refresh.expose_secret().to_owned()));
+    drop(refresh);
+    let result = match client.revoke_token(token) {
+        Ok(req) => req.request_async(&oauth.http).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    Ok(Some(match result {
+        Ok(()) => format!("revoked at {name}"),
+        Err(e) => {
+            tracing::warn!(mailbox.id = %mbx, provider = name, error = %e, "revoking the grant failed");
+            format!("revocation at {name} failed ({e}); Mailroom's sealed tokens were destroyed anyway")
+        }
+    }))
+}
