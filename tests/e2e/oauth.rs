@@ -156,3 +156,14 @@ pub(crate) async fn connect_google(app: &TestApp) -> String {
     assert_eq!(status, 201, "{mailbox}");
     mailbox["id"].as_str().unwrap().to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_transport_is_refused_until_it_exists() {
+    let app = app().await;
+    let resp = app.post("/v1/mailboxes/oauth/google/start").json(&json!({ "transport": "api" })).send().await.unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "transport_not_supported");
+    assert_eq!(app.count("SELECT count(*) FROM oauth_states").await, 0);
+    app.stop().await;
+}

@@ -70,8 +70,15 @@ pub(crate) async fn start(
     let p = state.oauth.provider(&provider).ok_or_else(|| {
         ApiError::unprocessable("provider_not_configured", format!("OAuth provider `{provider}` is not configured"))
     })?;
-    if !matches!(req.transport.as_str(), "smtp" | "api") {
-        return Err(ApiError::unprocessable("invalid_field", "`transport`: must be `smtp` or `api`"));
+    match req.transport.as_str() {
+        "smtp" => {}
+        "api" => {
+            return Err(ApiError::unprocessable(
+                "transport_not_supported",
+                "sending through the Gmail API or Microsoft Graph is not available yet; use `smtp` (XOAUTH2)",
+            ));
+        }
+        _ => return Err(ApiError::unprocessable("invalid_field", "`transport`: must be `smtp` or `api`")),
     }
     if let Some(name) = &req.from_name {
         DisplayName::parse(name).map_err(|e| ApiError::unprocessable("invalid_field", format!("`from_name`: {e}")))?;
