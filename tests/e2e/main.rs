@@ -2,6 +2,7 @@
 
 mod crashes;
 mod delivery;
+mod gmail;
 mod idempotency;
 mod kms;
 mod oauth;

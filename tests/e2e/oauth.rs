@@ -30,6 +30,7 @@ pub(crate) fn google_for(client_id: &str) -> OAuthSettings {
         userinfo_url: format!("{issuer}/userinfo"),
         smtp_scopes: vec!["https://mail.google.com/".into(), "openid".into(), "email".into()],
         api_scopes: vec!["https://www.googleapis.com/auth/gmail.send".into(), "email".into()],
+        api_base: "http://127.0.0.1:9".into(),
         smtp_host: p.smtp_host.clone(),
         smtp_port: p.smtp_port,
     };
@@ -44,8 +45,12 @@ async fn app() -> TestApp {
 
 /// Starts a connection; returns the authorization URL.
 async fn start(app: &TestApp, provider: &str) -> (u16, Value) {
-    let resp =
-        app.post(&format!("/v1/mailboxes/oauth/{provider}/start")).json(&json!({ "transport": "smtp" })).send().await;
+    start_for(app, provider, "smtp").await
+}
+
+async fn start_for(app: &TestApp, provider: &str, transport: &str) -> (u16, Value) {
+    let body = json!({ "transport": transport });
+    let resp = app.post(&format!("/v1/mailboxes/oauth/{provider}/start")).json(&body).send().await;
     let resp = resp.unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
@@ -149,7 +154,12 @@ async fn a_bad_state_a_denied_consent_or_missing_scopes_create_nothing() {
 
 /// Connects the peer's account through the whole OAuth flow; returns the mailbox id.
 pub(crate) async fn connect_google(app: &TestApp) -> String {
-    let (status, started) = start(app, "google").await;
+    connect_google_for(app, "smtp").await
+}
+
+/// The same, for a mailbox sending over `transport` (`smtp` or `api`).
+pub(crate) async fn connect_google_for(app: &TestApp, transport: &str) -> String {
+    let (status, started) = start_for(app, "google", transport).await;
     assert_eq!(status, 201, "{started}");
     let query = consent(started["authorization_url"].as_str().unwrap()).await;
     let (status, mailbox) = callback(app, &query).await;
@@ -158,9 +168,12 @@ pub(crate) async fn connect_google(app: &TestApp) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_transport_is_refused_until_it_exists() {
-    let app = app().await;
-    let resp = app.post("/v1/mailboxes/oauth/google/start").json(&json!({ "transport": "api" })).send().await.unwrap();
+async fn the_graph_transport_is_refused_until_it_exists() {
+    let mut settings = google();
+    settings.microsoft = settings.google.clone();
+    let app = TestApp::spawn_with(Options { oauth: Some(settings), ..Options::default() }).await;
+    let resp =
+        app.post("/v1/mailboxes/oauth/microsoft/start").json(&json!({ "transport": "api" })).send().await.unwrap();
     assert_eq!(resp.status(), 422);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "transport_not_supported");

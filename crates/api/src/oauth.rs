@@ -72,10 +72,11 @@ pub(crate) async fn start(
     })?;
     match req.transport.as_str() {
         "smtp" => {}
+        "api" if provider == "google" => {}
         "api" => {
             return Err(ApiError::unprocessable(
                 "transport_not_supported",
-                "sending through the Gmail API or Microsoft Graph is not available yet; use `smtp` (XOAUTH2)",
+                "sending through Microsoft Graph is not available yet; use `smtp` (XOAUTH2)",
             ));
         }
         _ => return Err(ApiError::unprocessable("invalid_field", "`transport`: must be `smtp` or `api`")),

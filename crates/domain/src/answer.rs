@@ -124,12 +124,54 @@ fn classify_permanent(phase: Phase, a: &Answer) -> Verdict {
     }
 }
 
+/// Classifies the outcome of a send through a provider's HTTP API (the Gmail API, Microsoft
+/// Graph). `status` is `None` when no response came; `handed_over` says whether the request
+/// (the message) was fully sent by then. `reason` is the provider's error reason, when given.
+pub fn classify_http(
+    status: Option<u16>,
+    reason: Option<&str>,
+    retry_after: Option<Duration>,
+    handed_over: bool,
+) -> Verdict {
+    let Some(status) = status else {
+        return if handed_over { Verdict::Ambiguous } else { Verdict::Transient };
+    };
+    let reason = reason.unwrap_or_default();
+    match status {
+        200..=299 => Verdict::Accepted,
+        429 => Verdict::Throttled { retry_after },
+        403 if matches!(reason, "rateLimitExceeded" | "userRateLimitExceeded") => Verdict::Throttled { retry_after },
+        403 if matches!(reason, "dailyLimitExceeded" | "quotaExceeded") => Verdict::QuotaExceeded,
+        // An access token refused despite the refresh margin: the next attempt refreshes it.
+        401 | 408 => Verdict::Transient,
+        // Both providers may deliver after a 5xx (Graph's 504 in particular): never resend blindly.
+        500..=599 => Verdict::Ambiguous,
+        _ => Verdict::Permanent,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(phase: Phase, code: u16, text: &str) -> Verdict {
         classify(phase, Some(&Answer::smtp(code, text)))
+    }
+
+    #[test]
+    fn api_answers_follow_the_design_table() {
+        let hint = Some(Duration::from_secs(30));
+        assert_eq!(classify_http(Some(200), None, None, true), Verdict::Accepted);
+        assert_eq!(classify_http(Some(202), None, None, true), Verdict::Accepted);
+        assert_eq!(classify_http(Some(429), None, hint, true), Verdict::Throttled { retry_after: hint });
+        let limited = classify_http(Some(403), Some("userRateLimitExceeded"), None, true);
+        assert_eq!(limited, Verdict::Throttled { retry_after: None });
+        assert_eq!(classify_http(Some(403), Some("dailyLimitExceeded"), None, true), Verdict::QuotaExceeded);
+        assert_eq!(classify_http(Some(504), None, None, true), Verdict::Ambiguous);
+        assert_eq!(classify_http(Some(500), None, None, true), Verdict::Ambiguous);
+        assert_eq!(classify_http(None, None, None, true), Verdict::Ambiguous);
+        assert_eq!(classify_http(None, None, None, false), Verdict::Transient);
+        assert_eq!(classify_http(Some(400), Some("invalidArgument"), None, true), Verdict::Permanent);
     }
 
     #[test]

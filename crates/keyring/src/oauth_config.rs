@@ -24,6 +24,8 @@ pub struct OAuthProvider {
     pub smtp_scopes: Vec<String>,
     /// Scopes asked for a mailbox sending through the provider's API.
     pub api_scopes: Vec<String>,
+    /// The provider's mail API root (`https://gmail.googleapis.com`, Graph's `v1.0` root).
+    pub api_base: String,
     /// The provider's SMTP submission server.
     pub smtp_host: String,
     /// Its port (STARTTLS).

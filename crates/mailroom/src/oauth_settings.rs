@@ -43,6 +43,8 @@ pub struct Provider {
     pub smtp_scopes: Vec<String>,
     /// Scopes for API (Gmail API / Graph) mailboxes.
     pub api_scopes: Vec<String>,
+    /// The mail API's root URL.
+    pub api_base: String,
     /// SMTP submission host.
     pub smtp_host: String,
     /// SMTP submission port.
@@ -73,6 +75,7 @@ impl Default for OAuth {
                 "openid",
                 "email",
             ]),
+            api_base: "https://gmail.googleapis.com".into(),
             smtp_host: "smtp.gmail.com".into(),
             smtp_port: 587,
         };
@@ -85,6 +88,7 @@ impl Default for OAuth {
             userinfo_url: "https://graph.microsoft.com/v1.0/me".into(),
             smtp_scopes: strings(&["https://outlook.office.com/SMTP.Send", "offline_access", "openid", "email"]),
             api_scopes: strings(&["Mail.Send", "Mail.Read", "User.Read", "offline_access"]),
+            api_base: "https://graph.microsoft.com/v1.0".into(),
             smtp_host: "smtp.office365.com".into(),
             smtp_port: 587,
         };
@@ -109,6 +113,7 @@ impl Provider {
             userinfo_url: self.userinfo_url.clone(),
             smtp_scopes: self.smtp_scopes.clone(),
             api_scopes: self.api_scopes.clone(),
+            api_base: self.api_base.clone(),
             smtp_host: self.smtp_host.clone(),
             smtp_port: self.smtp_port,
         })

@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 mod compose;
+pub mod gmail;
 pub mod imap;
 pub mod inbox;
 mod smtp;

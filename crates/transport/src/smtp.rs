@@ -76,11 +76,16 @@ pub struct AttemptFailure {
     pub detail: String,
     /// The recipient refused, when the failure came at `RCPT`.
     pub recipient: Option<String>,
+    /// The verdict, when the attempt was an API call (its answers are HTTP, not SMTP).
+    pub api_verdict: Option<Verdict>,
 }
 
 impl AttemptFailure {
     /// What the failure means (DESIGN.md section 4).
     pub fn verdict(&self) -> Verdict {
+        if let Some(v) = &self.api_verdict {
+            return v.clone();
+        }
         classify(self.phase, self.answer.as_ref())
     }
 
@@ -94,11 +99,17 @@ impl AttemptFailure {
             Some(a) => a.to_string(),
             None => format!("{e}"),
         };
-        Self { phase, answer, detail, recipient: None }
+        Self { phase, answer, detail, recipient: None, api_verdict: None }
     }
 
     fn timeout(phase: Phase) -> Self {
-        Self { phase, answer: None, detail: "timed out waiting for the server".into(), recipient: None }
+        Self {
+            phase,
+            answer: None,
+            detail: "timed out waiting for the server".into(),
+            recipient: None,
+            api_verdict: None,
+        }
     }
 }
 

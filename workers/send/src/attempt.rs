@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use mailroom_domain::{EmailAddress, MessageId, OutgoingMessage};
 use mailroom_store::{mailboxes::MailboxRow, sends::SendRow};
-use mailroom_transport::{Endpoint, TlsMode, compose};
+use mailroom_transport::{DeliverError, Endpoint, TlsMode, compose};
 use mailroom_vault::Field;
 
 use crate::{Ctx, outcome, reconcile, secrets};
@@ -43,12 +43,37 @@ pub(crate) async fn run(ctx: &Ctx, claimed: SendRow, mailbox: MailboxRow) -> any
             Ok(secrets::open(ctx, ws, mbx, Field::SmtpPassword).await?)
         }
     };
-    let before_body = || begin_body(ctx, &claimed);
-    let result = ctx.sessions.deliver(mbx, &endpoint, password, before_body, &composed).await;
+    let result = if mailbox.transport == "api" {
+        api_send(ctx, &claimed, &mailbox, &composed.bytes).await
+    } else {
+        let before_body = || begin_body(ctx, &claimed);
+        ctx.sessions.deliver(mbx, &endpoint, password, before_body, &composed).await
+    };
     if outcome::record(ctx, &claimed, &mailbox, result).await? && mailbox.sent_copy == "append" {
         reconcile::append_copy(ctx, &claimed, &mailbox, &composed.bytes).await;
     }
     Ok(())
+}
+
+/// Sends through the provider's API (the Gmail API): a fresh access token, the handover
+/// marker, then one request carrying the whole message.
+async fn api_send(
+    ctx: &Ctx,
+    claimed: &SendRow,
+    mailbox: &MailboxRow,
+    mime: &[u8],
+) -> Result<mailroom_domain::Answer, DeliverError<anyhow::Error>> {
+    let (ws, mbx) = (claimed.workspace(), claimed.mailbox());
+    let oauth = &ctx.config.oauth;
+    let name = mailbox.oauth_provider.as_deref().unwrap_or_default();
+    let provider = oauth.provider(name).ok_or_else(|| {
+        DeliverError::Secret(anyhow::anyhow!("the mailbox's OAuth provider `{name}` is not configured"))
+    })?;
+    let token = mailroom_keyring::tokens::access_token(&ctx.pool, &ctx.vault, oauth, ws, mbx)
+        .await
+        .map_err(|e| DeliverError::Secret(e.into()))?;
+    begin_body(ctx, claimed).await.map_err(DeliverError::BeforeBody)?;
+    mailroom_transport::gmail::send(&oauth.http, &provider.api_base, &token, mime).await.map_err(DeliverError::Smtp)
 }
 
 /// Marks the attempt as handing over its body and renews its lease, or refuses when the
