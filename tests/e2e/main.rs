@@ -3,6 +3,7 @@
 mod crashes;
 mod delivery;
 mod gmail;
+mod graph;
 mod idempotency;
 mod kms;
 mod oauth;

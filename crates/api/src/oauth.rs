@@ -72,13 +72,7 @@ pub(crate) async fn start(
     })?;
     match req.transport.as_str() {
         "smtp" => {}
-        "api" if provider == "google" => {}
-        "api" => {
-            return Err(ApiError::unprocessable(
-                "transport_not_supported",
-                "sending through Microsoft Graph is not available yet; use `smtp` (XOAUTH2)",
-            ));
-        }
+        "api" => {}
         _ => return Err(ApiError::unprocessable("invalid_field", "`transport`: must be `smtp` or `api`")),
     }
     if let Some(name) = &req.from_name {

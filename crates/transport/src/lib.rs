@@ -8,8 +8,8 @@
 // path, so moving ~130 bytes beats a heap allocation per error.
 #![allow(clippy::result_large_err)]
 
+pub mod api;
 mod compose;
-pub mod gmail;
 pub mod imap;
 pub mod inbox;
 mod smtp;

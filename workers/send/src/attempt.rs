@@ -55,7 +55,7 @@ pub(crate) async fn run(ctx: &Ctx, claimed: SendRow, mailbox: MailboxRow) -> any
     Ok(())
 }
 
-/// Sends through the provider's API (the Gmail API): a fresh access token, the handover
+/// Sends through the provider's API (Gmail API or Graph): a fresh access token, the handover
 /// marker, then one request carrying the whole message.
 async fn api_send(
     ctx: &Ctx,
@@ -73,7 +73,12 @@ async fn api_send(
         .await
         .map_err(|e| DeliverError::Secret(e.into()))?;
     begin_body(ctx, claimed).await.map_err(DeliverError::BeforeBody)?;
-    mailroom_transport::gmail::send(&oauth.http, &provider.api_base, &token, mime).await.map_err(DeliverError::Smtp)
+    let sent = if name == "microsoft" {
+        mailroom_transport::api::graph(&oauth.http, &provider.api_base, &token, mime).await
+    } else {
+        mailroom_transport::api::gmail(&oauth.http, &provider.api_base, &token, mime).await
+    };
+    sent.map_err(DeliverError::Smtp)
 }
 
 /// Marks the attempt as handing over its body and renews its lease, or refuses when the
