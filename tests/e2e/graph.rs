@@ -16,33 +16,42 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
 use crate::oauth::{callback, consent, google_for};
 
-fn token(access: &str, refresh: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({
-        "token_type": "Bearer", "access_token": access, "refresh_token": refresh, "expires_in": 3600,
-        "scope": "Mail.Send Mail.Read User.Read offline_access",
-    }))
+/// An ID token as the token endpoint returns it (claims only: it is read, not verified, as
+/// OpenID Connect allows for a token received directly from the provider over TLS).
+fn id_token() -> String {
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let claims = json!({ "sub": "u1", "preferred_username": peers().info.sender, "tid": "t1" });
+    format!("{}.{}.sig", b64(json!({ "alg": "RS256" })), b64(claims))
 }
 
+fn token(access: &str, refresh: Option<&str>, scope: &str) -> ResponseTemplate {
+    let mut body = json!({ "token_type": "Bearer", "access_token": access, "expires_in": 3600, "scope": scope,
+        "id_token": id_token() });
+    if let Some(r) = refresh {
+        body["refresh_token"] = json!(r);
+    }
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+const MS_SCOPES: &str = "Mail.Send Mail.Read User.Read offline_access";
+
 async fn microsoft(ms: &MockServer) -> TestApp {
+    microsoft_answering(ms, ResponseTemplate::new(202)).await
+}
+
+async fn microsoft_answering(ms: &MockServer, send: ResponseTemplate) -> TestApp {
     Mock::given(matchers::path("/token"))
         .and(matchers::body_string_contains("grant_type=authorization_code"))
-        .respond_with(token("at-1", "rt-1"))
+        .respond_with(token("at-1", Some("rt-1"), MS_SCOPES))
         .mount(ms)
         .await;
     Mock::given(matchers::path("/token"))
         .and(matchers::body_string_contains("refresh_token=rt-1"))
-        .respond_with(token("at-2", "rt-2"))
+        .respond_with(token("at-2", Some("rt-2"), MS_SCOPES))
         .mount(ms)
         .await;
-    Mock::given(matchers::path("/v1.0/me"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "mail": peers().info.sender })))
-        .mount(ms)
-        .await;
-    Mock::given(matchers::method("POST"))
-        .and(matchers::path("/v1.0/me/sendMail"))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(ms)
-        .await;
+    // No /me: with a mail-only grant Graph would refuse it; the address comes from the ID token.
+    Mock::given(matchers::method("POST")).and(matchers::path("/v1.0/me/sendMail")).respond_with(send).mount(ms).await;
     let mut settings = google_for(&format!("mailroom-test-{}", uuid::Uuid::new_v4().simple()));
     let authorize = settings.google.as_ref().unwrap().auth_url.clone();
     settings.microsoft = Some(OAuthProvider {
@@ -103,6 +112,81 @@ async fn a_microsoft_mailbox_sends_through_graph_and_its_rotated_refresh_token_i
     assert!(
         body["provider_grant"].as_str().unwrap().starts_with("not revoked: microsoft has no revocation endpoint"),
         "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_keeps_its_refresh_token_across_refreshes() {
+    let g = MockServer::start().await;
+    let scopes = "https://www.googleapis.com/auth/gmail.send email";
+    Mock::given(matchers::path("/token"))
+        .and(matchers::body_string_contains("grant_type=authorization_code"))
+        .respond_with(token("g-at-1", Some("g-rt-1"), scopes))
+        .mount(&g)
+        .await;
+    // Google answers a refresh with a new access token only.
+    Mock::given(matchers::path("/token"))
+        .and(matchers::body_string_contains("refresh_token=g-rt-1"))
+        .respond_with(token("g-at-2", None, scopes))
+        .expect(1)
+        .mount(&g)
+        .await;
+    Mock::given(matchers::path("/gmail/v1/users/me/messages/send"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": "x" })))
+        .mount(&g)
+        .await;
+    let mut settings = google_for(&format!("mailroom-test-{}", uuid::Uuid::new_v4().simple()));
+    let google = settings.google.as_mut().unwrap();
+    google.token_url = format!("{}/token", g.uri());
+    google.api_base = g.uri();
+    let app = TestApp::spawn_with(Options { oauth: Some(settings), ..Options::default() }).await;
+    let resp = app.post("/v1/mailboxes/oauth/google/start").json(&json!({ "transport": "api" })).send().await;
+    let started: Value = resp.unwrap().json().await.unwrap();
+    let (status, mailbox) = callback(&app, &consent(started["authorization_url"].as_str().unwrap()).await).await;
+    assert_eq!(status, 201, "{mailbox}");
+    let id = mailbox["id"].as_str().unwrap().to_owned();
+    app.execute("UPDATE mailboxes SET token_expires_at = now() - interval '1 minute'").await;
+    let (_, send) = app.send("g-1", &TestApp::send_body(&id, &recipient("gkeep"), "Kept")).await;
+    app.wait_for_send(send["id"].as_str().unwrap(), Duration::from_secs(30), |s| s["state"] == "sent").await;
+    let mbx: MailboxId = id.parse().unwrap();
+    let refresh =
+        mailroom_keyring::open_secret(&app.pool, &app.vault, app.workspace, mbx, Field::RefreshToken).await.unwrap();
+    assert_eq!(refresh.expose_secret(), "g-rt-1", "Google's refresh token is kept");
+    let access =
+        mailroom_keyring::open_secret(&app.pool, &app.vault, app.workspace, mbx, Field::AccessToken).await.unwrap();
+    assert_eq!(access.expose_secret(), "g-at-2");
+    app.stop().await;
+}
+
+async fn connect_microsoft(app: &TestApp) -> String {
+    let resp = app.post("/v1/mailboxes/oauth/microsoft/start").json(&json!({ "transport": "api" })).send().await;
+    let started: Value = resp.unwrap().json().await.unwrap();
+    let (status, mailbox) = callback(app, &consent(started["authorization_url"].as_str().unwrap()).await).await;
+    assert_eq!(status, 201, "{mailbox}");
+    mailbox["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_504_is_ambiguous_and_a_graph_429_pauses_the_mailbox() {
+    let ms = MockServer::start().await;
+    let app = microsoft_answering(&ms, ResponseTemplate::new(504)).await;
+    let id = connect_microsoft(&app).await;
+    let (_, send) = app.send("ms-504", &TestApp::send_body(&id, &recipient("graph504"), "Maybe delivered")).await;
+    app.wait_for_send(send["id"].as_str().unwrap(), Duration::from_secs(30), |s| s["state"] == "ambiguous").await;
+    assert_eq!(graph_requests(&ms).await.len(), 1, "a 504 is never resent");
+    app.stop().await;
+
+    let ms = MockServer::start().await;
+    let app = microsoft_answering(&ms, ResponseTemplate::new(429).insert_header("retry-after", "300")).await;
+    let id = connect_microsoft(&app).await;
+    let (_, send) = app.send("ms-429", &TestApp::send_body(&id, &recipient("graph429"), "Throttled")).await;
+    let waiting =
+        app.wait_for_send(send["id"].as_str().unwrap(), Duration::from_secs(30), |s| s["state"] == "retry_wait").await;
+    assert_eq!(waiting["attempts"], 0, "{waiting}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM mailboxes WHERE paused_until > now() + interval '250 seconds'").await,
+        1
     );
     app.stop().await;
 }

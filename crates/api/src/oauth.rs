@@ -20,7 +20,7 @@ use mailroom_keyring::oauth_config::OAuthProvider;
 use mailroom_store::{api_keys, oauth};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl, basic::BasicClient,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 use rand::RngCore;
 use secrecy::ExposeSecret;
@@ -44,12 +44,45 @@ fn bad_state(code: &'static str, message: &str) -> ApiError {
     ApiError::bad_request(code, message.to_owned())
 }
 
+/// The OpenID Connect ID token that comes with the tokens when `openid` was asked for: it says
+/// who the account is even when the access token is for mail only (Microsoft SMTP grants
+/// cannot read Graph `/me`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub(crate) struct IdTokenField {
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+impl oauth2::ExtraTokenFields for IdTokenField {}
+
+type TokenWithId = oauth2::StandardTokenResponse<IdTokenField, oauth2::basic::BasicTokenType>;
+
+/// A client with no endpoint set yet.
+type Unset = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    TokenWithId,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+>;
+
 /// A client with its authorization and token endpoints set.
-type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+type Client = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    TokenWithId,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
 
 fn client(p: &OAuthProvider, redirect: &str) -> Result<Client, ApiError> {
     let url_err = |e: oauth2::url::ParseError| ApiError::Internal(Box::new(e));
-    Ok(BasicClient::new(ClientId::new(p.client_id.clone()))
+    Ok(Unset::new(ClientId::new(p.client_id.clone()))
         .set_client_secret(ClientSecret::new(p.client_secret.expose_secret().to_owned()))
         .set_auth_uri(AuthUrl::new(p.auth_url.clone()).map_err(url_err)?)
         .set_token_uri(TokenUrl::new(p.token_url.clone()).map_err(url_err)?)
@@ -171,7 +204,13 @@ pub(crate) async fn callback(
     let refresh = token.refresh_token().ok_or_else(|| {
         ApiError::unprocessable("oauth_no_refresh_token", "the provider issued no refresh token; connect again")
     })?;
-    let address = oauth_mailbox::address(&state.oauth.http, p, token.access_token().secret()).await?;
+    // The token came straight from the provider over TLS, so its ID token's claims are trusted
+    // as they are (OpenID Connect Core 3.1.3.7); without one, the profile endpoint says.
+    let claimed = token.extra_fields().id_token.as_deref().and_then(oauth_mailbox::address_in_id_token);
+    let address = match claimed {
+        Some(a) => a,
+        None => oauth_mailbox::address(&state.oauth.http, p, token.access_token().secret()).await?,
+    };
     let from = EmailAddress::parse(&address)
         .map_err(|e| ApiError::unprocessable("oauth_no_address", format!("the account's address is unusable: {e}")))?;
     let tokens = oauth_mailbox::Tokens {

@@ -39,6 +39,17 @@ pub(crate) async fn address(http: &reqwest::Client, p: &OAuthProvider, access: &
         .ok_or_else(|| failed("the provider did not say the account's address".into()))
 }
 
+/// The address an ID token names (`email`, then `preferred_username`, then `upn`), if any.
+pub(crate) fn address_in_id_token(jwt: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    ["email", "preferred_username", "upn"]
+        .iter()
+        .find_map(|k| claims[*k].as_str().filter(|s| s.contains('@')).map(str::to_owned))
+}
+
 /// Creates the mailbox and seals its tokens, in one transaction.
 pub(crate) async fn create(
     state: &AppState,
