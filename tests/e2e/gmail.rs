@@ -21,7 +21,9 @@ async fn app(gmail: &MockServer) -> TestApp {
 
 async fn send_one(app: &TestApp) -> Value {
     let mailbox = connect_google_for(app, "api").await;
-    let (status, send) = app.send("g-1", &TestApp::send_body(&mailbox, &recipient("gmail"), "Via the Gmail API")).await;
+    let mut body = TestApp::send_body(&mailbox, &recipient("gmail"), "Via the Gmail API");
+    body["bcc"] = json!(["hidden@example.org"]);
+    let (status, send) = app.send("g-1", &body).await;
     assert_eq!(status, 201);
     send
 }
@@ -46,6 +48,7 @@ async fn a_send_goes_through_the_gmail_api_with_the_ledgers_message_id() {
     let mime = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body["raw"].as_str().unwrap()).unwrap();
     let mime = String::from_utf8(mime).unwrap();
     assert!(mime.contains(&format!("Message-ID: {}", send["message_id"].as_str().unwrap())), "{mime}");
+    assert!(mime.contains("Bcc: hidden@example.org"), "the API reads Bcc recipients from the message: {mime}");
     assert!(requests[0].headers["authorization"].to_str().unwrap().starts_with("Bearer "));
     app.stop().await;
 }

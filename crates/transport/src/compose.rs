@@ -40,12 +40,15 @@ fn address(a: &EmailAddress) -> Result<Address, ComposeError> {
     a.as_str().parse().map_err(ComposeError::Address)
 }
 
-/// Composes `msg` from `from`, with the ledger's Message-ID.
+/// Composes `msg` from `from`, with the ledger's Message-ID. `bcc_header` keeps the Bcc
+/// recipients in a header: the Gmail API and Graph take no envelope, they read the recipients
+/// from the message (and strip Bcc before delivery). Over SMTP the envelope carries them.
 pub fn compose(
     from: &EmailAddress,
     from_name: Option<&str>,
     message_id: &MessageId,
     msg: &OutgoingMessage,
+    bcc_header: bool,
 ) -> Result<Composed, ComposeError> {
     let sender = address(from)?;
     let mut b = Message::builder()
@@ -58,6 +61,12 @@ pub fn compose(
     }
     for cc in &msg.cc {
         b = b.cc(Mailbox::new(None, address(cc)?));
+    }
+    if bcc_header {
+        for bcc in &msg.bcc {
+            b = b.bcc(Mailbox::new(None, address(bcc)?));
+        }
+        b = b.keep_bcc();
     }
     for (name, value) in &msg.headers {
         let header = HeaderName::new_from_ascii(name.clone()).map_err(|_| ComposeError::HeaderName(name.clone()))?;
@@ -96,11 +105,14 @@ mod tests {
             html: Some("<p>hello</p>".into()),
             headers: vec![("X-Campaign".into(), "q4".into())],
         };
-        let c = compose(&from, Some("Sender"), &id, &msg).unwrap();
+        let c = compose(&from, Some("Sender"), &id, &msg, false).unwrap();
         let text = String::from_utf8(c.bytes).unwrap();
         assert!(text.contains(&format!("Message-ID: {}", id.as_str())));
         assert!(text.contains("X-Campaign: q4"));
         assert!(!text.contains("hidden@"));
         assert_eq!(c.envelope.to().len(), 3);
+        // For the providers' APIs, which read recipients from the message itself.
+        let api = String::from_utf8(compose(&from, None, &id, &msg, true).unwrap().bytes).unwrap();
+        assert!(api.contains("Bcc: hidden@example.test"), "{api}");
     }
 }

@@ -19,7 +19,7 @@ pub(crate) async fn run(ctx: &Ctx, claimed: SendRow, mailbox: MailboxRow) -> any
         .and_then(|msg| {
             let from = EmailAddress::parse(&mailbox.from_address).context("the mailbox's from address is invalid")?;
             let id = MessageId::from_stored(claimed.message_id.clone());
-            Ok(compose(&from, mailbox.from_name.as_deref(), &id, &msg)?)
+            Ok(compose(&from, mailbox.from_name.as_deref(), &id, &msg, mailbox.transport == "api")?)
         });
     let composed = match composed {
         Ok(c) => c,
