@@ -35,18 +35,6 @@ async fn enqueue(app: &TestApp, mailbox: &str, to: &str, prefix: &str, n: usize)
     }
 }
 
-async fn wait_until(app: &TestApp, sql: &str, want: i64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = app.count(sql).await;
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "`{sql}` is {got}, expected {want} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_of_a_paced_mailbox_start_at_least_the_minimum_gap_apart() {
     let app = TestApp::spawn().await;
@@ -73,8 +61,7 @@ async fn the_daily_cap_holds_over_a_rolling_24_hours() {
     let to = recipient("cap");
     enqueue(&app, &mailbox, &to, "cap", 5).await;
     app.wait_for_terminal(3, Duration::from_secs(30)).await;
-    wait_until(
-        &app,
+    app.wait_until(
         "SELECT count(*) FROM sends WHERE slot_at > now() + interval '23 hours'",
         2,
         Duration::from_secs(30),
@@ -97,7 +84,7 @@ async fn a_send_outside_the_window_waits_for_its_opening_in_the_mailboxs_time_zo
         paced_mailbox(&app, json!({ "daily_cap": null, "min_gap_secs": 0, "jitter_secs": 0, "window": window })).await;
     let (_, send) = app.send("win-1", &TestApp::send_body(&mailbox, &recipient("window"), "Later")).await;
     let sql = "SELECT count(*) FROM sends WHERE slot_at > now() + interval '1 hour' AND state = 'queued'";
-    wait_until(&app, sql, 1, Duration::from_secs(30)).await;
+    app.wait_until(sql, 1, Duration::from_secs(30)).await;
     let slot = app.count("SELECT extract(hour FROM slot_at AT TIME ZONE 'Asia/Tokyo')::bigint FROM sends").await;
     assert_eq!(slot, i64::from(start[..2].parse::<u8>().unwrap()), "slot opens at the window's local start");
     let shown: Value =
@@ -117,7 +104,7 @@ async fn ten_thousand_sends_behind_a_slow_pace_cost_a_bounded_number_of_queue_wr
     let mailbox = paced_mailbox(&app, json!({ "daily_cap": null, "min_gap_secs": 600, "jitter_secs": 0 })).await;
     let n = 10_000;
     enqueue(&app, &mailbox, &recipient("slow"), "slow", n).await;
-    wait_until(&app, "SELECT count(*) FROM sends WHERE slot_at IS NULL", 0, Duration::from_secs(300)).await;
+    app.wait_until("SELECT count(*) FROM sends WHERE slot_at IS NULL", 0, Duration::from_secs(300)).await;
     let jobs = app.count("SELECT count(*) FROM apalis.jobs").await;
     let per_send = jobs as f64 / n as f64;
     println!("queue rows for {n} paced sends: {jobs} ({per_send:.2} per send)");
@@ -160,7 +147,7 @@ async fn a_busy_workspace_does_not_delay_a_quiet_ones_sends() {
         "SELECT count(*) FROM sends s JOIN mailboxes m ON m.id = s.mailbox_id WHERE m.id = '{}' AND s.state = 'sent'",
         quiet_mailbox.trim_start_matches("mbx_")
     );
-    wait_until(&app, &quiet_sent, 10, Duration::from_secs(60)).await;
+    app.wait_until(&quiet_sent, 10, Duration::from_secs(60)).await;
     let took = started.elapsed();
     let busy_waiting = app.count("SELECT count(*) FROM sends WHERE state IN ('queued', 'retry_wait')").await;
     println!("quiet workspace's 10 sends took {took:?}; busy workspace still had {busy_waiting} waiting");

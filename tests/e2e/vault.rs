@@ -16,18 +16,6 @@ use mailroom_vault::{Field, KeyContext, SealContext, WrappedKey};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-async fn wait_until(app: &TestApp, sql: &str, want: i64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = app.count(sql).await;
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "`{sql}` is {got}, not {want}, after {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn batch(app: &TestApp, mailbox: &str, to: &str, from: usize, n: usize) {
     let items: Vec<Value> = (from..from + n)
         .map(|i| {
@@ -61,7 +49,7 @@ async fn a_key_rotation_while_sends_flow_fails_none_and_destroys_the_old_version
     let third = app.connect_mailbox().await;
     batch(&app, &third, &to, 300, 50).await;
     let done = "SELECT count(*) FROM workspace_keys WHERE (version, state) IN ((1, 'destroyed'), (2, 'active'))";
-    wait_until(&app, done, 2, Duration::from_secs(60)).await;
+    app.wait_until(done, 2, Duration::from_secs(60)).await;
     let counts = app.wait_for_terminal(350, Duration::from_secs(120)).await;
     assert_eq!(counts, vec![("sent".to_owned(), 350)], "no send failed during the rotation");
     assert_eq!(app.count("SELECT count(*) FROM mailbox_secrets WHERE key_version <> 2").await, 0);
@@ -100,7 +88,7 @@ async fn disconnecting_a_mailbox_destroys_its_credentials_and_cancels_its_waitin
         app.send(&format!("shred-{i}"), &TestApp::send_body(&mailbox, &to, "Waiting")).await;
     }
     // One goes out; the rest wait an hour for their slots.
-    wait_until(&app, "SELECT count(*) FROM sends WHERE state = 'sent'", 1, Duration::from_secs(30)).await;
+    app.wait_until("SELECT count(*) FROM sends WHERE state = 'sent'", 1, Duration::from_secs(30)).await;
     let other = app.other_workspace_token().await;
     let foreign = app.http.delete(format!("{}/v1/mailboxes/{mailbox}", app.base)).bearer_auth(other).send().await;
     assert_eq!(foreign.unwrap().status(), 404);
@@ -223,8 +211,7 @@ async fn a_tampered_wrapped_key_makes_the_mailbox_unusable_loudly_and_without_a_
     for i in 0..5 {
         app.send(&format!("tamper-{i}"), &TestApp::send_body(&mailbox, &to, "Never opens")).await;
     }
-    wait_until(
-        &app,
+    app.wait_until(
         "SELECT count(*) FROM sends WHERE state = 'retry_wait' AND next_attempt_at IS NULL",
         5,
         Duration::from_secs(30),

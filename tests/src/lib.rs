@@ -298,6 +298,19 @@ impl TestApp {
         mailroom_store::admin::scalar_count(&self.pool, sql).await.unwrap()
     }
 
+    /// Waits until a scalar SQL count equals `want`, or panics at the deadline.
+    pub async fn wait_until(&self, sql: &str, want: i64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.count(sql).await;
+            if got == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "`{sql}` is {got}, not {want}, after {within:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Runs a statement (tests that stage a fault).
     pub async fn execute(&self, sql: &str) -> u64 {
         mailroom_store::admin::execute(&self.pool, sql).await.unwrap()

@@ -4,13 +4,16 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 
-/// One provider (Google or Microsoft) as an operator registered the app with it.
-#[derive(Debug, Clone)]
+/// One provider (Google or Microsoft) as an operator registered the app with it. Also the
+/// shape of its `[oauth.google]` / `[oauth.microsoft]` settings (an empty `client_id` is off).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct OAuthProvider {
     /// The app's client id.
     pub client_id: String,
-    /// The app's client secret.
+    /// The app's client secret (never written back out).
+    #[serde(serialize_with = "hide")]
     pub client_secret: SecretString,
     /// The authorization endpoint.
     pub auth_url: String,
@@ -30,6 +33,10 @@ pub struct OAuthProvider {
     pub smtp_host: String,
     /// Its port (STARTTLS).
     pub smtp_port: u16,
+}
+
+fn hide<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("")
 }
 
 /// The OAuth settings of the API.

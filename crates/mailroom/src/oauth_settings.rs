@@ -23,37 +23,8 @@ pub struct OAuth {
     pub microsoft: Provider,
 }
 
-/// One provider.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Provider {
-    /// The app's client id (empty: the provider is off).
-    pub client_id: String,
-    /// The app's client secret.
-    #[serde(serialize_with = "hide")]
-    pub client_secret: SecretString,
-    /// Authorization endpoint.
-    pub auth_url: String,
-    /// Token endpoint.
-    pub token_url: String,
-    /// Revocation endpoint (Google only).
-    pub revoke_url: Option<String>,
-    /// Where the account's address is read.
-    pub userinfo_url: String,
-    /// Scopes for SMTP (XOAUTH2) mailboxes.
-    pub smtp_scopes: Vec<String>,
-    /// Scopes for API (Gmail API / Graph) mailboxes.
-    pub api_scopes: Vec<String>,
-    /// The mail API's root URL.
-    pub api_base: String,
-    /// SMTP submission host.
-    pub smtp_host: String,
-    /// SMTP submission port.
-    pub smtp_port: u16,
-}
-
-fn hide<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("")
-}
+/// One provider, as the library takes it.
+pub type Provider = OAuthProvider;
 
 fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
@@ -102,24 +73,6 @@ impl Default for OAuth {
     }
 }
 
-impl Provider {
-    fn build(&self) -> Option<OAuthProvider> {
-        (!self.client_id.is_empty()).then(|| OAuthProvider {
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
-            auth_url: self.auth_url.clone(),
-            token_url: self.token_url.clone(),
-            revoke_url: self.revoke_url.clone(),
-            userinfo_url: self.userinfo_url.clone(),
-            smtp_scopes: self.smtp_scopes.clone(),
-            api_scopes: self.api_scopes.clone(),
-            api_base: self.api_base.clone(),
-            smtp_host: self.smtp_host.clone(),
-            smtp_port: self.smtp_port,
-        })
-    }
-}
-
 impl OAuth {
     /// The API's view of these settings.
     pub fn build(&self) -> anyhow::Result<OAuthSettings> {
@@ -132,8 +85,8 @@ impl OAuth {
         Ok(OAuthSettings {
             redirect_url: self.redirect_url.clone(),
             state_ttl: Duration::from_secs(self.state_ttl_secs),
-            google: self.google.build(),
-            microsoft: self.microsoft.build(),
+            google: Some(self.google.clone()).filter(|p| !p.client_id.is_empty()),
+            microsoft: Some(self.microsoft.clone()).filter(|p| !p.client_id.is_empty()),
             http: OAuthSettings::client(&roots),
         })
     }
