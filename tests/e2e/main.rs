@@ -3,6 +3,7 @@
 mod crashes;
 mod delivery;
 mod gmail;
+mod gmail_replies;
 mod graph;
 mod idempotency;
 mod kms;

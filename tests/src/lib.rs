@@ -158,7 +158,7 @@ impl TestApp {
             poll_interval: Duration::from_millis(200),
             heartbeat: opts.heartbeat,
             smtp: smtp_settings(),
-            oauth,
+            oauth: oauth.clone(),
         };
         let mut tasks = vec![api];
         if opts.in_process_worker {
@@ -180,6 +180,7 @@ impl TestApp {
                 webhook_backoff: Backoff { base: Duration::from_millis(200), cap: Duration::from_millis(400) },
                 webhook_max_age: Duration::from_secs(3_600),
                 webhook_timeout: Duration::from_secs(5),
+                oauth: oauth.clone(),
             };
             tasks.push(tokio::spawn({
                 let (pool, vault, stop) = (pool.clone(), vault.clone(), stop.clone());

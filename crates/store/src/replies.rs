@@ -14,6 +14,10 @@ pub struct CursorRow {
     pub workspace_id: uuid::Uuid,
     /// The mailbox.
     pub mailbox_id: uuid::Uuid,
+    /// `imap` or `gmail`.
+    pub source: String,
+    /// Gmail: the `historyId` read up to.
+    pub history_id: Option<String>,
     /// `UIDVALIDITY` at the last look (none: never looked).
     pub uidvalidity: Option<i64>,
     /// The highest UID read.
@@ -22,12 +26,15 @@ pub struct CursorRow {
     pub checked_at: Option<DateTime<Utc>>,
 }
 
-/// Gives every active mailbox with IMAP access a cursor, due now. Returns how many were added.
+/// Gives every active mailbox a cursor for the source it is read through (IMAP when it has
+/// IMAP access, the Gmail API for Google mailboxes on the API transport), due now. Returns how
+/// many were added.
 pub async fn ensure_cursors(conn: &mut PgConnection) -> Result<u64> {
     let done = sqlx::query(
         "INSERT INTO mailbox_cursors (workspace_id, mailbox_id, source)
-         SELECT m.workspace_id, m.id, 'imap' FROM mailboxes m
-         WHERE m.imap_host IS NOT NULL AND m.status = 'active'
+         SELECT m.workspace_id, m.id, CASE WHEN m.imap_host IS NOT NULL THEN 'imap' ELSE 'gmail' END FROM mailboxes m
+         WHERE m.status = 'active'
+           AND (m.imap_host IS NOT NULL OR (m.oauth_provider = 'google' AND m.transport = 'api'))
          ON CONFLICT DO NOTHING",
     )
     .execute(conn)
@@ -43,10 +50,10 @@ pub async fn claim_due(conn: &mut PgConnection, worker: &str, lease_secs: f64, l
          WHERE (c.mailbox_id, c.source) IN (
              SELECT d.mailbox_id, d.source FROM mailbox_cursors d
              JOIN mailboxes m ON m.workspace_id = d.workspace_id AND m.id = d.mailbox_id AND m.status = 'active'
-             WHERE d.source = 'imap' AND d.next_check_at <= now() AND (d.lease_until IS NULL OR d.lease_until < now())
+             WHERE d.next_check_at <= now() AND (d.lease_until IS NULL OR d.lease_until < now())
              ORDER BY d.next_check_at LIMIT $3
              FOR UPDATE OF d SKIP LOCKED)
-         RETURNING c.workspace_id, c.mailbox_id, c.uidvalidity, c.last_uid, c.checked_at",
+         RETURNING c.workspace_id, c.mailbox_id, c.source, c.history_id, c.uidvalidity, c.last_uid, c.checked_at",
     )
     .bind(worker)
     .bind(lease_secs)
@@ -61,6 +68,8 @@ pub struct CheckDone<'a> {
     pub uidvalidity: Option<i64>,
     /// The new last UID.
     pub last_uid: i64,
+    /// Gmail: the new `historyId`.
+    pub history_id: Option<&'a str>,
     /// When to look next.
     pub next_check_at: DateTime<Utc>,
     /// Why the check failed, if it did.
@@ -77,9 +86,9 @@ pub async fn finish_check(
 ) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE mailbox_cursors SET uidvalidity = $4, last_uid = $5, next_check_at = $6, last_error = $7,
-            checked_at = CASE WHEN $7::text IS NULL THEN now() ELSE checked_at END,
+            history_id = $8, checked_at = CASE WHEN $7::text IS NULL THEN now() ELSE checked_at END,
             locked_by = NULL, lease_until = NULL
-         WHERE workspace_id = $1 AND mailbox_id = $2 AND source = 'imap' AND locked_by = $3",
+         WHERE workspace_id = $1 AND mailbox_id = $2 AND locked_by = $3",
     )
     .bind(ws.as_uuid())
     .bind(mbx.as_uuid())
@@ -88,6 +97,7 @@ pub async fn finish_check(
     .bind(done.last_uid)
     .bind(done.next_check_at)
     .bind(done.error)
+    .bind(done.history_id)
     .execute(conn)
     .await?;
     Ok(updated.rows_affected() == 1)

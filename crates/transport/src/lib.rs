@@ -10,6 +10,7 @@
 
 pub mod api;
 mod compose;
+pub mod gmail_inbox;
 pub mod imap;
 pub mod inbox;
 mod smtp;

@@ -26,25 +26,48 @@ pub struct Checked {
     pub events: usize,
 }
 
+/// Where a check got to.
+struct Reached {
+    checked: Checked,
+    imap: InboxCursor,
+    history_id: Option<String>,
+    more: bool,
+}
+
 /// Checks one claimed mailbox and releases the claim, recording the error if it failed.
 pub(crate) async fn run(ctx: &Ctx, cursor: CursorRow) -> anyhow::Result<Checked> {
     let (ws, mbx) = (WorkspaceId::from_uuid(cursor.workspace_id), MailboxId::from_uuid(cursor.mailbox_id));
-    let result = check(ctx, ws, mbx, &cursor).await;
+    let result = if cursor.source == "gmail" {
+        crate::gmail::check(ctx, ws, mbx, &cursor).await.map(|(checked, history_id)| Reached {
+            checked,
+            imap: stored(&cursor),
+            history_id: Some(history_id),
+            more: false,
+        })
+    } else {
+        check(ctx, ws, mbx, &cursor).await.map(|(checked, imap, more)| Reached {
+            checked,
+            imap,
+            history_id: None,
+            more,
+        })
+    };
     let every = ctx.config.every.mul_f64(rand::rng().random_range(0.8..1.2));
-    let (new, error, soon) = match &result {
-        Ok((checked, new, more)) => (*new, None, *more && checked.read > 0),
-        Err(e) => (stored(&cursor), Some(format!("{e:#}")), false),
+    let (imap, history, error, soon) = match &result {
+        Ok(r) => (r.imap, r.history_id.clone(), None, r.more && r.checked.read > 0),
+        Err(e) => (stored(&cursor), cursor.history_id.clone(), Some(format!("{e:#}")), false),
     };
     let next = if soon { Utc::now() } else { Utc::now() + ChronoDuration::from_std(every).unwrap_or_default() };
     let done = CheckDone {
-        uidvalidity: new.uidvalidity.map(i64::from),
-        last_uid: i64::from(new.last_uid),
+        uidvalidity: imap.uidvalidity.map(i64::from),
+        last_uid: i64::from(imap.last_uid),
+        history_id: history.as_deref(),
         next_check_at: next,
         error: error.as_deref(),
     };
     let mut conn = ctx.pool.acquire().await?;
     replies::finish_check(&mut conn, ws, mbx, &ctx.config.name, &done).await?;
-    result.map(|(checked, _, _)| checked)
+    result.map(|r| r.checked)
 }
 
 fn stored(c: &CursorRow) -> InboxCursor {
@@ -81,17 +104,20 @@ async fn check(
     drop(password);
     let fetched = fetched?;
     let mut checked = Checked { read: fetched.messages.len(), events: 0 };
-    for (uid, raw) in &fetched.messages {
-        let Some(m) = parse::parse(raw) else {
-            tracing::warn!(mailbox.id = %mbx, uid, "an inbound message does not parse; skipped");
-            continue;
-        };
-        if record::record(&ctx.pool, ws, mbx, &m).await?.is_some() {
-            checked.events += 1;
-        }
+    for (_, raw) in &fetched.messages {
+        checked.events += usize::from(record_raw(ctx, ws, mbx, raw).await?);
     }
     if fetched.rescanned {
         tracing::info!(mailbox.id = %mbx, read = checked.read, "inbox re-scanned by date");
     }
     Ok((checked, fetched.cursor, fetched.more))
+}
+
+/// Parses and records one raw message; whether it yielded an event.
+pub(crate) async fn record_raw(ctx: &Ctx, ws: WorkspaceId, mbx: MailboxId, raw: &[u8]) -> anyhow::Result<bool> {
+    let Some(m) = parse::parse(raw) else {
+        tracing::warn!(mailbox.id = %mbx, "an inbound message does not parse; skipped");
+        return Ok(false);
+    };
+    Ok(record::record(&ctx.pool, ws, mbx, &m).await?.is_some())
 }

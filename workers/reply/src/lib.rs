@@ -7,6 +7,7 @@
 
 mod check;
 mod classify;
+mod gmail;
 mod parse;
 mod record;
 mod webhooks;
@@ -46,6 +47,8 @@ pub struct ReplyWorkerConfig {
     pub webhook_max_age: Duration,
     /// Limit on one webhook request.
     pub webhook_timeout: Duration,
+    /// OAuth providers (Gmail API mailboxes are read with their access tokens).
+    pub oauth: mailroom_keyring::oauth_config::OAuthSettings,
 }
 
 struct Ctx {
