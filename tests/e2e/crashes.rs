@@ -17,19 +17,6 @@ fn crashy() -> Options {
     }
 }
 
-/// Waits until a SQL count over the app's database reaches `n`.
-async fn wait_count(app: &TestApp, sql: &str, n: i64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = app.count(sql).await;
-        if got >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "`{sql}` reached {got}, not {n}, in {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_that_kills_its_worker_before_the_body_fails_after_three_crashes() {
     let app = TestApp::spawn_with(crashy()).await;
@@ -40,7 +27,7 @@ async fn a_send_that_kills_its_worker_before_the_body_fails_after_three_crashes(
     for attempt in 1..=3 {
         let worker = WorkerProcess::start(&app);
         let sql = format!("SELECT count(*) FROM sends WHERE state = 'sending' AND attempts = {attempt}");
-        wait_count(&app, &sql, 1, Duration::from_secs(30)).await;
+        app.wait_until(&sql, 1, Duration::from_secs(30)).await;
         worker.kill();
     }
     let _survivor = WorkerProcess::start(&app);
@@ -61,7 +48,7 @@ async fn a_worker_killed_after_handing_over_the_body_is_reconciled_not_resent() 
     let to = recipient("stallbody");
     let (_, send) = app.send("handed-1", &TestApp::send_body(&mailbox, &to, "Handed over")).await;
     let worker = WorkerProcess::start(&app);
-    wait_count(&app, "SELECT count(*) FROM sends WHERE body_at IS NOT NULL", 1, Duration::from_secs(30)).await;
+    app.wait_until("SELECT count(*) FROM sends WHERE body_at IS NOT NULL", 1, Duration::from_secs(30)).await;
     // The peer delivers before it stalls: wait for the copy, so the kill comes after delivery.
     let deadline = Instant::now() + Duration::from_secs(30);
     while app.delivered(&to).await.is_empty() {

@@ -3,7 +3,7 @@
 //! an expired one is refreshed once however many jobs need it, then delivers; a revoked grant
 //! parks the mailbox as `needs_reauth` with its sends waiting.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mailroom_domain::MailboxId;
 use mailroom_tests::{Options, TestApp, WorkerProcess, peers, recipient};
@@ -26,16 +26,6 @@ async fn unpace(app: &TestApp, mailbox: &str) {
     let body = json!({ "daily_cap": null, "min_gap_secs": 0, "jitter_secs": 0, "max_sessions": 8 });
     let url = format!("{}/v1/mailboxes/{mailbox}/pacing", app.base);
     assert_eq!(app.http.put(url).bearer_auth(&app.token).json(&body).send().await.unwrap().status(), 200);
-}
-
-async fn wait(app: &TestApp, sql: &str, want: i64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while app.count(sql).await != want {
-        let states = app.get("/v1/sends?state=retry_wait").send().await.unwrap().text().await.unwrap();
-        let sent = app.count("SELECT count(*) FROM sends WHERE state = 'sent'").await;
-        assert!(Instant::now() < deadline, "`{sql}` never reached {want}: {sent} sent; waiting: {states}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,8 +82,8 @@ async fn a_revoked_grant_parks_the_mailbox_as_needs_reauth() {
     for i in 0..3 {
         app.send(&format!("r-{i}"), &TestApp::send_body(&mailbox, &to, "Revoked")).await;
     }
-    wait(&app, "SELECT count(*) FROM sends WHERE state = 'retry_wait' AND next_attempt_at IS NULL AND attempts = 0", 3)
-        .await;
+    let parked = "SELECT count(*) FROM sends WHERE state = 'retry_wait' AND next_attempt_at IS NULL AND attempts = 0";
+    app.wait_until(parked, 3, Duration::from_secs(30)).await;
     let shown: Value = app.get(&format!("/v1/mailboxes/{mailbox}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(shown["status"], "needs_reauth", "{shown}");
     assert_eq!(app.count("SELECT count(*) FROM events WHERE kind = 'mailbox.needs_reauth'").await, 1);

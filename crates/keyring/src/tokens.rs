@@ -45,6 +45,12 @@ impl From<mailroom_store::SqlxError> for TokenError {
     }
 }
 
+/// The registered app at `p`, endpoints still to set.
+fn app_client(p: &crate::oauth_config::OAuthProvider) -> BasicClient {
+    BasicClient::new(ClientId::new(p.client_id.clone()))
+        .set_client_secret(ClientSecret::new(p.client_secret.expose_secret().to_owned()))
+}
+
 const MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// A usable access token for an OAuth mailbox, refreshed first if it is about to expire.
@@ -72,8 +78,7 @@ pub async fn access_token(
     let name = m.oauth_provider.as_deref().unwrap_or_default();
     let p = oauth.provider(name).ok_or_else(|| TokenError::Passing(format!("provider `{name}` is not configured")))?;
     let refresh = open_secret(pool, vault, ws, mbx, Field::RefreshToken).await?;
-    let client = BasicClient::new(ClientId::new(p.client_id.clone()))
-        .set_client_secret(ClientSecret::new(p.client_secret.expose_secret().to_owned()))
+    let client = app_client(p)
         .set_token_uri(TokenUrl::new(p.token_url.clone()).map_err(|e| TokenError::Passing(e.to_string()))?);
     let answer = client
         .exchange_refresh_token(&RefreshToken::new(refresh.expose_secret().to_owned()))
@@ -138,8 +143,7 @@ pub async fn revoke_grant(
         Ok(r) => r,
         Err(e) => return Ok(Some(format!("not revoked: the refresh token could not be opened ({e}); destroyed"))),
     };
-    let client = BasicClient::new(ClientId::new(p.client_id.clone()))
-        .set_client_secret(ClientSecret::new(p.client_secret.expose_secret().to_owned()))
+    let client = app_client(p)
         .set_revocation_url(oauth2::RevocationUrl::new(url).map_err(|e| TokenError::Passing(e.to_string()))?);
     let token = oauth2::StandardRevocableToken::RefreshToken(RefreshToken::new(refresh.expose_secret().to_owned()));
     drop(refresh);

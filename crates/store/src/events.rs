@@ -123,17 +123,26 @@ impl FeedEvent {
     }
 }
 
+/// The feed's columns: an event with its send's scheduler metadata (one shape for the pull API
+/// and webhooks).
+macro_rules! feed_select {
+    () => {
+        "SELECT e.pos, e.id, e.kind, e.send_id, e.mailbox_id, e.data, e.created_at, s.metadata
+         FROM events e LEFT JOIN sends s ON s.id = e.send_id AND s.workspace_id = e.workspace_id "
+    };
+}
+
+/// The published event at feed position `pos` (a webhook delivery's).
+pub async fn at(conn: &mut PgConnection, pos: i64) -> Result<Option<FeedEvent>> {
+    Ok(sqlx::query_as(concat!(feed_select!(), "WHERE e.pos = $1")).bind(pos).fetch_optional(conn).await?)
+}
+
 /// A page of a workspace's published events after position `after`, in feed order.
 pub async fn page(conn: &mut PgConnection, ws: WorkspaceId, after: i64, limit: i64) -> Result<Vec<FeedEvent>> {
-    Ok(sqlx::query_as(
-        "SELECT e.pos, e.id, e.kind, e.send_id, e.mailbox_id, e.data, e.created_at, s.metadata
-         FROM events e LEFT JOIN sends s ON s.id = e.send_id AND s.workspace_id = e.workspace_id
-         WHERE e.workspace_id = $1 AND e.pos > $2
-         ORDER BY e.pos LIMIT $3",
-    )
-    .bind(ws.as_uuid())
-    .bind(after)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
+    Ok(sqlx::query_as(concat!(feed_select!(), "WHERE e.workspace_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3"))
+        .bind(ws.as_uuid())
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
 }

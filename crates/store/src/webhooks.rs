@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use mailroom_domain::WorkspaceId;
 use sqlx::PgConnection;
 
-use crate::{Result, events::FeedEvent};
+use crate::Result;
 
 /// A registered endpoint.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -122,17 +122,6 @@ pub async fn claim_due(conn: &mut PgConnection, lock_secs: f64, limit: i64) -> R
     .bind(lock_secs)
     .bind(limit)
     .fetch_all(conn)
-    .await?)
-}
-
-/// The event of a delivery, as the feed shows it.
-pub async fn event_at(conn: &mut PgConnection, pos: i64) -> Result<Option<FeedEvent>> {
-    Ok(sqlx::query_as(
-        "SELECT e.pos, e.id, e.kind, e.send_id, e.mailbox_id, e.data, e.created_at, s.metadata
-         FROM events e LEFT JOIN sends s ON s.id = e.send_id AND s.workspace_id = e.workspace_id WHERE e.pos = $1",
-    )
-    .bind(pos)
-    .fetch_optional(conn)
     .await?)
 }
 

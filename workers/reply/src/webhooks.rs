@@ -54,7 +54,7 @@ pub(crate) async fn round(ctx: &Arc<Ctx>, http: &reqwest::Client) -> anyhow::Res
 
 async fn deliver(ctx: &Ctx, http: &reqwest::Client, d: &DueDelivery) -> anyhow::Result<()> {
     let mut conn = ctx.pool.acquire().await?;
-    let Some(event) = webhooks::event_at(&mut conn, d.event_pos).await? else { return Ok(()) };
+    let Some(event) = events::at(&mut conn, d.event_pos).await? else { return Ok(()) };
     drop(conn);
     let ws = WorkspaceId::from_uuid(d.workspace_id);
     let owner = SealContext { workspace: ws, mailbox: MailboxId::from_uuid(d.webhook_id), field: Field::WebhookSecret };

@@ -76,8 +76,8 @@ pub(crate) struct Ctx {
     pub(crate) vault: Vault,
     pub(crate) sessions: SessionPool,
     pub(crate) config: SendWorkerConfig,
-    /// Key-provider failures in a row, driving how long sends wait for it.
-    pub(crate) kms_failures: std::sync::atomic::AtomicU32,
+    /// Provider (KMS, OAuth token endpoint) failures in a row, driving how long sends wait.
+    pub(crate) provider_failures: std::sync::atomic::AtomicU32,
 }
 
 /// Runs the send worker until `shutdown` completes, then lets jobs in flight finish.
@@ -97,7 +97,7 @@ pub async fn run(
         pool,
         vault,
         config,
-        kms_failures: Default::default(),
+        provider_failures: Default::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -229,7 +229,7 @@ async fn credential_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: a
     match e.downcast_ref::<mailroom_keyring::tokens::TokenError>() {
         Some(mailroom_keyring::tokens::TokenError::Revoked(why)) => return revoked(tx, row, why).await,
         Some(mailroom_keyring::tokens::TokenError::Passing(why)) => {
-            let wait = crate::secrets::kms_wait(ctx);
+            let wait = crate::secrets::provider_wait(ctx);
             tracing::warn!(why = %why, wait_secs = wait.as_secs(), "the OAuth token refresh failed for now; the send waits");
             return retry(tx, row, Some(later(wait)), "waiting for the OAuth token refresh", true).await;
         }
@@ -260,7 +260,7 @@ async fn revoked(tx: &mut PgConnection, row: &SendRow, why: &str) -> anyhow::Res
 async fn open_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: &OpenError) -> anyhow::Result<bool> {
     match e {
         OpenError::Unavailable(cause) => {
-            let wait = crate::secrets::kms_wait(ctx);
+            let wait = crate::secrets::provider_wait(ctx);
             tracing::warn!(error = %cause, wait_secs = wait.as_secs(), "the key provider is unavailable; the send waits");
             retry(tx, row, Some(later(wait)), "waiting for the key provider", true).await
         }

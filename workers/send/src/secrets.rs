@@ -14,15 +14,15 @@ use crate::Ctx;
 pub(crate) async fn open(ctx: &Ctx, ws: WorkspaceId, mbx: MailboxId, field: Field) -> Result<SecretString, OpenError> {
     let opened = mailroom_keyring::open_secret(&ctx.pool, &ctx.vault, ws, mbx, field).await;
     if opened.is_ok() {
-        ctx.kms_failures.store(0, Ordering::Relaxed);
+        ctx.provider_failures.store(0, Ordering::Relaxed);
     }
     opened
 }
 
-/// How long a send waits after the key provider was unavailable: exponential in the failures
-/// this process has seen in a row, so an outage costs few KMS calls, not one per job per
-/// second.
-pub(crate) fn kms_wait(ctx: &Ctx) -> std::time::Duration {
-    let failures = ctx.kms_failures.fetch_add(1, Ordering::Relaxed) + 1;
+/// How long a send waits after a provider it needs (the KMS, an OAuth token endpoint) was
+/// unavailable: exponential in the failures this process has seen in a row, so an outage
+/// costs few calls, not one per job per second.
+pub(crate) fn provider_wait(ctx: &Ctx) -> std::time::Duration {
+    let failures = ctx.provider_failures.fetch_add(1, Ordering::Relaxed) + 1;
     ctx.config.throttle_backoff.delay(failures, rand::random())
 }
