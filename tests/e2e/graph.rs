@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use mailroom_domain::MailboxId;
-use mailroom_keyring::oauth_config::OAuthProvider;
+use mailroom_keyring::oauth_config::{OAuthProvider, OAuthSettings};
 use mailroom_tests::{Options, TestApp, peers, recipient};
 use mailroom_vault::Field;
 use secrecy::{ExposeSecret, SecretString};
@@ -40,6 +40,12 @@ async fn microsoft(ms: &MockServer) -> TestApp {
 }
 
 async fn microsoft_answering(ms: &MockServer, send: ResponseTemplate) -> TestApp {
+    TestApp::spawn_with(Options { oauth: Some(microsoft_settings(ms, send).await), ..Options::default() }).await
+}
+
+/// Microsoft scripted on `ms` (tokens, `sendMail` answering `send`), consent played by the
+/// OAuth server.
+pub(crate) async fn microsoft_settings(ms: &MockServer, send: ResponseTemplate) -> OAuthSettings {
     Mock::given(matchers::path("/token"))
         .and(matchers::body_string_contains("grant_type=authorization_code"))
         .respond_with(token("at-1", Some("rt-1"), MS_SCOPES))
@@ -66,8 +72,12 @@ async fn microsoft_answering(ms: &MockServer, send: ResponseTemplate) -> TestApp
         api_base: format!("{}/v1.0", ms.uri()),
         smtp_host: "127.0.0.1".into(),
         smtp_port: 9,
+        imap_host: "127.0.0.1".into(),
+        imap_port: 9,
+        imap_tls: "none".into(),
+        sent_folder: "Sent Items".into(),
     });
-    TestApp::spawn_with(Options { oauth: Some(settings), ..Options::default() }).await
+    settings
 }
 
 async fn graph_requests(ms: &MockServer) -> Vec<wiremock::Request> {
@@ -159,7 +169,7 @@ async fn google_keeps_its_refresh_token_across_refreshes() {
     app.stop().await;
 }
 
-async fn connect_microsoft(app: &TestApp) -> String {
+pub(crate) async fn connect_microsoft(app: &TestApp) -> String {
     let resp = app.post("/v1/mailboxes/oauth/microsoft/start").json(&json!({ "transport": "api" })).send().await;
     let started: Value = resp.unwrap().json().await.unwrap();
     let (status, mailbox) = callback(app, &consent(started["authorization_url"].as_str().unwrap()).await).await;

@@ -33,6 +33,10 @@ pub(crate) fn google_for(client_id: &str) -> OAuthSettings {
         api_base: "http://127.0.0.1:9".into(),
         smtp_host: p.smtp_host.clone(),
         smtp_port: p.smtp_port,
+        imap_host: "127.0.0.1".into(),
+        imap_port: p.imap_port,
+        imap_tls: "none".into(),
+        sent_folder: "Sent".into(),
     };
     let ca = peers().ca_pem().unwrap();
     OAuthSettings { google: Some(provider), state_ttl: Duration::from_secs(600), ..OAuthSettings::disabled() }

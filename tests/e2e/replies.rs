@@ -8,12 +8,12 @@ use mailroom_devkit::imap;
 use mailroom_tests::{Options, TestApp, peers, recipient};
 use serde_json::{Value, json};
 
-async fn deliver_to_sender(raw: String) {
+pub(crate) async fn deliver_to_sender(raw: String) {
     let p = &peers().info;
     imap::append(p.imap_port, &p.sender, &p.sender_password, "INBOX", raw.as_bytes()).await.unwrap();
 }
 
-fn reply(id: &str, headers: &str, subject: &str, body: &str) -> String {
+pub(crate) fn reply(id: &str, headers: &str, subject: &str, body: &str) -> String {
     format!(
         "From: Lead <lead-{id}@example.org>\r\nTo: sender@example.test\r\nSubject: {subject}\r\n\
          Message-ID: <in-{id}@example.org>\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\n{headers}\r\n\r\n{body}\r\n"

@@ -26,6 +26,7 @@ Scripted recipients (local part prefix):
 """
 import asyncio
 import base64
+import http.server
 import imaplib
 import json
 import logging
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 import warnings
@@ -89,7 +91,34 @@ def make_certs(d):
         "-CAcreateserial", "-days", "30", "-extfile", f"{d}/ext.cnf", "-out", f"{d}/cert.pem")
 
 
-def start_dovecot(d, password, imap_port, lmtp_port):
+class Introspection(http.server.BaseHTTPRequestHandler):
+    """RFC 7662 token introspection for Dovecot's oauth2 passdb (IMAP XOAUTH2): an access token
+    is active when the OAuth server signed it and it has not expired; it belongs to SENDER."""
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        token = (form.get("token") or [""])[0]
+        active = jwt_valid(token)
+        STATS["imap_oauth_logins" if active else "imap_oauth_refused"] += 1
+        body = json.dumps({"active": True, "email": SENDER} if active else {"active": False}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_):
+        pass
+
+
+def start_introspection():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Introspection)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def start_dovecot(d, password, imap_port, lmtp_port, introspection_port):
     root = os.geteuid() == 0
     user = "nobody" if root else os.environ.get("USER", "nobody")
     group = "nogroup" if root else subprocess.check_output(["id", "-gn"], text=True).strip()
@@ -109,12 +138,18 @@ protocols = imap lmtp
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 # Every test mailbox logs in as the same user from the same address; a real account's limit
 # is per mailbox, so lift Dovecot's default of 10 connections per user and address.
 mail_max_userip_connections = 1000
 passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {d}/oauth2.conf.ext
+}}
+passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {d}/users
 }}
 userdb {{
@@ -149,6 +184,9 @@ service anvil {{
 """
     with open(f"{d}/dovecot.conf", "w") as f:
         f.write(conf)
+    with open(f"{d}/oauth2.conf.ext", "w") as f:
+        f.write(f"introspection_mode = post\nintrospection_url = http://127.0.0.1:{introspection_port}/introspect\n"
+                "username_attribute = email\nactive_attribute = active\nactive_value = true\n")
     if root:
         run("chown", "-R", f"{user}:{group}", d)
     proc = subprocess.Popen(["/usr/sbin/dovecot", "-F", "-c", f"{d}/dovecot.conf"],
@@ -261,7 +299,7 @@ def folder(address):
     return re.sub(r"[^a-z0-9-]", "-", local)[:60] or "unknown"
 
 
-STATS = {"logins": 0, "oauth_logins": 0, "login_failures": 0, "accepted": 0, "dropped": [], "throttled": 0, "inflight_max": {}}
+STATS = {"logins": 0, "oauth_logins": 0, "imap_oauth_logins": 0, "imap_oauth_refused": 0, "login_failures": 0, "accepted": 0, "dropped": [], "throttled": 0, "inflight_max": {}}
 INFLIGHT = {}
 OAUTH = None
 OAUTH_PORT = None
@@ -419,7 +457,8 @@ def main():
     moto = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"),
                              "-H", "127.0.0.1", "-p", str(kms_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    dovecot = start_dovecot(d, password, imap_port, lmtp_port)
+    introspection = start_introspection()
+    dovecot = start_dovecot(d, password, imap_port, lmtp_port, introspection.server_address[1])
     postfix_port = start_postfix(d, lmtp_port)
     oauth, oauth_port = start_oauth(d)
     global OAUTH, OAUTH_PORT, CA_FILE

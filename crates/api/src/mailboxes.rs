@@ -99,8 +99,13 @@ async fn check_imap(state: &AppState, req: &ConnectRequest) -> Result<String, Ap
         return Err(invalid("imap.sent_folder", "must be a folder name without quotes or control characters"));
     }
     let limit = state.smtp.command_timeout;
-    if let Err(e) =
-        mailroom_transport::imap::verify(&imap.endpoint(), &imap.password, &state.smtp.extra_roots, limit).await
+    if let Err(e) = mailroom_transport::imap::verify(
+        &imap.endpoint(),
+        mailroom_transport::imap::ImapCredential::Password(&imap.password),
+        &state.smtp.extra_roots,
+        limit,
+    )
+    .await
     {
         let code = if matches!(e, ImapError::Login(_)) { "imap_auth_failed" } else { "imap_unreachable" };
         return Err(ApiError::unprocessable(code, format!("the IMAP server refused the login: {e}")));

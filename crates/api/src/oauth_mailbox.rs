@@ -71,6 +71,16 @@ pub(crate) async fn create(
     m.smtp_host = p.smtp_host.clone();
     m.smtp_port = i32::from(p.smtp_port);
     m.smtp_username = from.as_str().to_owned();
+    if row.transport == "smtp" {
+        // Read for replies, and searched for what was sent, over IMAP with the same token; the
+        // provider files every submitted message in its Sent folder.
+        m.imap_host = Some(p.imap_host.clone());
+        m.imap_port = Some(i32::from(p.imap_port));
+        m.imap_tls = Some(p.imap_tls.clone());
+        m.imap_username = Some(from.as_str().to_owned());
+        m.sent_folder = p.sent_folder.clone();
+        m.sent_copy = "provider".into();
+    }
     m.auth_kind = "oauth".into();
     m.oauth_provider = Some(row.provider.clone());
     m.transport = row.transport.clone();

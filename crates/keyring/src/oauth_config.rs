@@ -33,6 +33,15 @@ pub struct OAuthProvider {
     pub smtp_host: String,
     /// Its port (STARTTLS).
     pub smtp_port: u16,
+    /// The provider's IMAP server, where SMTP-transport mailboxes are read for replies and
+    /// searched for sent mail (XOAUTH2 with the same access token).
+    pub imap_host: String,
+    /// Its port.
+    pub imap_port: u16,
+    /// `implicit` (TLS from the first byte, port 993), `starttls`, or `none` (test servers).
+    pub imap_tls: String,
+    /// The folder the provider files submitted mail in (`[Gmail]/Sent Mail`, `Sent Items`).
+    pub sent_folder: String,
 }
 
 fn hide<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {

@@ -49,6 +49,10 @@ impl Default for OAuth {
             api_base: "https://gmail.googleapis.com".into(),
             smtp_host: "smtp.gmail.com".into(),
             smtp_port: 587,
+            imap_host: "imap.gmail.com".into(),
+            imap_port: 993,
+            imap_tls: "implicit".into(),
+            sent_folder: "[Gmail]/Sent Mail".into(),
         };
         let microsoft = Provider {
             client_id: String::new(),
@@ -57,11 +61,21 @@ impl Default for OAuth {
             token_url: "https://login.microsoftonline.com/common/oauth2/v2.0/token".into(),
             revoke_url: None,
             userinfo_url: "https://graph.microsoft.com/v1.0/me".into(),
-            smtp_scopes: strings(&["https://outlook.office.com/SMTP.Send", "offline_access", "openid", "email"]),
+            smtp_scopes: strings(&[
+                "https://outlook.office.com/SMTP.Send",
+                "https://outlook.office.com/IMAP.AccessAsUser.All",
+                "offline_access",
+                "openid",
+                "email",
+            ]),
             api_scopes: strings(&["Mail.Send", "Mail.Read", "User.Read", "offline_access"]),
             api_base: "https://graph.microsoft.com/v1.0".into(),
             smtp_host: "smtp.office365.com".into(),
             smtp_port: 587,
+            imap_host: "outlook.office365.com".into(),
+            imap_port: 993,
+            imap_tls: "implicit".into(),
+            sent_folder: "Sent Items".into(),
         };
         Self {
             redirect_url: "http://127.0.0.1:8080/v1/oauth/callback".into(),

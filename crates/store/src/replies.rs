@@ -14,10 +14,12 @@ pub struct CursorRow {
     pub workspace_id: uuid::Uuid,
     /// The mailbox.
     pub mailbox_id: uuid::Uuid,
-    /// `imap` or `gmail`.
+    /// `imap`, `gmail` or `graph`.
     pub source: String,
     /// Gmail: the `historyId` read up to.
     pub history_id: Option<String>,
+    /// Graph: the delta (or next-page) link to read from.
+    pub delta_link: Option<String>,
     /// `UIDVALIDITY` at the last look (none: never looked).
     pub uidvalidity: Option<i64>,
     /// The highest UID read.
@@ -27,14 +29,16 @@ pub struct CursorRow {
 }
 
 /// Gives every active mailbox a cursor for the source it is read through (IMAP when it has
-/// IMAP access, the Gmail API for Google mailboxes on the API transport), due now. Returns how
-/// many were added.
+/// IMAP access, OAuth mailboxes sending over SMTP included; the Gmail API or Microsoft Graph for
+/// mailboxes on the API transport), due now. Returns how many were added.
 pub async fn ensure_cursors(conn: &mut PgConnection) -> Result<u64> {
     let done = sqlx::query(
         "INSERT INTO mailbox_cursors (workspace_id, mailbox_id, source)
-         SELECT m.workspace_id, m.id, CASE WHEN m.imap_host IS NOT NULL THEN 'imap' ELSE 'gmail' END FROM mailboxes m
+         SELECT m.workspace_id, m.id,
+                CASE WHEN m.imap_host IS NOT NULL THEN 'imap' WHEN m.oauth_provider = 'google' THEN 'gmail' ELSE 'graph' END
+         FROM mailboxes m
          WHERE m.status = 'active'
-           AND (m.imap_host IS NOT NULL OR (m.oauth_provider = 'google' AND m.transport = 'api'))
+           AND (m.imap_host IS NOT NULL OR (m.oauth_provider IN ('google', 'microsoft') AND m.transport = 'api'))
          ON CONFLICT DO NOTHING",
     )
     .execute(conn)
@@ -53,7 +57,7 @@ pub async fn claim_due(conn: &mut PgConnection, worker: &str, lease_secs: f64, l
              WHERE d.next_check_at <= now() AND (d.lease_until IS NULL OR d.lease_until < now())
              ORDER BY d.next_check_at LIMIT $3
              FOR UPDATE OF d SKIP LOCKED)
-         RETURNING c.workspace_id, c.mailbox_id, c.source, c.history_id, c.uidvalidity, c.last_uid, c.checked_at",
+         RETURNING c.workspace_id, c.mailbox_id, c.source, c.history_id, c.delta_link, c.uidvalidity, c.last_uid, c.checked_at",
     )
     .bind(worker)
     .bind(lease_secs)
@@ -70,6 +74,8 @@ pub struct CheckDone<'a> {
     pub last_uid: i64,
     /// Gmail: the new `historyId`.
     pub history_id: Option<&'a str>,
+    /// Graph: the link to read from next.
+    pub delta_link: Option<&'a str>,
     /// When to look next.
     pub next_check_at: DateTime<Utc>,
     /// Why the check failed, if it did.
@@ -86,7 +92,7 @@ pub async fn finish_check(
 ) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE mailbox_cursors SET uidvalidity = $4, last_uid = $5, next_check_at = $6, last_error = $7,
-            history_id = $8, checked_at = CASE WHEN $7::text IS NULL THEN now() ELSE checked_at END,
+            history_id = $8, delta_link = $9, checked_at = CASE WHEN $7::text IS NULL THEN now() ELSE checked_at END,
             locked_by = NULL, lease_until = NULL
          WHERE workspace_id = $1 AND mailbox_id = $2 AND locked_by = $3",
     )
@@ -98,6 +104,7 @@ pub async fn finish_check(
     .bind(done.next_check_at)
     .bind(done.error)
     .bind(done.history_id)
+    .bind(done.delta_link)
     .execute(conn)
     .await?;
     Ok(updated.rows_affected() == 1)

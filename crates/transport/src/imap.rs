@@ -4,6 +4,7 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -61,6 +62,45 @@ impl ImapEndpoint {
     }
 }
 
+/// How a mailbox logs in to IMAP.
+#[derive(Clone, Copy)]
+pub enum ImapCredential<'a> {
+    /// `LOGIN` with the mailbox's IMAP password.
+    Password(&'a SecretString),
+    /// `AUTHENTICATE XOAUTH2` with an OAuth access token (Gmail, Microsoft 365).
+    Bearer(&'a SecretString),
+}
+
+impl fmt::Debug for ImapCredential<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Password(_) => "Password(..)",
+            Self::Bearer(_) => "Bearer(..)",
+        })
+    }
+}
+
+/// The XOAUTH2 client response, `user=...^Aauth=Bearer ...^A^A`, zeroized when dropped. A
+/// refused token gets a challenge (JSON naming the error) that is answered with an empty line,
+/// after which the server sends the failure.
+struct XOAuth2<'a> {
+    user: &'a str,
+    token: &'a SecretString,
+    sent: bool,
+}
+
+impl async_imap::Authenticator for XOAuth2<'_> {
+    type Response = Zeroizing<Vec<u8>>;
+
+    fn process(&mut self, _challenge: &[u8]) -> Self::Response {
+        if std::mem::replace(&mut self.sent, true) {
+            return Zeroizing::new(Vec::new());
+        }
+        let token = self.token.expose_secret();
+        Zeroizing::new(format!("user={}\x01auth=Bearer {token}\x01\x01", self.user).into_bytes())
+    }
+}
+
 /// An IMAP failure. Never carries the password.
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
@@ -108,7 +148,7 @@ async fn upgrade(tcp: TcpStream, host: &str, extra_roots: &[Vec<u8>]) -> Result<
 
 pub(crate) async fn login(
     ep: &ImapEndpoint,
-    password: &SecretString,
+    credential: ImapCredential<'_>,
     extra_roots: &[Vec<u8>],
 ) -> Result<Session, ImapError> {
     let tcp = TcpStream::connect((ep.host.as_str(), ep.port)).await.map_err(ImapError::Connect)?;
@@ -126,7 +166,15 @@ pub(crate) async fn login(
     if ep.tls != ImapTls::StartTls {
         client.read_response().await.map_err(ImapError::Connect)?;
     }
-    client.login(&ep.username, password.expose_secret()).await.map_err(|(e, _)| ImapError::Login(e))
+    match credential {
+        ImapCredential::Password(password) => {
+            client.login(&ep.username, password.expose_secret()).await.map_err(|(e, _)| ImapError::Login(e))
+        }
+        ImapCredential::Bearer(token) => {
+            let auth = XOAuth2 { user: &ep.username, token, sent: false };
+            client.authenticate("XOAUTH2", auth).await.map_err(|(e, _)| ImapError::Login(e))
+        }
+    }
 }
 
 pub(crate) async fn timed<T>(limit: Duration, fut: impl Future<Output = Result<T, ImapError>>) -> Result<T, ImapError> {
@@ -136,13 +184,13 @@ pub(crate) async fn timed<T>(limit: Duration, fut: impl Future<Output = Result<T
 /// Whether the Sent folder holds a message with `message_id` (with its angle brackets).
 pub async fn sent_contains(
     ep: &ImapEndpoint,
-    password: &SecretString,
+    credential: ImapCredential<'_>,
     extra_roots: &[Vec<u8>],
     message_id: &str,
     limit: Duration,
 ) -> Result<bool, ImapError> {
     timed(limit, async {
-        let mut session = login(ep, password, extra_roots).await?;
+        let mut session = login(ep, credential, extra_roots).await?;
         session.select(&ep.sent_folder).await?;
         // Our Message-IDs are `<hex@domain>`: nothing in them needs escaping in a quoted string.
         let query = format!("HEADER Message-ID \"{}\"", message_id.replace(['"', '\\'], ""));
@@ -156,13 +204,13 @@ pub async fn sent_contains(
 /// Appends a copy of a sent message to the Sent folder, marked as seen.
 pub async fn append_sent(
     ep: &ImapEndpoint,
-    password: &SecretString,
+    credential: ImapCredential<'_>,
     extra_roots: &[Vec<u8>],
     message: &[u8],
     limit: Duration,
 ) -> Result<(), ImapError> {
     timed(limit, async {
-        let mut session = login(ep, password, extra_roots).await?;
+        let mut session = login(ep, credential, extra_roots).await?;
         session.append(&ep.sent_folder, Some("(\\Seen)"), None, message).await?;
         session.logout().await.ok();
         Ok(())
@@ -170,15 +218,15 @@ pub async fn append_sent(
     .await
 }
 
-/// Checks that `password` logs in to `ep` (at connect time).
+/// Checks that `credential` logs in to `ep` (at connect time).
 pub async fn verify(
     ep: &ImapEndpoint,
-    password: &SecretString,
+    credential: ImapCredential<'_>,
     extra_roots: &[Vec<u8>],
     limit: Duration,
 ) -> Result<(), ImapError> {
     timed(limit, async {
-        let mut session = login(ep, password, extra_roots).await?;
+        let mut session = login(ep, credential, extra_roots).await?;
         session.logout().await.ok();
         Ok(())
     })

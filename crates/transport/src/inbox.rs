@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use futures::TryStreamExt;
-use secrecy::SecretString;
 
-use crate::imap::{ImapEndpoint, ImapError, login, timed};
+use crate::imap::{ImapCredential, ImapEndpoint, ImapError, login, timed};
 
 /// Where the last look stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +38,7 @@ pub struct Fetched {
 /// Fetches up to `max` messages that arrived after `cursor` (or, on a re-scan, since `since`).
 pub async fn fetch_new(
     ep: &ImapEndpoint,
-    password: &SecretString,
+    credential: ImapCredential<'_>,
     extra_roots: &[Vec<u8>],
     cursor: InboxCursor,
     since: NaiveDate,
@@ -47,7 +46,7 @@ pub async fn fetch_new(
     limit: Duration,
 ) -> Result<Fetched, ImapError> {
     timed(limit, async {
-        let mut session = login(ep, password, extra_roots).await?;
+        let mut session = login(ep, credential, extra_roots).await?;
         let folder = session.examine("INBOX").await?;
         let validity = folder.uid_validity.unwrap_or(0);
         // Everything that arrives after this answer gets a UID at or above it.

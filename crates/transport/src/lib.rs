@@ -11,6 +11,7 @@
 pub mod api;
 mod compose;
 pub mod gmail_inbox;
+pub mod graph_inbox;
 pub mod imap;
 pub mod inbox;
 mod smtp;

@@ -1,5 +1,7 @@
-//! One check of one mailbox: open its IMAP password (only that: this worker never opens a
-//! credential that can send), read what is new in INBOX, record each message, move the cursor.
+//! One check of one mailbox through its source (IMAP, the Gmail API or Microsoft Graph): read
+//! what is new in INBOX, record each message, move the cursor. An IMAP mailbox is opened with
+//! its IMAP password only (this worker never opens a password that can send); an OAuth mailbox
+//! has one grant for both, so its access token is used (over XOAUTH2 for IMAP).
 
 use chrono::{Duration as ChronoDuration, Utc};
 use mailroom_domain::{MailboxId, WorkspaceId};
@@ -9,7 +11,8 @@ use mailroom_store::{
     replies::{self, CheckDone, CursorRow},
 };
 use mailroom_transport::{
-    imap::ImapEndpoint,
+    graph_inbox::Link,
+    imap::{ImapCredential, ImapEndpoint},
     inbox::{self, InboxCursor},
 };
 use mailroom_vault::Field;
@@ -31,37 +34,61 @@ struct Reached {
     checked: Checked,
     imap: InboxCursor,
     history_id: Option<String>,
+    delta_link: Option<String>,
     more: bool,
+}
+
+impl Reached {
+    /// Where a failed check leaves the cursor: where it was.
+    fn unchanged(cursor: &CursorRow) -> Self {
+        Self {
+            checked: Checked::default(),
+            imap: stored(cursor),
+            history_id: cursor.history_id.clone(),
+            delta_link: cursor.delta_link.clone(),
+            more: false,
+        }
+    }
+}
+
+/// Reads the mailbox through its source.
+async fn look(ctx: &Ctx, ws: WorkspaceId, mbx: MailboxId, cursor: &CursorRow) -> anyhow::Result<Reached> {
+    let unchanged = Reached::unchanged(cursor);
+    Ok(match cursor.source.as_str() {
+        "gmail" => {
+            let (checked, history) = crate::gmail::check(ctx, ws, mbx, cursor).await?;
+            Reached { checked, history_id: Some(history), ..unchanged }
+        }
+        "graph" => {
+            let (checked, link) = crate::graph::check(ctx, ws, mbx, cursor).await?;
+            let more = matches!(link, Link::Next(_));
+            Reached { checked, delta_link: Some(link.as_str().to_owned()), more, ..unchanged }
+        }
+        _ => {
+            let (checked, imap, more) = check(ctx, ws, mbx, cursor).await?;
+            Reached { checked, imap, more, ..unchanged }
+        }
+    })
 }
 
 /// Checks one claimed mailbox and releases the claim, recording the error if it failed.
 pub(crate) async fn run(ctx: &Ctx, cursor: CursorRow) -> anyhow::Result<Checked> {
     let (ws, mbx) = (WorkspaceId::from_uuid(cursor.workspace_id), MailboxId::from_uuid(cursor.mailbox_id));
-    let result = if cursor.source == "gmail" {
-        crate::gmail::check(ctx, ws, mbx, &cursor).await.map(|(checked, history_id)| Reached {
-            checked,
-            imap: stored(&cursor),
-            history_id: Some(history_id),
-            more: false,
-        })
-    } else {
-        check(ctx, ws, mbx, &cursor).await.map(|(checked, imap, more)| Reached {
-            checked,
-            imap,
-            history_id: None,
-            more,
-        })
-    };
+    let result = look(ctx, ws, mbx, &cursor).await;
     let every = ctx.config.every.mul_f64(rand::rng().random_range(0.8..1.2));
-    let (imap, history, error, soon) = match &result {
-        Ok(r) => (r.imap, r.history_id.clone(), None, r.more && r.checked.read > 0),
-        Err(e) => (stored(&cursor), cursor.history_id.clone(), Some(format!("{e:#}")), false),
+    let fallback = Reached::unchanged(&cursor);
+    let (reached, error) = match &result {
+        Ok(r) => (r, None),
+        Err(e) => (&fallback, Some(format!("{e:#}"))),
     };
+    // A batch cut short is followed at once; otherwise the next look is a jittered interval away.
+    let soon = reached.more && reached.checked.read > 0;
     let next = if soon { Utc::now() } else { Utc::now() + ChronoDuration::from_std(every).unwrap_or_default() };
     let done = CheckDone {
-        uidvalidity: imap.uidvalidity.map(i64::from),
-        last_uid: i64::from(imap.last_uid),
-        history_id: history.as_deref(),
+        uidvalidity: reached.imap.uidvalidity.map(i64::from),
+        last_uid: i64::from(reached.imap.last_uid),
+        history_id: reached.history_id.as_deref(),
+        delta_link: reached.delta_link.as_deref(),
         next_check_at: next,
         error: error.as_deref(),
     };
@@ -90,18 +117,24 @@ async fn check(
     let ep =
         ImapEndpoint::from_stored(host, mailbox.imap_port, mailbox.imap_tls.as_deref(), user, &mailbox.sent_folder)
             .ok_or_else(|| anyhow::anyhow!("the mailbox has no IMAP access"))?;
-    let password = match mailroom_keyring::open_secret(&ctx.pool, &ctx.vault, ws, mbx, Field::ImapPassword).await {
-        Ok(p) => p,
-        Err(e @ OpenError::Unavailable(_)) => anyhow::bail!("{e}; will look again"),
-        Err(e) => return Err(e.into()),
+    let oauth = mailbox.auth_kind == "oauth";
+    let secret = if oauth {
+        crate::token::access(ctx, ws, mbx).await?
+    } else {
+        match mailroom_keyring::open_secret(&ctx.pool, &ctx.vault, ws, mbx, Field::ImapPassword).await {
+            Ok(p) => p,
+            Err(e @ OpenError::Unavailable(_)) => anyhow::bail!("{e}; will look again"),
+            Err(e) => return Err(e.into()),
+        }
     };
+    let credential = if oauth { ImapCredential::Bearer(&secret) } else { ImapCredential::Password(&secret) };
     // A re-scan (first look, or UIDVALIDITY changed) reads from a day before the last look, or
     // from the mailbox's connection: what was seen before is deduped, nothing is skipped.
     let since = (cursor.checked_at.unwrap_or(mailbox.created_at) - ChronoDuration::days(1)).date_naive();
     let c = &ctx.config;
     let fetched =
-        inbox::fetch_new(&ep, &password, &c.extra_roots, stored(cursor), since, c.batch, c.imap_timeout).await;
-    drop(password);
+        inbox::fetch_new(&ep, credential, &c.extra_roots, stored(cursor), since, c.batch, c.imap_timeout).await;
+    drop(secret);
     let fetched = fetched?;
     let mut checked = Checked { read: fetched.messages.len(), events: 0 };
     for (_, raw) in &fetched.messages {

@@ -21,7 +21,7 @@ pub(crate) async fn check(
     drop(conn);
     let oauth = &ctx.config.oauth;
     let provider = oauth.provider("google").ok_or_else(|| anyhow::anyhow!("Google is not configured"))?;
-    let token = mailroom_keyring::tokens::access_token(&ctx.pool, &ctx.vault, oauth, ws, mbx).await?;
+    let token = crate::token::access(ctx, ws, mbx).await?;
     let (http, base) = (&oauth.http, provider.api_base.as_str());
     let since = (cursor.checked_at.unwrap_or(mailbox.created_at) - ChronoDuration::days(1)).timestamp();
     let batch = ctx.config.batch;

@@ -8,8 +8,10 @@
 mod check;
 mod classify;
 mod gmail;
+mod graph;
 mod parse;
 mod record;
+mod token;
 mod webhooks;
 
 use std::{sync::Arc, time::Duration};

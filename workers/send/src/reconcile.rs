@@ -6,8 +6,9 @@
 //! never resent automatically.
 
 use mailroom_store::{mailboxes::MailboxRow, sends::SendRow};
-use mailroom_transport::imap::{self, ImapEndpoint};
+use mailroom_transport::imap::{self, ImapCredential, ImapEndpoint};
 use mailroom_vault::Field;
+use secrecy::SecretString;
 
 use crate::{Ctx, outcome, secrets};
 
@@ -29,6 +30,21 @@ pub(crate) fn endpoint(m: &MailboxRow) -> Option<ImapEndpoint> {
     ImapEndpoint::from_stored(host, m.imap_port, m.imap_tls.as_deref(), user, &m.sent_folder)
 }
 
+/// What logs the mailbox in to IMAP: its IMAP password, or for an OAuth mailbox a fresh access
+/// token (used with XOAUTH2).
+async fn imap_secret(ctx: &Ctx, row: &SendRow, m: &MailboxRow) -> anyhow::Result<SecretString> {
+    let (ws, mbx) = (row.workspace(), row.mailbox());
+    if m.auth_kind == "oauth" {
+        Ok(mailroom_keyring::tokens::access_token(&ctx.pool, &ctx.vault, &ctx.config.oauth, ws, mbx).await?)
+    } else {
+        Ok(secrets::open(ctx, ws, mbx, Field::ImapPassword).await?)
+    }
+}
+
+fn credential<'a>(m: &MailboxRow, secret: &'a SecretString) -> ImapCredential<'a> {
+    if m.auth_kind == "oauth" { ImapCredential::Bearer(secret) } else { ImapCredential::Password(secret) }
+}
+
 /// Whether sends of this mailbox can be reconciled at all.
 pub(crate) fn possible(m: &MailboxRow) -> bool {
     m.sent_copy != "none" && endpoint(m).is_some()
@@ -38,16 +54,17 @@ async fn look(ctx: &Ctx, row: &SendRow, m: &MailboxRow) -> Finding {
     let Some(ep) = endpoint(m).filter(|_| m.sent_copy != "none") else {
         return Finding::Unknown("the mailbox has no Sent-folder access to check".into());
     };
-    let password = match secrets::open(ctx, row.workspace(), row.mailbox(), Field::ImapPassword).await {
+    let secret = match imap_secret(ctx, row, m).await {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(error = ?e, "the mailbox's IMAP password could not be opened");
-            return Finding::CouldNotLook("the IMAP password could not be opened".into());
+            tracing::error!(error = %format!("{e:#}"), "the mailbox's IMAP credential could not be opened");
+            return Finding::CouldNotLook("the IMAP credential could not be opened".into());
         }
     };
     let limit = ctx.config.smtp.command_timeout;
-    let found = imap::sent_contains(&ep, &password, &ctx.config.smtp.extra_roots, &row.message_id, limit).await;
-    drop(password);
+    let (roots, id) = (&ctx.config.smtp.extra_roots, &row.message_id);
+    let found = imap::sent_contains(&ep, credential(m, &secret), roots, id, limit).await;
+    drop(secret);
     match found {
         Ok(true) => Finding::Found,
         Ok(false) if m.sent_copy == "provider" => Finding::Absent,
@@ -71,9 +88,9 @@ pub(crate) async fn run(ctx: &Ctx, claimed: &SendRow, mailbox: &MailboxRow) -> a
 pub(crate) async fn append_copy(ctx: &Ctx, row: &SendRow, m: &MailboxRow, bytes: &[u8]) {
     let Some(ep) = endpoint(m) else { return };
     let result = async {
-        let password = secrets::open(ctx, row.workspace(), row.mailbox(), Field::ImapPassword).await?;
+        let secret = imap_secret(ctx, row, m).await?;
         let limit = ctx.config.smtp.command_timeout;
-        imap::append_sent(&ep, &password, &ctx.config.smtp.extra_roots, bytes, limit).await?;
+        imap::append_sent(&ep, credential(m, &secret), &ctx.config.smtp.extra_roots, bytes, limit).await?;
         anyhow::Ok(())
     }
     .await;
