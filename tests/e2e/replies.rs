@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use mailroom_devkit::imap;
-use mailroom_tests::{Options, TestApp, peers, recipient};
+use mailroom_tests::{Options, TestApp, WorkerProcess, peers, recipient};
 use serde_json::{Value, json};
 
 pub(crate) async fn deliver_to_sender(raw: String) {
@@ -183,5 +183,60 @@ async fn a_real_postfix_bounce_names_the_send_and_suppresses_the_address() {
     assert!(bounce["data"]["from"].as_str().unwrap().starts_with("mailer-daemon@"), "{bounce}");
     let (status, body) = app.send("pf-2", &TestApp::send_body(&mailbox, &to, "Again")).await;
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("recipient_suppressed")));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_idle_a_reply_is_read_long_before_the_next_scheduled_check() {
+    // Checks an hour apart: only IDLE can bring the reply within the test's minute.
+    let opts = Options { reply_worker: true, reply_every: Duration::from_secs(3_600), ..Options::default() };
+    let app = TestApp::spawn_with(opts).await;
+    let mailbox = app.connect_mailbox_with_imap("provider").await;
+    let sent = sent_message_id(&app, &app.token, &mailbox, "idle-1", &recipient("idle")).await;
+    // The first check reads INBOX to its end and schedules the next an hour away.
+    let checked = "SELECT count(*) FROM mailbox_cursors WHERE checked_at IS NOT NULL
+                   AND next_check_at > now() + interval '30 minutes' AND last_error IS NULL";
+    app.wait_until(checked, 1, Duration::from_secs(30)).await;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    deliver_to_sender(reply(&format!("{tag}-idle"), &format!("In-Reply-To: {sent}"), "Re: Hello", "Now!")).await;
+    wait_for_kinds(&app, &app.token, &["reply.received"]).await;
+    // The reply came through a check the watcher made due, which set the next an hour away again.
+    app.wait_until(checked, 1, Duration::from_secs(30)).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_reply_yields_one_event_across_runs_and_a_killed_reply_worker() {
+    let app = TestApp::spawn().await;
+    let mailbox = app.connect_mailbox_with_imap("provider").await;
+    let sent = sent_message_id(&app, &app.token, &mailbox, "restart-1", &recipient("restart")).await;
+    let answer = format!("In-Reply-To: {sent}");
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    // A short lease, so the killed worker's claim on the mailbox lapses quickly.
+    let mut config = app.reply_config.clone();
+    config.lease = Duration::from_secs(3);
+
+    let first = WorkerProcess::start_reply(&app, config.clone());
+    deliver_to_sender(reply(&format!("{tag}-r1"), &answer, "Re: Hello", "First run")).await;
+    wait_for_kinds(&app, &app.token, &["reply.received"]).await;
+    let ooo = format!("{answer}\r\nX-Autoreply: yes");
+    deliver_to_sender(reply(&format!("{tag}-r2"), &ooo, "Automatic reply", "Away")).await;
+    wait_for_kinds(&app, &app.token, &["reply.auto", "reply.received"]).await;
+    first.kill();
+    let cursor = "SELECT uidvalidity * 1000000 + last_uid FROM mailbox_cursors";
+    let before = app.count(cursor).await;
+
+    // Mail that arrives while no reply worker runs is read by the next one, and nothing twice.
+    deliver_to_sender(reply(&format!("{tag}-r3"), &answer, "Re: Hello", "While you were away")).await;
+    let second = WorkerProcess::start_reply(&app, config);
+    wait_for_kinds(&app, &app.token, &["reply.auto", "reply.received", "reply.received"]).await;
+    // Another run after the last event changes nothing.
+    let checks = "SELECT count(*) FROM mailbox_cursors WHERE last_error IS NULL
+                  AND checked_at > (SELECT max(created_at) FROM events) + interval '1 millisecond'";
+    app.wait_until(checks, 1, Duration::from_secs(30)).await;
+    second.kill();
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE kind LIKE 'reply.%'").await, 3);
+    let after = app.count(cursor).await;
+    assert!(after > before && after / 1_000_000 == before / 1_000_000, "the cursor went on: {before} -> {after}");
     app.stop().await;
 }

@@ -57,6 +57,10 @@ pub struct Options {
     pub reply_worker: bool,
     /// OAuth providers (none by default).
     pub oauth: Option<mailroom_keyring::oauth_config::OAuthSettings>,
+    /// How often the reply worker checks each mailbox.
+    pub reply_every: Duration,
+    /// IMAP mailboxes the reply worker keeps in IDLE between checks.
+    pub idle_watchers: usize,
 }
 
 impl Default for Options {
@@ -73,6 +77,8 @@ impl Default for Options {
             rotation_wait: Duration::from_secs(1),
             reply_worker: false,
             oauth: None,
+            reply_every: Duration::from_millis(300),
+            idle_watchers: 50,
         }
     }
 }
@@ -86,6 +92,8 @@ pub struct TestApp {
     pub vault: Vault,
     /// The worker configuration, for more workers started by the test.
     pub worker_config: SendWorkerConfig,
+    /// The reply worker's configuration, for reply workers started by the test.
+    pub reply_config: mailroom_reply_worker::ReplyWorkerConfig,
     db: String,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -167,23 +175,24 @@ impl TestApp {
                 async move { mailroom_send_worker::run(pool, vault, config, stop.cancelled_owned()).await.unwrap() }
             }));
         }
+        let reply_config = mailroom_reply_worker::ReplyWorkerConfig {
+            name: format!("test-reply-{}", uuid::Uuid::new_v4().simple()),
+            concurrency: 4,
+            every: opts.reply_every,
+            lease: Duration::from_secs(30),
+            batch: 200,
+            imap_timeout: Duration::from_secs(20),
+            poll: Duration::from_millis(100),
+            extra_roots: vec![],
+            webhook_backoff: Backoff { base: Duration::from_millis(200), cap: Duration::from_millis(400) },
+            webhook_max_age: Duration::from_secs(3_600),
+            webhook_timeout: Duration::from_secs(5),
+            oauth: oauth.clone(),
+            idle_watchers: opts.idle_watchers,
+        };
         if opts.reply_worker {
-            let config = mailroom_reply_worker::ReplyWorkerConfig {
-                name: format!("test-reply-{}", uuid::Uuid::new_v4().simple()),
-                concurrency: 4,
-                every: Duration::from_millis(300),
-                lease: Duration::from_secs(30),
-                batch: 200,
-                imap_timeout: Duration::from_secs(20),
-                poll: Duration::from_millis(100),
-                extra_roots: vec![],
-                webhook_backoff: Backoff { base: Duration::from_millis(200), cap: Duration::from_millis(400) },
-                webhook_max_age: Duration::from_secs(3_600),
-                webhook_timeout: Duration::from_secs(5),
-                oauth: oauth.clone(),
-            };
             tasks.push(tokio::spawn({
-                let (pool, vault, stop) = (pool.clone(), vault.clone(), stop.clone());
+                let (pool, vault, stop, config) = (pool.clone(), vault.clone(), stop.clone(), reply_config.clone());
                 async move { mailroom_reply_worker::run(pool, vault, config, stop.cancelled_owned()).await.unwrap() }
             }));
         }
@@ -195,6 +204,7 @@ impl TestApp {
             pool,
             vault,
             worker_config: config,
+            reply_config,
             db,
             stop,
             tasks,

@@ -1,6 +1,6 @@
-//! A send worker standing in for a separate worker process: it runs on its own runtime with
-//! its own database pool, so killing it drops every one of its tasks wherever it is awaiting
-//! and closes its connections, as SIGKILL would. No shutdown code of the worker runs.
+//! A send or reply worker standing in for a separate worker process: it runs on its own runtime
+//! with its own database pool, so killing it drops every one of its tasks wherever it is
+//! awaiting and closes its connections, as SIGKILL would. No shutdown code of the worker runs.
 
 use tokio::runtime::{Builder, Runtime};
 use tokio_util::sync::CancellationToken;
@@ -15,6 +15,21 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
+    /// Starts a reply worker against the app's database, with `config`.
+    pub fn start_reply(app: &TestApp, mut config: mailroom_reply_worker::ReplyWorkerConfig) -> Self {
+        let runtime = Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("worker runtime");
+        config.name = format!("test-reply-process-{}", uuid::Uuid::new_v4().simple());
+        let name = config.name.clone();
+        let (url, db, vault, stop) =
+            (server_url(), app.database().to_owned(), app.vault.clone(), CancellationToken::new());
+        let token = stop.clone();
+        runtime.spawn(async move {
+            let pool = mailroom_store::admin::connect_to(&url, &db, 4).await.expect("worker pool");
+            mailroom_reply_worker::run(pool, vault, config, token.cancelled_owned()).await.expect("reply worker")
+        });
+        Self { runtime: Some(runtime), stop, name }
+    }
+
     /// Starts a worker against the app's database, with the app's worker configuration.
     pub fn start(app: &TestApp) -> Self {
         let runtime = Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("worker runtime");

@@ -136,6 +136,7 @@ pub fn reply_config(s: &Settings) -> anyhow::Result<mailroom_reply_worker::Reply
         webhook_max_age: Duration::from_secs(r.webhook_max_age_hours * 3_600),
         webhook_timeout: Duration::from_secs(r.webhook_timeout_secs),
         oauth: s.oauth.build()?,
+        idle_watchers: r.idle_watchers,
     })
 }
 

@@ -100,6 +100,9 @@ pub struct Reply {
     pub lease_secs: u64,
     /// Messages read per check at most.
     pub batch: usize,
+    /// IMAP mailboxes a process keeps in IDLE between checks (one connection each), so replies
+    /// are read within seconds; 0 turns IDLE off.
+    pub idle_watchers: usize,
     /// Seconds one IMAP session may take.
     pub imap_timeout_secs: u64,
     /// Webhook retries: first wait, and the longest, in seconds (doubling, jittered).
@@ -217,6 +220,7 @@ impl Default for Settings {
                 every_secs: 120,
                 lease_secs: 300,
                 batch: 200,
+                idle_watchers: 100,
                 imap_timeout_secs: 120,
                 webhook_retry_base_secs: 10,
                 webhook_retry_cap_secs: 3_600,

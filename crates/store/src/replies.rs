@@ -110,6 +110,20 @@ pub async fn finish_check(
     Ok(updated.rows_affected() == 1)
 }
 
+/// Makes a mailbox's IMAP cursor due now (its IDLE session announced new mail). Returns
+/// whether it was waiting.
+pub async fn check_now(conn: &mut PgConnection, ws: WorkspaceId, mbx: MailboxId) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE mailbox_cursors SET next_check_at = now()
+         WHERE workspace_id = $1 AND mailbox_id = $2 AND source = 'imap' AND next_check_at > now()",
+    )
+    .bind(ws.as_uuid())
+    .bind(mbx.as_uuid())
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// Records an inbound message as seen. Returns true only the first time: the caller writes
 /// its event in the same transaction, and only then.
 pub async fn first_sighting(

@@ -121,7 +121,7 @@ pub enum ImapError {
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> Stream for T {}
 
-type Session = async_imap::Session<Box<dyn Stream>>;
+pub(crate) type Session = async_imap::Session<Box<dyn Stream>>;
 
 fn tls_connector(extra_roots: &[Vec<u8>]) -> Result<TlsConnector, ImapError> {
     let mut roots = rustls::RootCertStore::empty();

@@ -3,6 +3,8 @@
 //! its IMAP password only (this worker never opens a password that can send); an OAuth mailbox
 //! has one grant for both, so its access token is used (over XOAUTH2 for IMAP).
 
+use std::sync::Arc;
+
 use chrono::{Duration as ChronoDuration, Utc};
 use mailroom_domain::{MailboxId, WorkspaceId};
 use mailroom_keyring::OpenError;
@@ -13,7 +15,7 @@ use mailroom_store::{
 use mailroom_transport::{
     graph_inbox::Link,
     imap::{ImapCredential, ImapEndpoint},
-    inbox::{self, InboxCursor},
+    inbox::{Inbox, InboxCursor},
 };
 use mailroom_vault::Field;
 use rand::Rng;
@@ -36,6 +38,8 @@ struct Reached {
     history_id: Option<String>,
     delta_link: Option<String>,
     more: bool,
+    /// An IMAP session read to the end, for an IDLE watcher.
+    inbox: Option<Inbox>,
 }
 
 impl Reached {
@@ -47,6 +51,7 @@ impl Reached {
             history_id: cursor.history_id.clone(),
             delta_link: cursor.delta_link.clone(),
             more: false,
+            inbox: None,
         }
     }
 }
@@ -65,16 +70,16 @@ async fn look(ctx: &Ctx, ws: WorkspaceId, mbx: MailboxId, cursor: &CursorRow) ->
             Reached { checked, delta_link: Some(link.as_str().to_owned()), more, ..unchanged }
         }
         _ => {
-            let (checked, imap, more) = check(ctx, ws, mbx, cursor).await?;
-            Reached { checked, imap, more, ..unchanged }
+            let (checked, imap, inbox) = check(ctx, ws, mbx, cursor).await?;
+            Reached { checked, imap, more: inbox.is_none(), inbox, ..unchanged }
         }
     })
 }
 
 /// Checks one claimed mailbox and releases the claim, recording the error if it failed.
-pub(crate) async fn run(ctx: &Ctx, cursor: CursorRow) -> anyhow::Result<Checked> {
+pub(crate) async fn run(ctx: &Arc<Ctx>, cursor: CursorRow) -> anyhow::Result<Checked> {
     let (ws, mbx) = (WorkspaceId::from_uuid(cursor.workspace_id), MailboxId::from_uuid(cursor.mailbox_id));
-    let result = look(ctx, ws, mbx, &cursor).await;
+    let mut result = look(ctx, ws, mbx, &cursor).await;
     let every = ctx.config.every.mul_f64(rand::rng().random_range(0.8..1.2));
     let fallback = Reached::unchanged(&cursor);
     let (reached, error) = match &result {
@@ -94,6 +99,11 @@ pub(crate) async fn run(ctx: &Ctx, cursor: CursorRow) -> anyhow::Result<Checked>
     };
     let mut conn = ctx.pool.acquire().await?;
     replies::finish_check(&mut conn, ws, mbx, &ctx.config.name, &done).await?;
+    drop(conn);
+    // Only once the cursor is stored: a watcher's "due now" must not be overwritten by it.
+    if let Some(inbox) = result.as_mut().ok().and_then(|r| r.inbox.take()) {
+        crate::idle::watch(ctx, ws, mbx, inbox, (next - Utc::now()).to_std().unwrap_or_default()).await;
+    }
     result.map(|r| r.checked)
 }
 
@@ -104,12 +114,14 @@ fn stored(c: &CursorRow) -> InboxCursor {
     }
 }
 
+/// Reads an IMAP mailbox. Returns the session when everything was read (for IDLE); none when
+/// a batch was cut short and the mailbox is to be read again at once.
 async fn check(
     ctx: &Ctx,
     ws: WorkspaceId,
     mbx: MailboxId,
     cursor: &CursorRow,
-) -> anyhow::Result<(Checked, InboxCursor, bool)> {
+) -> anyhow::Result<(Checked, InboxCursor, Option<Inbox>)> {
     let mut conn = ctx.pool.acquire().await?;
     let mailbox = mailboxes::get(&mut conn, ws, mbx).await?.ok_or_else(|| anyhow::anyhow!("the mailbox is gone"))?;
     drop(conn);
@@ -132,10 +144,10 @@ async fn check(
     // from the mailbox's connection: what was seen before is deduped, nothing is skipped.
     let since = (cursor.checked_at.unwrap_or(mailbox.created_at) - ChronoDuration::days(1)).date_naive();
     let c = &ctx.config;
-    let fetched =
-        inbox::fetch_new(&ep, credential, &c.extra_roots, stored(cursor), since, c.batch, c.imap_timeout).await;
+    let opened = Inbox::open(&ep, credential, &c.extra_roots, c.imap_timeout).await;
     drop(secret);
-    let fetched = fetched?;
+    let mut inbox = opened?;
+    let fetched = inbox.fetch(stored(cursor), since, c.batch, c.imap_timeout).await?;
     let mut checked = Checked { read: fetched.messages.len(), events: 0 };
     for (_, raw) in &fetched.messages {
         checked.events += usize::from(record_raw(ctx, ws, mbx, raw).await?);
@@ -143,7 +155,11 @@ async fn check(
     if fetched.rescanned {
         tracing::info!(mailbox.id = %mbx, read = checked.read, "inbox re-scanned by date");
     }
-    Ok((checked, fetched.cursor, fetched.more))
+    if fetched.more {
+        inbox.close(c.imap_timeout).await;
+        return Ok((checked, fetched.cursor, None));
+    }
+    Ok((checked, fetched.cursor, Some(inbox)))
 }
 
 /// Parses and records one raw message; whether it yielded an event.

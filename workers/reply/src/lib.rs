@@ -9,6 +9,7 @@ mod check;
 mod classify;
 mod gmail;
 mod graph;
+mod idle;
 mod parse;
 mod record;
 mod token;
@@ -18,7 +19,7 @@ use std::{sync::Arc, time::Duration};
 
 use mailroom_store::{PgPool, replies};
 use mailroom_vault::Vault;
-use tokio::task::JoinSet;
+use tokio::{sync::Semaphore, task::JoinSet};
 
 pub use check::Checked;
 pub use classify::Kind;
@@ -51,12 +52,19 @@ pub struct ReplyWorkerConfig {
     pub webhook_timeout: Duration,
     /// OAuth providers (Gmail API mailboxes are read with their access tokens).
     pub oauth: mailroom_keyring::oauth_config::OAuthSettings,
+    /// IMAP mailboxes this process keeps an IDLE session open on between checks, so a reply
+    /// is read within seconds rather than at the next check (0: none).
+    pub idle_watchers: usize,
 }
 
 struct Ctx {
     pool: PgPool,
     vault: Vault,
     config: ReplyWorkerConfig,
+    /// Free places for IDLE watchers.
+    watchers: Arc<Semaphore>,
+    /// Turns true when the worker stops (watchers leave at once).
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Runs the reply worker until `shutdown` completes; checks in flight finish first.
@@ -66,8 +74,9 @@ pub async fn run(
     config: ReplyWorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let ctx = Arc::new(Ctx { pool, vault, config });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let watchers = Arc::new(Semaphore::new(config.idle_watchers));
+    let ctx = Arc::new(Ctx { pool, vault, config, watchers, stop: stop_rx.clone() });
     let hooks = tokio::spawn(deliver_webhooks(ctx.clone(), stop_rx.clone()));
     let mut stop = stop_rx;
     let mut shutdown = std::pin::pin!(shutdown);
@@ -85,6 +94,7 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = hooks.await;
+    idle::wait_for_watchers(&ctx).await;
     tracing::info!(worker.name = %ctx.config.name, "reply worker stopped");
     Ok(())
 }
