@@ -178,13 +178,21 @@ pub(crate) async fn connect_microsoft(app: &TestApp) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graph_504_is_ambiguous_and_a_graph_429_pauses_the_mailbox() {
+async fn a_graph_504_is_found_by_internet_message_id_and_a_graph_429_pauses_the_mailbox() {
     let ms = MockServer::start().await;
     let app = microsoft_answering(&ms, ResponseTemplate::new(504)).await;
     let id = connect_microsoft(&app).await;
     let (_, send) = app.send("ms-504", &TestApp::send_body(&id, &recipient("graph504"), "Maybe delivered")).await;
-    app.wait_for_send(send["id"].as_str().unwrap(), Duration::from_secs(30), |s| s["state"] == "ambiguous").await;
-    assert_eq!(graph_requests(&ms).await.len(), 1, "a 504 is never resent");
+    let filter = format!("internetMessageId eq '{}'", send["message_id"].as_str().unwrap());
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/v1.0/me/messages"))
+        .and(matchers::query_param("$filter", filter))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "value": [{ "id": "AAMk1" }] })))
+        .mount(&ms)
+        .await;
+    let done = app.wait_for_send(send["id"].as_str().unwrap(), Duration::from_secs(30), |s| s["state"] == "sent").await;
+    assert!(done["last_response"].as_str().unwrap().contains("found in the Sent folder"), "{done}");
+    assert_eq!(graph_requests(&ms).await.len(), 1, "a 504 is never resent blindly");
     app.stop().await;
 
     let ms = MockServer::start().await;

@@ -3,7 +3,9 @@
 //! Microsoft Graph (`POST /me/sendMail` with the base64 MIME as a `text/plain` body, answered
 //! `202 Accepted`). Answers are mapped onto DESIGN.md section 4 by [`classify_http`]: 429 and
 //! `rateLimitExceeded` throttle the mailbox, a 5xx or a lost response after the request was
-//! sent is ambiguous (Graph's 504 may still deliver).
+//! sent is ambiguous (Graph's 504 may still deliver). Such a send is reconciled by searching
+//! the mailbox for its Message-ID ([`sent_contains`]): Gmail's `rfc822msgid:` (every folder,
+//! Spam and Trash too), Graph's `internetMessageId` (every folder, the Outbox included).
 
 use std::time::Duration;
 
@@ -88,4 +90,46 @@ async fn call(req: reqwest::RequestBuilder, who: &str) -> Result<Answer, Attempt
     let answer = Answer { code: status, enhanced: None, text: format!("{who}: {message}"), retry_after };
     let detail = answer.to_string();
     Err(failure(Phase::Body, Some(answer), detail, reason, true))
+}
+
+/// Whether the mailbox holds a message with `message_id` (with its angle brackets), searched
+/// through `provider`'s API (`google` or `microsoft`). Both file every message sent through
+/// them, so a successful search that finds nothing proves it was not accepted.
+pub async fn sent_contains(
+    http: &reqwest::Client,
+    provider: &str,
+    base: &str,
+    token: &SecretString,
+    message_id: &str,
+) -> Result<bool, String> {
+    let base = base.trim_end_matches('/');
+    let (url, list) = match provider {
+        "google" => {
+            let mut url = parse(&format!("{base}/gmail/v1/users/me/messages"))?;
+            url.query_pairs_mut()
+                .append_pair("q", &format!("rfc822msgid:{message_id}"))
+                .append_pair("includeSpamTrash", "true");
+            (url, "messages")
+        }
+        "microsoft" => {
+            let mut url = parse(&format!("{base}/me/messages"))?;
+            // OData string literals double their single quotes; our Message-IDs have none.
+            let filter = format!("internetMessageId eq '{}'", message_id.replace('\'', "''"));
+            url.query_pairs_mut().append_pair("$filter", &filter).append_pair("$select", "id");
+            (url, "value")
+        }
+        other => return Err(format!("no API search for provider {other}")),
+    };
+    let resp = http.get(url).bearer_auth(token.expose_secret()).send().await;
+    let resp = resp.map_err(|e| format!("the search failed: {}", e.without_url()))?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(format!("the search answered HTTP {status}"));
+    }
+    let body: Value = resp.json().await.map_err(|e| format!("the search answer is not JSON: {e}"))?;
+    Ok(body[list].as_array().is_some_and(|found| !found.is_empty()))
+}
+
+fn parse(url: &str) -> Result<reqwest::Url, String> {
+    reqwest::Url::parse(url).map_err(|e| format!("the API root is not a URL: {e}"))
 }

@@ -45,12 +45,35 @@ fn credential<'a>(m: &MailboxRow, secret: &'a SecretString) -> ImapCredential<'a
     if m.auth_kind == "oauth" { ImapCredential::Bearer(secret) } else { ImapCredential::Password(secret) }
 }
 
-/// Whether sends of this mailbox can be reconciled at all.
+/// Whether sends of this mailbox can be reconciled at all: over IMAP when it has a Sent folder
+/// to search, or through the provider's API (Gmail and Graph file what they send).
 pub(crate) fn possible(m: &MailboxRow) -> bool {
-    m.sent_copy != "none" && endpoint(m).is_some()
+    m.transport == "api" || (m.sent_copy != "none" && endpoint(m).is_some())
+}
+
+/// Searches the mailbox through the Gmail API or Graph.
+async fn look_through_api(ctx: &Ctx, row: &SendRow, m: &MailboxRow) -> Finding {
+    let name = m.oauth_provider.as_deref().unwrap_or_default();
+    let Some(provider) = ctx.config.oauth.provider(name) else {
+        return Finding::CouldNotLook(format!("the OAuth provider {name} is not configured"));
+    };
+    let (ws, mbx) = (row.workspace(), row.mailbox());
+    let token = match mailroom_keyring::tokens::access_token(&ctx.pool, &ctx.vault, &ctx.config.oauth, ws, mbx).await {
+        Ok(t) => t,
+        Err(e) => return Finding::CouldNotLook(format!("no access token: {e}")),
+    };
+    let http = &ctx.config.oauth.http;
+    match mailroom_transport::api::sent_contains(http, name, &provider.api_base, &token, &row.message_id).await {
+        Ok(true) => Finding::Found,
+        Ok(false) => Finding::Absent,
+        Err(e) => Finding::CouldNotLook(e),
+    }
 }
 
 async fn look(ctx: &Ctx, row: &SendRow, m: &MailboxRow) -> Finding {
+    if m.transport == "api" {
+        return look_through_api(ctx, row, m).await;
+    }
     let Some(ep) = endpoint(m).filter(|_| m.sent_copy != "none") else {
         return Finding::Unknown("the mailbox has no Sent-folder access to check".into());
     };
