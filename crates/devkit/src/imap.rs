@@ -49,11 +49,18 @@ fn header_value(header: &str, name: &str) -> Option<String> {
 
 /// Appends a raw message to `folder` (a reply arriving in a mailbox, for reply detection).
 pub async fn append(port: u16, user: &str, password: &str, folder: &str, raw: &[u8]) -> anyhow::Result<()> {
+    append_all(port, user, password, folder, &[raw.to_vec()]).await
+}
+
+/// Appends raw messages to `folder` in one session.
+pub async fn append_all(port: u16, user: &str, password: &str, folder: &str, raws: &[Vec<u8>]) -> anyhow::Result<()> {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.context("connecting to IMAP")?;
     let mut client = async_imap::Client::new(tcp);
     client.read_response().await?.context("no IMAP greeting")?;
     let mut session = client.login(user, password).await.map_err(|(e, _)| e).context("IMAP login")?;
-    session.append(folder, None, None, raw).await.context("IMAP APPEND")?;
+    for raw in raws {
+        session.append(folder, None, None, raw).await.context("IMAP APPEND")?;
+    }
     session.logout().await.ok();
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod imap;
 pub mod kms;
 mod peers;
 mod postgres;
+pub mod reply_bench;
 pub mod vault_bench;
 
 pub use peers::{PeerInfo, Peers};

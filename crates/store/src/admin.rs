@@ -44,6 +44,11 @@ pub async fn scalar_count(pool: &PgPool, sql: &str) -> Result<i64> {
     Ok(sqlx::query_scalar(AssertSqlSafe(sql.to_owned())).fetch_one(pool).await?)
 }
 
+/// One text column of a query's rows (tests and benchmarks reading what the engine wrote).
+pub async fn scalar_strings(pool: &PgPool, sql: &str) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(AssertSqlSafe(sql.to_owned())).fetch_all(pool).await?)
+}
+
 /// Runs one statement (tests that stage a fault, such as a lost queue row).
 pub async fn execute(pool: &PgPool, sql: &str) -> Result<u64> {
     Ok(sqlx::query(AssertSqlSafe(sql.to_owned())).execute(pool).await?.rows_affected())

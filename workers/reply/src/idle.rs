@@ -41,7 +41,10 @@ pub(crate) async fn watch(ctx: &Arc<Ctx>, ws: WorkspaceId, mbx: MailboxId, inbox
                     anyhow::Ok(replies::check_now(&mut conn, ws, mbx).await?)
                 };
                 match due.await {
-                    Ok(_) => tracing::debug!(mailbox.id = %mbx, "new mail announced (IDLE); checking now"),
+                    Ok(_) => {
+                        ctx.wake.notify_one();
+                        tracing::debug!(mailbox.id = %mbx, "new mail announced (IDLE); checking now");
+                    }
                     Err(e) => {
                         tracing::warn!(mailbox.id = %mbx, error = %format!("{e:#}"), "could not make the mailbox due")
                     }

@@ -65,6 +65,8 @@ struct Ctx {
     watchers: Arc<Semaphore>,
     /// Turns true when the worker stops (watchers leave at once).
     stop: tokio::sync::watch::Receiver<bool>,
+    /// A watcher made a mailbox due: look for due mailboxes now rather than after `poll`.
+    wake: tokio::sync::Notify,
 }
 
 /// Runs the reply worker until `shutdown` completes; checks in flight finish first.
@@ -76,7 +78,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let watchers = Arc::new(Semaphore::new(config.idle_watchers));
-    let ctx = Arc::new(Ctx { pool, vault, config, watchers, stop: stop_rx.clone() });
+    let wake = tokio::sync::Notify::new();
+    let ctx = Arc::new(Ctx { pool, vault, config, watchers, stop: stop_rx.clone(), wake });
     let hooks = tokio::spawn(deliver_webhooks(ctx.clone(), stop_rx.clone()));
     let mut stop = stop_rx;
     let mut shutdown = std::pin::pin!(shutdown);
@@ -89,6 +92,7 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             _ = stop.changed() => break,
+            () = ctx.wake.notified() => {}
             () = tokio::time::sleep(ctx.config.poll) => {}
         }
     }

@@ -1,4 +1,5 @@
-//! The engine's processes during a chaos run: started, killed, revived and stopped.
+//! The engine's processes during a chaos run or a benchmark: started, killed, revived and
+//! stopped.
 
 use std::{
     fs::OpenOptions,
@@ -10,13 +11,15 @@ use std::{
 use anyhow::{Context as _, bail};
 use rand::Rng;
 
-/// The API and the send workers, each a `mailroom` process configured through the environment.
+/// The API and the workers, each a `mailroom` process configured through the environment.
 pub(crate) struct Fleet {
     bin: PathBuf,
     dir: PathBuf,
     env: Vec<(&'static str, String)>,
     api: Option<Child>,
     workers: Vec<Child>,
+    /// Processes not killed by the chaos (reply workers).
+    others: Vec<Child>,
     started: usize,
     /// Workers killed with SIGKILL.
     pub kills: usize,
@@ -52,6 +55,7 @@ impl Fleet {
             env,
             api: None,
             workers: vec![],
+            others: vec![],
             started: 0,
             kills: 0,
             restarts: 0,
@@ -91,6 +95,13 @@ impl Fleet {
         Ok(())
     }
 
+    /// Starts a reply-detection worker (stopped with the rest, never killed at random).
+    pub(crate) fn start_reply_worker(&mut self) -> anyhow::Result<()> {
+        let child = self.spawn(&["worker", "reply"], "reply.log")?;
+        self.others.push(child);
+        Ok(())
+    }
+
     /// SIGKILLs one worker at random and starts a replacement (a new process, a new name).
     pub(crate) fn kill_random_worker(&mut self) -> anyhow::Result<()> {
         if self.workers.is_empty() {
@@ -125,7 +136,7 @@ impl Fleet {
 
     /// Asks every process to stop (SIGTERM), then kills what is left after ten seconds.
     pub(crate) fn stop_all(&mut self) {
-        let mut all: Vec<Child> = self.workers.drain(..).chain(self.api.take()).collect();
+        let mut all: Vec<Child> = self.workers.drain(..).chain(self.others.drain(..)).chain(self.api.take()).collect();
         for c in &all {
             let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
         }
