@@ -34,7 +34,9 @@ async fn wait_events(app: &TestApp, want: &[&str]) {
     wait_events_seen(app, want, None).await
 }
 
-async fn wait_events_seen(app: &TestApp, want: &[&str], gmail: Option<&MockServer>) {
+/// Waits until the feed's `reply.*` events are `want` (sorted); on timeout shows the requests
+/// `api` (a wiremock provider) received.
+pub(crate) async fn wait_events_seen(app: &TestApp, want: &[&str], api: Option<&MockServer>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let feed: Value = app.get("/v1/events?limit=1000").send().await.unwrap().json().await.unwrap();
@@ -51,7 +53,7 @@ async fn wait_events_seen(app: &TestApp, want: &[&str], gmail: Option<&MockServe
         let cursors = app.count("SELECT count(*) FROM mailbox_cursors").await;
         let errors = app.count("SELECT count(*) FROM mailbox_cursors WHERE last_error IS NOT NULL").await;
         if Instant::now() >= deadline {
-            let seen: Vec<String> = match gmail {
+            let seen: Vec<String> = match api {
                 Some(g) => g.received_requests().await.unwrap().iter().map(|r| r.url.to_string()).collect(),
                 None => vec![],
             };

@@ -8,7 +8,10 @@ use mailroom_tests::{Options, TestApp, recipient};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
-use crate::graph::{connect_microsoft, microsoft_settings};
+use crate::{
+    gmail_replies::wait_events_seen,
+    graph::{connect_microsoft, microsoft_settings},
+};
 
 const DELTA: &str = "/v1.0/me/mailFolders/inbox/messages/delta";
 
@@ -49,29 +52,6 @@ async fn message(ms: &MockServer, id: &str, resp: ResponseTemplate) {
     Mock::given(matchers::method("GET")).and(matchers::path(path)).respond_with(resp).mount(ms).await;
 }
 
-async fn wait_events(app: &TestApp, ms: &MockServer, want: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let feed: Value = app.get("/v1/events?limit=1000").send().await.unwrap().json().await.unwrap();
-        let mut got: Vec<String> = feed["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["type"].as_str().filter(|t| t.starts_with("reply.")).map(str::to_owned))
-            .collect();
-        got.sort();
-        if got == want {
-            return;
-        }
-        if Instant::now() >= deadline {
-            let errors = app.count("SELECT count(*) FROM mailbox_cursors WHERE last_error IS NOT NULL").await;
-            let seen: Vec<String> = ms.received_requests().await.unwrap().iter().map(|r| r.url.to_string()).collect();
-            panic!("events {got:?}, expected {want:?}; {errors} cursors failing; requests {seen:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_delta_is_followed_and_an_expired_delta_link_rescans_without_duplicates() {
     let ms = MockServer::start().await;
@@ -90,7 +70,7 @@ async fn graph_delta_is_followed_and_an_expired_delta_link_rescans_without_dupli
     delta(&ms, ("$deltatoken", "d1"), 5, page(&[], ("@odata.deltaLink", link("$deltatoken", "d1")))).await;
     message(&ms, "m1", mime("m1", &answers, "Re: Hello")).await;
     message(&ms, "m2", mime("m2", &format!("{answers}\r\nAuto-Submitted: auto-replied"), "Out of office")).await;
-    wait_events(&app, &ms, &["reply.auto", "reply.received"]).await;
+    wait_events_seen(&app, &["reply.auto", "reply.received"], Some(&ms)).await;
     let first = ms.received_requests().await.unwrap().into_iter().find(|r| r.url.path() == DELTA).unwrap();
     let filter = first.url.query_pairs().find(|(k, _)| k == "$filter").map(|(_, v)| v.into_owned());
     assert!(filter.unwrap_or_default().starts_with("receivedDateTime ge "), "{}", first.url);
@@ -100,7 +80,7 @@ async fn graph_delta_is_followed_and_an_expired_delta_link_rescans_without_dupli
     delta(&ms, ("$deltatoken", "d1"), 2, page(&["m3"], ("@odata.deltaLink", link("$deltatoken", "d2")))).await;
     delta(&ms, ("$deltatoken", "d2"), 5, page(&[], ("@odata.deltaLink", link("$deltatoken", "d2")))).await;
     message(&ms, "m3", mime("m3", &answers.replace("In-Reply-To", "References"), "Re: Hello")).await;
-    wait_events(&app, &ms, &["reply.auto", "reply.received", "reply.received"]).await;
+    wait_events_seen(&app, &["reply.auto", "reply.received", "reply.received"], Some(&ms)).await;
 
     // Graph drops d2 (410): a new round from a date lists m1..m3 again and a new m4.
     delta(&ms, ("$deltatoken", "d2"), 1, ResponseTemplate::new(410)).await;
@@ -108,7 +88,7 @@ async fn graph_delta_is_followed_and_an_expired_delta_link_rescans_without_dupli
     delta(&ms, ("changeType", "created"), 1, again).await;
     delta(&ms, ("$deltatoken", "d3"), 5, page(&[], ("@odata.deltaLink", link("$deltatoken", "d3")))).await;
     message(&ms, "m4", mime("m4", &answers, "Re: Hello again")).await;
-    wait_events(&app, &ms, &["reply.auto", "reply.received", "reply.received", "reply.received"]).await;
+    wait_events_seen(&app, &["reply.auto", "reply.received", "reply.received", "reply.received"], Some(&ms)).await;
 
     // More looks change nothing.
     let before = ms.received_requests().await.unwrap().len();

@@ -196,18 +196,36 @@ pub async fn clear_throttle(conn: &mut PgConnection, ws: WorkspaceId, id: Mailbo
     Ok(())
 }
 
-/// Marks a mailbox as needing re-authentication. Returns whether it changed (so the event is
-/// emitted once, not once per waiting send).
-pub async fn mark_needs_reauth(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId) -> Result<bool> {
+/// Marks a mailbox as needing re-authentication, with its `mailbox.needs_reauth` event in the
+/// same transaction. Returns whether it changed (so the event is written once, not once per
+/// waiting send or per worker that noticed).
+pub async fn mark_needs_reauth(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, reason: &str) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE mailboxes SET status = 'needs_reauth', updated_at = now()
          WHERE workspace_id = $1 AND id = $2 AND status = 'active'",
     )
     .bind(ws.as_uuid())
     .bind(id.as_uuid())
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    status_event(conn, done.rows_affected() == 1, ws, id, "mailbox.needs_reauth", reason).await
+}
+
+/// The event of a mailbox's status change, written with it (only when it changed).
+async fn status_event(
+    conn: &mut PgConnection,
+    changed: bool,
+    ws: WorkspaceId,
+    id: MailboxId,
+    kind: &'static str,
+    reason: &str,
+) -> Result<bool> {
+    if changed {
+        let data = serde_json::json!({ "reason": reason });
+        let e = crate::events::NewEvent { workspace: ws, kind, send: None, mailbox: Some(id), data };
+        crate::events::insert(conn, &e).await?;
+    }
+    Ok(changed)
 }
 
 impl MailboxRow {
@@ -228,8 +246,8 @@ impl MailboxRow {
 }
 
 /// Marks a mailbox unusable: its credential cannot be opened (a wrong encryption context, a
-/// tampered or destroyed key). Returns whether it changed. Its sends wait, parked, for an
-/// operator.
+/// tampered or destroyed key), with its `mailbox.unusable` event. Returns whether it changed.
+/// Its sends wait, parked, for an operator.
 pub async fn mark_unusable(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, reason: &str) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE mailboxes SET status = 'unusable', status_reason = $3, updated_at = now()
@@ -238,9 +256,9 @@ pub async fn mark_unusable(conn: &mut PgConnection, ws: WorkspaceId, id: Mailbox
     .bind(ws.as_uuid())
     .bind(id.as_uuid())
     .bind(reason)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    status_event(conn, done.rows_affected() == 1, ws, id, "mailbox.unusable", reason).await
 }
 
 /// Marks a workspace's mailboxes (or one of them) disconnected: their credentials are gone.

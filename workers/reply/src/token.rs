@@ -5,7 +5,7 @@
 
 use mailroom_domain::{MailboxId, WorkspaceId};
 use mailroom_keyring::tokens::{self, TokenError};
-use mailroom_store::{events, mailboxes};
+use mailroom_store::mailboxes;
 use secrecy::SecretString;
 
 use crate::Ctx;
@@ -16,17 +16,7 @@ pub(crate) async fn access(ctx: &Ctx, ws: WorkspaceId, mbx: MailboxId) -> anyhow
         Err(TokenError::Revoked(why)) => {
             tracing::warn!(mailbox.id = %mbx, why, "an OAuth grant was refused; the mailbox needs re-authentication");
             let mut tx = ctx.pool.begin().await?;
-            if mailboxes::mark_needs_reauth(&mut tx, ws, mbx).await? {
-                let data = serde_json::json!({ "reason": why });
-                let e = events::NewEvent {
-                    workspace: ws,
-                    kind: "mailbox.needs_reauth",
-                    send: None,
-                    mailbox: Some(mbx),
-                    data,
-                };
-                events::insert(&mut tx, &e).await?;
-            }
+            mailboxes::mark_needs_reauth(&mut tx, ws, mbx, &why).await?;
             tx.commit().await?;
             anyhow::bail!("the provider refused the grant; the mailbox must be connected again")
         }

@@ -195,16 +195,7 @@ async fn failed(
         }
         Verdict::CredentialsRejected => {
             ctx.sessions.forget(mbx);
-            if mailboxes::mark_needs_reauth(tx, ws, mbx).await? {
-                let data = serde_json::json!({ "reason": f.detail });
-                let e = events::NewEvent {
-                    workspace: ws,
-                    kind: "mailbox.needs_reauth",
-                    send: None,
-                    mailbox: Some(mbx),
-                    data,
-                };
-                events::insert(tx, &e).await?;
+            if mailboxes::mark_needs_reauth(tx, ws, mbx, &f.detail).await? {
                 tracing::warn!(detail = %f.detail, "mailbox credentials refused; it needs re-authentication");
             }
             retry(tx, row, None, &f.detail, true).await
@@ -249,11 +240,7 @@ async fn credential_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: a
 async fn revoked(tx: &mut PgConnection, row: &SendRow, why: &str) -> anyhow::Result<bool> {
     let (ws, mbx) = (row.workspace(), row.mailbox());
     tracing::warn!(mailbox.id = %mbx, why, "an OAuth grant was refused; the mailbox needs re-authentication");
-    if mailboxes::mark_needs_reauth(tx, ws, mbx).await? {
-        let data = serde_json::json!({ "reason": why });
-        let e = events::NewEvent { workspace: ws, kind: "mailbox.needs_reauth", send: None, mailbox: Some(mbx), data };
-        events::insert(tx, &e).await?;
-    }
+    mailboxes::mark_needs_reauth(tx, ws, mbx, why).await?;
     retry(tx, row, None, "mailbox needs re-authentication", true).await
 }
 
@@ -268,17 +255,7 @@ async fn open_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: &OpenEr
             let reason = unusable.to_string();
             tracing::error!(workspace.id = %workspace, mailbox.id = %mailbox, error = %reason,
                 "a mailbox credential cannot be opened; the mailbox is now unusable");
-            if mailboxes::mark_unusable(tx, *workspace, *mailbox, &reason).await? {
-                let data = serde_json::json!({ "reason": reason });
-                let e = events::NewEvent {
-                    workspace: *workspace,
-                    kind: "mailbox.unusable",
-                    send: None,
-                    mailbox: Some(*mailbox),
-                    data,
-                };
-                events::insert(tx, &e).await?;
-            }
+            mailboxes::mark_unusable(tx, *workspace, *mailbox, &reason).await?;
             retry(tx, row, None, "the mailbox's credential cannot be opened", true).await
         }
         OpenError::Store(_) => {
