@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use mailroom_domain::{MailboxId, WorkspaceId};
 use mailroom_keyring::OpenError;
 use mailroom_store::{
-    mailboxes,
+    mailboxes::{self, MailboxRow},
     replies::{self, CheckDone, CursorRow},
 };
 use mailroom_transport::{
@@ -107,6 +107,19 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, cursor: CursorRow) -> anyhow::Result<Che
     result.map(|r| r.checked)
 }
 
+/// The mailbox being checked.
+pub(crate) async fn mailbox(ctx: &Ctx, ws: WorkspaceId, mbx: MailboxId) -> anyhow::Result<MailboxRow> {
+    let mut conn = ctx.pool.acquire().await?;
+    mailboxes::get(&mut conn, ws, mbx).await?.ok_or_else(|| anyhow::anyhow!("the mailbox is gone"))
+}
+
+/// Where a re-read by date starts (the first look, a changed `UIDVALIDITY`, an expired Gmail
+/// history id or Graph delta link): a day before the last look, or before the mailbox was
+/// connected. What was seen before is deduplicated, so nothing is skipped and nothing repeated.
+pub(crate) fn rescan_since(cursor: &CursorRow, mailbox: &MailboxRow) -> DateTime<Utc> {
+    cursor.checked_at.unwrap_or(mailbox.created_at) - ChronoDuration::days(1)
+}
+
 fn stored(c: &CursorRow) -> InboxCursor {
     InboxCursor {
         uidvalidity: c.uidvalidity.and_then(|v| u32::try_from(v).ok()),
@@ -122,9 +135,7 @@ async fn check(
     mbx: MailboxId,
     cursor: &CursorRow,
 ) -> anyhow::Result<(Checked, InboxCursor, Option<Inbox>)> {
-    let mut conn = ctx.pool.acquire().await?;
-    let mailbox = mailboxes::get(&mut conn, ws, mbx).await?.ok_or_else(|| anyhow::anyhow!("the mailbox is gone"))?;
-    drop(conn);
+    let mailbox = mailbox(ctx, ws, mbx).await?;
     let (host, user) = (mailbox.imap_host.as_deref(), mailbox.imap_username.as_deref());
     let ep =
         ImapEndpoint::from_stored(host, mailbox.imap_port, mailbox.imap_tls.as_deref(), user, &mailbox.sent_folder)
@@ -140,9 +151,7 @@ async fn check(
         }
     };
     let credential = if oauth { ImapCredential::Bearer(&secret) } else { ImapCredential::Password(&secret) };
-    // A re-scan (first look, or UIDVALIDITY changed) reads from a day before the last look, or
-    // from the mailbox's connection: what was seen before is deduped, nothing is skipped.
-    let since = (cursor.checked_at.unwrap_or(mailbox.created_at) - ChronoDuration::days(1)).date_naive();
+    let since = rescan_since(cursor, &mailbox).date_naive();
     let c = &ctx.config;
     let opened = Inbox::open(&ep, credential, &c.extra_roots, c.imap_timeout).await;
     drop(secret);

@@ -3,9 +3,8 @@
 //! listing by date instead, deduplicated like an IMAP re-scan. The cursor is taken before the
 //! listing, so what arrives meanwhile is read next time (and deduplicated if read twice).
 
-use chrono::Duration as ChronoDuration;
 use mailroom_domain::{MailboxId, WorkspaceId};
-use mailroom_store::{mailboxes, replies::CursorRow};
+use mailroom_store::replies::CursorRow;
 use mailroom_transport::gmail_inbox::{self, HistoryError};
 
 use crate::{Ctx, check::Checked};
@@ -16,14 +15,12 @@ pub(crate) async fn check(
     mbx: MailboxId,
     cursor: &CursorRow,
 ) -> anyhow::Result<(Checked, String)> {
-    let mut conn = ctx.pool.acquire().await?;
-    let mailbox = mailboxes::get(&mut conn, ws, mbx).await?.ok_or_else(|| anyhow::anyhow!("the mailbox is gone"))?;
-    drop(conn);
+    let mailbox = crate::check::mailbox(ctx, ws, mbx).await?;
     let oauth = &ctx.config.oauth;
     let provider = oauth.provider("google").ok_or_else(|| anyhow::anyhow!("Google is not configured"))?;
     let token = crate::token::access(ctx, ws, mbx).await?;
     let (http, base) = (&oauth.http, provider.api_base.as_str());
-    let since = (cursor.checked_at.unwrap_or(mailbox.created_at) - ChronoDuration::days(1)).timestamp();
+    let since = crate::check::rescan_since(cursor, &mailbox).timestamp();
     let batch = ctx.config.batch;
     let (ids, history) = match cursor.history_id.as_deref() {
         Some(start) => match gmail_inbox::added_since(http, base, &token, start).await {

@@ -4,9 +4,8 @@
 //! re-scan. At most one batch is read per check; a round left mid-way stores its next-page
 //! link and the mailbox is looked at again at once.
 
-use chrono::Duration as ChronoDuration;
 use mailroom_domain::{MailboxId, WorkspaceId};
-use mailroom_store::{mailboxes, replies::CursorRow};
+use mailroom_store::replies::CursorRow;
 use mailroom_transport::graph_inbox::{self, DeltaError, Link};
 
 use crate::{Ctx, check::Checked};
@@ -17,14 +16,12 @@ pub(crate) async fn check(
     mbx: MailboxId,
     cursor: &CursorRow,
 ) -> anyhow::Result<(Checked, Link)> {
-    let mut conn = ctx.pool.acquire().await?;
-    let mailbox = mailboxes::get(&mut conn, ws, mbx).await?.ok_or_else(|| anyhow::anyhow!("the mailbox is gone"))?;
-    drop(conn);
+    let mailbox = crate::check::mailbox(ctx, ws, mbx).await?;
     let oauth = &ctx.config.oauth;
     let provider = oauth.provider("microsoft").ok_or_else(|| anyhow::anyhow!("Microsoft is not configured"))?;
     let token = crate::token::access(ctx, ws, mbx).await?;
     let (http, base, batch) = (&oauth.http, provider.api_base.as_str(), ctx.config.batch);
-    let since = cursor.checked_at.unwrap_or(mailbox.created_at) - ChronoDuration::days(1);
+    let since = crate::check::rescan_since(cursor, &mailbox);
     let delta = match cursor.delta_link.as_deref() {
         Some(link) => match graph_inbox::read(http, base, &token, link, batch).await {
             Err(DeltaError::Expired) => {
