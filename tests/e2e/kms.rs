@@ -95,3 +95,35 @@ async fn kms_unreachable_or_throttling_is_unavailable_not_a_rejection() {
     kms.proxy.set(KmsMode::Up);
     assert!(p.unwrap(&wrapped).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_check_refuses_a_kms_key_that_is_missing_or_in_another_region_with_kms_s_reason() {
+    use mailroom_keyring::check::{self, CheckError};
+    use mailroom_tests::{Options, TestApp};
+    use mailroom_vault::{AwsKmsProvider, AwsKmsSettings, LocalProvider};
+    let kms = TestKms::start().await;
+    let opts = Options { in_process_worker: false, provider: Some(Arc::new(kms.provider())), ..Options::default() };
+    let app = TestApp::spawn_with(opts).await;
+    app.other_workspace_token().await;
+    let vault = |p: Arc<dyn KeyProvider>| Vault::new(p, CacheLimits::default());
+
+    let uses = check::master_keys(&app.pool, &vault(Arc::new(kms.provider()))).await.unwrap();
+    assert_eq!(uses.len(), 1);
+    assert_eq!(uses[0].keys, 2, "both workspaces' keys, proved by one unwrap");
+    assert!(uses[0].master.starts_with("aws-kms:arn:aws:kms:us-east-1:"), "{}", uses[0].master);
+
+    let missing = check::master_keys(&app.pool, &vault(Arc::new(kms.provider_for("alias/no-such-key")))).await;
+    let Err(CheckError::Provider(ProviderError::Refused { reason, .. })) = missing else { panic!("{missing:?}") };
+    assert!(reason.contains("NotFoundException"), "KMS's own reason: {reason}");
+
+    let elsewhere = AwsKmsSettings { region: "eu-west-3".into(), ..kms.settings.clone() };
+    let other_region = AwsKmsProvider::with_static_credentials(&elsewhere, "test", "test");
+    let wrong_region = check::master_keys(&app.pool, &vault(Arc::new(other_region))).await;
+    assert!(matches!(wrong_region, Err(CheckError::Provider(ProviderError::Refused { .. }))), "{wrong_region:?}");
+
+    let local = check::master_keys(&app.pool, &vault(Arc::new(LocalProvider::from_bytes([3; 32])))).await;
+    let Err(CheckError::Foreign { found, keys, .. }) = local else { panic!("{local:?}") };
+    assert!(found.starts_with("aws-kms:") && keys == 2, "{found} {keys}");
+    assert_eq!(app.count("SELECT count(*) FROM workspace_keys WHERE state = 'active'").await, 2, "nothing changed");
+    app.stop().await;
+}

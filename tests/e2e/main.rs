@@ -12,6 +12,7 @@ mod oauth;
 mod oauth_imap;
 mod oauth_send;
 mod pacing;
+mod recheck;
 mod reconcile;
 mod replies;
 mod tenancy;

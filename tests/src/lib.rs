@@ -332,6 +332,27 @@ impl TestApp {
         &self.db
     }
 
+    /// A URL of the test database (for processes started by a test).
+    pub fn database_url(&self) -> String {
+        let server = server_url();
+        let server = server.split('?').next().unwrap_or_default();
+        let (root, _) = server.rsplit_once('/').expect("a database URL has a path");
+        format!("{root}/{}", self.db)
+    }
+
+    /// Waits until `probe` holds, or panics at the deadline naming `what`.
+    pub async fn wait_for<F, Fut>(what: &str, within: Duration, mut probe: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + within;
+        while !probe().await {
+            assert!(Instant::now() < deadline, "{what} did not happen within {within:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Stops the API and worker and drops the database.
     pub async fn stop(mut self) {
         self.stop.cancel();

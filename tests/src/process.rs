@@ -32,12 +32,16 @@ impl WorkerProcess {
 
     /// Starts a worker against the app's database, with the app's worker configuration.
     pub fn start(app: &TestApp) -> Self {
+        Self::start_with_vault(app, app.vault.clone())
+    }
+
+    /// Starts a worker whose vault is `vault` (one holding another master key, say).
+    pub fn start_with_vault(app: &TestApp, vault: mailroom_vault::Vault) -> Self {
         let runtime = Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("worker runtime");
         let mut config = app.worker_config.clone();
         config.name = format!("test-process-{}", uuid::Uuid::new_v4().simple());
         let name = config.name.clone();
-        let (url, db, vault, stop) =
-            (server_url(), app.database().to_owned(), app.vault.clone(), CancellationToken::new());
+        let (url, db, stop) = (server_url(), app.database().to_owned(), CancellationToken::new());
         let token = stop.clone();
         runtime.spawn(async move {
             let pool = mailroom_store::admin::connect_to(&url, &db, 8).await.expect("worker pool");

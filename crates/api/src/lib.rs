@@ -17,6 +17,7 @@ mod operator;
 pub mod ops;
 mod pacing;
 pub mod provision;
+mod recheck;
 mod sends;
 mod validate;
 mod webhooks;
@@ -78,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/mailboxes", post(mailboxes::connect))
         .route("/v1/mailboxes/{id}", get(mailboxes::show).delete(mailboxes::disconnect))
+        .route("/v1/mailboxes/recheck", post(recheck::all))
+        .route("/v1/mailboxes/{id}/recheck", post(recheck::one))
         .route("/v1/mailboxes/oauth/{provider}/start", post(oauth::start))
         .route("/v1/oauth/callback", get(oauth::callback))
         .route("/v1/events", get(events::list))

@@ -5,6 +5,7 @@
 //! never re-check them. No I/O happens in this crate.
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod answer;
 pub mod backoff;
 pub mod email;
@@ -18,6 +19,7 @@ pub mod message_id;
 pub mod pacing;
 pub mod send;
 
+pub use access::{AccessError, Grant, Role, Scope};
 pub use answer::{Answer, Phase, Verdict};
 pub use email::{EmailAddress, EmailError};
 pub use header::{DisplayName, HeaderError, HeaderName, HeaderValue, Subject};

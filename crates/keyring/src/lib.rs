@@ -7,8 +7,10 @@
 //! implementation of each procedure.
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod oauth_config;
 mod open;
+pub mod recheck;
 pub mod rewrap;
 pub mod rotate;
 pub mod shred;

@@ -14,6 +14,12 @@ pub enum OpenError {
     /// wrong with the credential.
     #[error("the key provider is unavailable")]
     Unavailable(#[source] VaultError),
+    /// This process does not hold the master key the workspace key was wrapped by (a
+    /// configuration mistake: another master-key file or KMS key). Nothing is wrong with the
+    /// credential: the send waits for a process that has the key, and the mailbox stays
+    /// active.
+    #[error("this process does not hold the master key that wrapped the workspace key")]
+    ForeignMasterKey(#[source] VaultError),
     /// The credential will never open as stored (wrong encryption context, tampered ciphertext
     /// or wrapped key, a destroyed key, a missing value): the mailbox is unusable until an
     /// operator reconnects it. Retrying would only hammer the provider.
@@ -86,6 +92,9 @@ pub async fn open_sealed(
     };
     vault.open(&wrapped, &ctx, sealed).await.map_err(|e| match e {
         VaultError::Provider(ProviderError::Unavailable(_)) => OpenError::Unavailable(e),
+        VaultError::Provider(ProviderError::WrongMasterKey { .. } | ProviderError::Refused { .. }) => {
+            OpenError::ForeignMasterKey(e)
+        }
         other => unusable(other.to_string()),
     })
 }

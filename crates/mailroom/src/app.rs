@@ -1,6 +1,6 @@
 //! Building the engine's parts from [`Settings`].
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use mailroom_api::{ApiLimits, AppState};
@@ -8,7 +8,7 @@ use mailroom_domain::backoff::Backoff;
 use mailroom_send_worker::SendWorkerConfig;
 use mailroom_store::PgPool;
 use mailroom_transport::SmtpSettings;
-use mailroom_vault::{AwsKmsProvider, CacheLimits, KeyProvider, LocalProvider, Vault};
+use mailroom_vault::Vault;
 
 use crate::settings::Settings;
 
@@ -20,39 +20,10 @@ pub async fn pool(s: &Settings) -> anyhow::Result<PgPool> {
         .context("cannot connect to PostgreSQL (check database.url)")
 }
 
-/// Opens the vault with the configured provider.
-pub async fn vault(s: &Settings) -> anyhow::Result<Vault> {
-    let v = &s.vault;
-    let provider: Arc<dyn KeyProvider> = match v.provider.as_str() {
-        "aws-kms" => Arc::new(aws_kms(&v.aws).await),
-        _ => {
-            let mut local = LocalProvider::open_or_create(&v.master_key_file)?;
-            for old in &v.previous_master_key_files {
-                local = local.with_previous(LocalProvider::open_or_create(old)?);
-            }
-            Arc::new(local)
-        }
-    };
-    let limits = CacheLimits {
-        ttl: Duration::from_secs(v.cache_ttl_secs),
-        max_uses: v.cache_max_uses,
-        max_entries: v.cache_max_entries,
-    };
-    Ok(Vault::new(provider, limits))
-}
-
-/// The AWS KMS provider, with credentials and region from the standard AWS sources.
-async fn aws_kms(a: &crate::settings::AwsKms) -> AwsKmsProvider {
-    let mut loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(AwsKmsProvider::http_client());
-    if !a.region.is_empty() {
-        loader = loader.region(aws_config::Region::new(a.region.clone()));
-    }
-    if let Some(endpoint) = &a.endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let conf = loader.load().await;
-    AwsKmsProvider::new(aws_sdk_kms::Client::new(&conf), a.key_id.clone())
+/// Opens the vault with the configured provider, checked against the database before the
+/// process serves (see [`crate::vault_setup`]).
+pub async fn vault(s: &Settings, pool: &PgPool) -> anyhow::Result<Vault> {
+    crate::vault_setup::checked(s, pool).await
 }
 
 /// SMTP client settings.

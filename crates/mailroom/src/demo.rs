@@ -43,7 +43,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
 
     let pool = app::pool(&settings).await?;
     mailroom_store::migrate(&pool).await?;
-    let vault = app::vault(&settings).await?;
+    let vault = app::vault(&settings, &pool).await?;
     let ws = mailroom_api::provision::create_workspace(&pool, &vault, "demo", "demo").await?;
     let (_, token) = mailroom_api::provision::create_api_key(&pool, ws, "demo", "demo").await?;
 

@@ -33,14 +33,28 @@ pub enum KeysCmd {
     },
     /// Run one pass of the background rotation job now (activate, re-seal, destroy).
     Advance,
+    /// Create a new local master-key file (mode 0600) on purpose: for a first start with the
+    /// file in place before any process runs, or for a master-key change (then list the old
+    /// file in `vault.previous_master_key_files` and run `rewrap --all`). Never replaces a file.
+    CreateMasterKey {
+        /// Where to write it.
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
 }
 
 /// Runs a key command.
 #[allow(clippy::print_stdout)] // The commands' output is their result.
 pub async fn run(settings: &Settings, command: KeysCmd, actor: &str) -> anyhow::Result<()> {
+    if let KeysCmd::CreateMasterKey { file } = &command {
+        let created = mailroom_vault::LocalProvider::create(file)?;
+        println!("created {} (master key {})", file.display(), mailroom_vault::KeyProvider::key_id(&created));
+        return Ok(());
+    }
     let pool = app::pool(settings).await?;
-    let vault = app::vault(settings).await?;
+    let vault = app::vault(settings, &pool).await?;
     match command {
+        KeysCmd::CreateMasterKey { .. } => unreachable!("handled above"),
         KeysCmd::Rotate { workspace } => {
             let wait = Duration::from_secs(settings.vault.cache_ttl_secs);
             let started = mailroom_keyring::rotate::begin(&pool, &vault, workspace, wait, actor).await?;
@@ -95,7 +109,7 @@ pub async fn delete_workspace(
 ) -> anyhow::Result<()> {
     anyhow::ensure!(ws == confirm, "--confirm must repeat the workspace id: deleting destroys its keys for good");
     let pool = app::pool(settings).await?;
-    let vault = app::vault(settings).await?;
+    let vault = app::vault(settings, &pool).await?;
     let d = mailroom_keyring::shred::delete_workspace(&pool, &vault, ws, actor, None).await?;
     println!(
         "workspace {ws} deleted: {} key versions and {} sealed values destroyed, {} mailboxes disconnected, {} sends cancelled",

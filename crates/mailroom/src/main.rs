@@ -2,11 +2,14 @@
 //! libraries, report the exit.
 
 mod app;
+mod config_cmd;
 mod demo;
 mod keys;
+mod mailboxes_cmd;
 mod oauth_settings;
 mod settings;
 mod telemetry;
+mod vault_setup;
 
 use std::path::PathBuf;
 
@@ -58,6 +61,16 @@ enum Command {
     Sends {
         #[command(subcommand)]
         command: SendsCmd,
+    },
+    /// Mailboxes: bring back the ones made unusable by a configuration mistake.
+    Mailboxes {
+        #[command(subcommand)]
+        command: mailboxes_cmd::MailboxesCmd,
+    },
+    /// The configuration: print it and check the vault against the database.
+    Config {
+        #[command(subcommand)]
+        command: config_cmd::ConfigCmd,
     },
 }
 
@@ -132,12 +145,21 @@ enum Admin {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let mut settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        // `config check` reports a bad configuration as its finding, with its exit status.
+        Err(e) if matches!(cli.command, Command::Config { .. }) => return config_cmd::refused(&e),
+        Err(e) => return Err(e.into()),
+    };
     if matches!(cli.command, Command::Demo(_)) && settings.log.filter == "info" {
         // The demo reports through its progress bar and summary; per-send logs would bury them.
         settings.log.filter = "warn".into();
     }
     telemetry::init(&settings.log);
+    tracing::info!(base_dir = %settings.base_dir().display(), "relative paths resolve against this directory");
+    for (setting, path) in settings.paths() {
+        tracing::info!(setting, path = %path.display(), "configured path");
+    }
     match cli.command {
         Command::Migrate => {
             let pool = app::pool(&settings).await?;
@@ -147,25 +169,28 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(&settings).await?,
         Command::Worker { kind: WorkerKind::Send } => {
             let pool = app::pool(&settings).await?;
-            let vault = app::vault(&settings).await?;
+            let vault = app::vault(&settings, &pool).await?;
             mailroom_send_worker::run(pool, vault, app::worker_config(&settings)?, app::shutdown_signal()).await?;
         }
         Command::Worker { kind: WorkerKind::Reply } => {
             let pool = app::pool(&settings).await?;
-            let vault = app::vault(&settings).await?;
+            let vault = app::vault(&settings, &pool).await?;
             mailroom_reply_worker::run(pool, vault, app::reply_config(&settings)?, app::shutdown_signal()).await?;
         }
         Command::Demo(args) => demo::run(settings, args).await?,
         Command::Admin { command } => admin(&settings, command).await?,
         Command::Sends { command } => sends(&settings, command).await?,
         Command::Keys { command, actor } => keys::run(&settings, command, &format!("cli:{actor}")).await?,
+        Command::Mailboxes { command } => mailboxes_cmd::run(&settings, command).await?,
+        Command::Config { command } => return config_cmd::run(&settings, command).await,
     }
     Ok(())
 }
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let pool = app::pool(settings).await?;
-    let state = app::api_state(settings, pool, app::vault(settings).await?)?;
+    let vault = app::vault(settings, &pool).await?;
+    let state = app::api_state(settings, pool, vault)?;
     let listener = tokio::net::TcpListener::bind(settings.api.bind)
         .await
         .with_context(|| format!("cannot listen on {} (api.bind)", settings.api.bind))?;
@@ -179,7 +204,7 @@ async fn admin(settings: &Settings, command: Admin) -> anyhow::Result<()> {
     let pool = app::pool(settings).await?;
     match command {
         Admin::CreateWorkspace { name } => {
-            let vault = app::vault(settings).await?;
+            let vault = app::vault(settings, &pool).await?;
             let id = mailroom_api::provision::create_workspace(&pool, &vault, &name, "cli").await?;
             println!("{id}");
         }

@@ -44,6 +44,27 @@ pub struct KeyStatusRow {
     pub sealed_values: i64,
 }
 
+/// One live wrapped key per master key the database uses, and how many keys each wraps (the
+/// start-up check unwraps one sample of each).
+pub async fn master_key_samples(conn: &mut PgConnection) -> Result<Vec<(WorkspaceKeyRow, i64)>> {
+    let rows: Vec<MasterKeySample> = sqlx::query_as(
+        "SELECT DISTINCT ON (provider, kms_key_id) workspace_id, version, wrapped_key, provider, kms_key_id, state,
+                count(*) OVER (PARTITION BY provider, kms_key_id) AS wrapped
+         FROM workspace_keys WHERE wrapped_key IS NOT NULL
+         ORDER BY provider, kms_key_id, (state = 'active') DESC, version DESC",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.key, r.wrapped)).collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct MasterKeySample {
+    #[sqlx(flatten)]
+    key: WorkspaceKeyRow,
+    wrapped: i64,
+}
+
 /// Stores a new wrapped key.
 pub async fn insert(conn: &mut PgConnection, row: &WorkspaceKeyRow) -> Result<()> {
     sqlx::query(

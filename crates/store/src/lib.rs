@@ -15,6 +15,7 @@ pub mod queue;
 pub mod replies;
 pub mod secrets;
 pub mod sends;
+pub mod unusable;
 pub mod webhooks;
 pub mod workspaces;
 

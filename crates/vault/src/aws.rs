@@ -147,6 +147,14 @@ impl KeyProvider for AwsKmsProvider {
 
     async fn unwrap(&self, wrapped: &WrappedKey) -> Result<DataKey, ProviderError> {
         let context = wrapped.context;
+        if wrapped.provider != self.name() {
+            // A local fingerprint is not a KMS key id: say what is wrong instead of asking KMS.
+            return Err(ProviderError::WrongMasterKey {
+                context,
+                expected: format!("{}:{}", self.name(), self.key_id),
+                found: format!("{}:{}", wrapped.provider, wrapped.kms_key_id),
+            });
+        }
         let [(k1, v1), (k2, v2)] = context.pairs();
         // Naming the key makes KMS refuse a blob wrapped by any other key.
         let mut out = self
@@ -169,6 +177,19 @@ impl KeyProvider for AwsKmsProvider {
             return Err(ProviderError::Rejected(context));
         }
         take_key(out.plaintext.take(), context)
+    }
+
+    async fn verify(&self) -> Result<(), ProviderError> {
+        // DescribeKey answers for a key that does not exist, lives in another region or may not
+        // be used by this role with the reason, before any tenant's send depends on it.
+        let out = self.client.describe_key().key_id(&self.key_id).send().await.map_err(|e| ProviderError::Refused {
+            key_id: self.key_id.clone(),
+            reason: aws_sdk_kms::error::DisplayErrorContext(e).to_string(),
+        })?;
+        match out.key_metadata.map(|m| m.enabled) {
+            Some(true) => Ok(()),
+            _ => Err(ProviderError::Refused { key_id: self.key_id.clone(), reason: "the key is disabled".into() }),
+        }
     }
 
     async fn rewrap(&self, wrapped: &WrappedKey) -> Result<WrappedKey, ProviderError> {

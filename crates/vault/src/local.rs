@@ -3,6 +3,7 @@
 use std::{
     fs::{self, OpenOptions},
     io::{self, Read, Write},
+    os::unix::fs::DirBuilderExt,
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
@@ -50,22 +51,34 @@ pub struct LocalProvider {
 }
 
 impl LocalProvider {
-    /// Loads the master key from `path`, creating it (mode 0600) if it does not exist.
+    /// Loads the master key from `path`, creating it (mode 0600) if it does not exist. Only
+    /// for a database that holds no workspace key yet: a new master key opens nothing stored.
     pub fn open_or_create(path: &Path) -> Result<Self, LocalKeyError> {
+        match Self::create(path) {
+            Ok(created) => Ok(created),
+            Err(LocalKeyError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => Self::open(path),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a new master-key file (mode 0600, its directory 0700 when created here);
+    /// refuses to replace one that exists.
+    pub fn create(path: &Path) -> Result<Self, LocalKeyError> {
         let io_err = |source| LocalKeyError::Io { path: path.to_owned(), source };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(io_err)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err)?;
         }
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-            Ok(mut file) => {
-                let mut key = Zeroizing::new([0u8; 32]);
-                rand::rng().fill_bytes(key.as_mut());
-                file.write_all(key.as_ref()).and_then(|_| file.sync_all()).map_err(io_err)?;
-                tracing::info!(path = %path.display(), "created a new local master key");
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(e)),
-        }
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_err)?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(key.as_mut());
+        file.write_all(key.as_ref()).and_then(|_| file.sync_all()).map_err(io_err)?;
+        tracing::info!(path = %path.display(), "created a new local master key");
+        Ok(Self::from_bytes(*key))
+    }
+
+    /// Loads the master key from an existing file (mode 0600, exactly 32 bytes).
+    pub fn open(path: &Path) -> Result<Self, LocalKeyError> {
+        let io_err = |source| LocalKeyError::Io { path: path.to_owned(), source };
         let mut file = fs::File::open(path).map_err(io_err)?;
         let mode = file.metadata().map_err(io_err)?.permissions().mode();
         if mode & 0o077 != 0 {
@@ -107,7 +120,7 @@ impl LocalProvider {
         WrappedKey { context, provider: "local".to_owned(), kms_key_id: self.key_id.clone(), blob }
     }
 
-    fn open(&self, wrapped: &WrappedKey) -> Result<DataKey, ProviderError> {
+    fn open_wrapped(&self, wrapped: &WrappedKey) -> Result<DataKey, ProviderError> {
         let rejected = || ProviderError::Rejected(wrapped.context);
         if wrapped.blob.len() < 12 {
             return Err(rejected());
@@ -156,11 +169,11 @@ impl KeyProvider for LocalProvider {
     }
 
     async fn unwrap(&self, wrapped: &WrappedKey) -> Result<DataKey, ProviderError> {
-        self.master_of(wrapped)?.open(wrapped)
+        self.master_of(wrapped)?.open_wrapped(wrapped)
     }
 
     async fn rewrap(&self, wrapped: &WrappedKey) -> Result<WrappedKey, ProviderError> {
-        let key = self.master_of(wrapped)?.open(wrapped)?;
+        let key = self.master_of(wrapped)?.open_wrapped(wrapped)?;
         Ok(self.wrap(wrapped.context, key.expose_secret()))
     }
 }

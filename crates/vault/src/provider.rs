@@ -69,6 +69,15 @@ pub enum ProviderError {
         /// The master key named by the wrapped key.
         found: String,
     },
+    /// The provider refused this process's master key itself (it does not exist, is in
+    /// another region, or this process may not use it): a configuration problem.
+    #[error("the key provider refused master key `{key_id}`: {reason}")]
+    Refused {
+        /// The configured master key.
+        key_id: String,
+        /// The provider's own words (an error code and message, never key material).
+        reason: String,
+    },
 }
 
 /// Holds the master key and wraps workspace keys with it.
@@ -90,4 +99,10 @@ pub trait KeyProvider: Send + Sync + 'static {
     /// Wraps a stored key again under this provider's current master key, same context (a
     /// master-key change: the workspace key, and so every sealed value, is unchanged).
     async fn rewrap(&self, wrapped: &WrappedKey) -> Result<WrappedKey, ProviderError>;
+
+    /// Checks, before a process serves, that the configured master key exists and may be
+    /// used. A local key file was checked when it was read, so the default does nothing.
+    async fn verify(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }

@@ -62,6 +62,19 @@ impl Vault {
         Ok(self.provider.rewrap(key).await?)
     }
 
+    /// Checks the configured master key with its provider (start-up checks).
+    pub async fn verify_master_key(&self) -> Result<(), ProviderError> {
+        self.provider.verify().await
+    }
+
+    /// Unwraps `key` with the provider, past the cache, and forgets the plaintext at once:
+    /// proof that this process can open what the database holds (start-up checks).
+    pub async fn try_unwrap(&self, key: &WrappedKey) -> Result<(), ProviderError> {
+        let plain = self.provider.unwrap(key).await?;
+        drop(plain);
+        Ok(())
+    }
+
     /// The provider's current master key id.
     pub fn master_key_id(&self) -> &str {
         self.provider.key_id()

@@ -251,6 +251,15 @@ async fn open_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: &OpenEr
             tracing::warn!(error = %cause, wait_secs = wait.as_secs(), "the key provider is unavailable; the send waits");
             retry(tx, row, Some(later(wait)), "waiting for the key provider", true).await
         }
+        OpenError::ForeignMasterKey(cause) => {
+            // This process was started with another master key than the one that wrapped the
+            // workspace key: a deployment mistake, not the tenant's. The mailbox stays active
+            // and the send waits for a process that holds the key.
+            let wait = crate::secrets::provider_wait(ctx);
+            tracing::error!(error = %cause, wait_secs = wait.as_secs(),
+                "this worker does not hold the master key of this workspace's key; check vault settings; the send waits");
+            retry(tx, row, Some(later(wait)), "waiting for a worker that holds the workspace's master key", true).await
+        }
         unusable @ OpenError::Unusable { workspace, mailbox, .. } => {
             let reason = unusable.to_string();
             tracing::error!(workspace.id = %workspace, mailbox.id = %mailbox, error = %reason,

@@ -1,8 +1,19 @@
 //! The one typed configuration: defaults, then an optional TOML file, then `MAILROOM_`
 //! environment variables (`MAILROOM_WORKER__CONCURRENCY=32`), loaded once and validated at
-//! start-up. `DATABASE_URL` is honoured as well, as every Postgres tool does.
+//! start-up. `DATABASE_URL` is honoured as well, as every Postgres tool does. A key Mailroom
+//! does not know, in the file or the environment, is an error that suggests the nearest one;
+//! relative paths are resolved against one base directory (see [`Settings::base_dir`]).
 
-use std::{net::SocketAddr, path::PathBuf};
+mod known;
+mod paths;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use figment::{
     Figment,
@@ -14,6 +25,9 @@ use serde::{Deserialize, Serialize};
 /// Everything Mailroom can be told.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
+    /// The directory relative paths are resolved against; when unset, the configuration
+    /// file's directory, or the working directory when there is no file.
+    pub state_dir: Option<PathBuf>,
     /// PostgreSQL.
     pub database: Database,
     /// The HTTP API.
@@ -30,6 +44,9 @@ pub struct Settings {
     pub smtp: Smtp,
     /// Logging.
     pub log: Log,
+    /// Where relative paths were resolved from (not a setting: computed at load).
+    #[serde(skip)]
+    base_dir: PathBuf,
 }
 
 /// PostgreSQL settings.
@@ -184,6 +201,16 @@ pub enum SettingsError {
     /// Parsing the file or environment failed (names the key).
     #[error("invalid configuration: {0}")]
     Load(#[from] Box<figment::Error>),
+    /// A key in the file or the environment that Mailroom does not know.
+    #[error("unknown configuration key `{key}` {origin}{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    Unknown {
+        /// The key as written (dotted, or the variable's name).
+        key: String,
+        /// Where it was written (`in /etc/mailroom.toml`, `in the environment`).
+        origin: String,
+        /// The nearest valid key, written the same way.
+        suggestion: Option<String>,
+    },
     /// A value is out of range.
     #[error("invalid configuration: `{field}` {problem}")]
     Invalid {
@@ -197,6 +224,8 @@ pub enum SettingsError {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            state_dir: None,
+            base_dir: PathBuf::new(),
             database: Database { url: SecretString::from(""), max_connections: 20 },
             api: Api {
                 bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -257,76 +286,22 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Loads defaults, then `file` (if given), then the environment, and validates the result.
-    pub fn load(file: Option<&std::path::Path>) -> Result<Self, SettingsError> {
+    /// Loads defaults, then `file` (if given), then the environment; refuses unknown keys,
+    /// resolves relative paths and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = file {
+            known::refuse_unknown_in_file(file)?;
             fig = fig.merge(Toml::file_exact(file));
         }
+        known::refuse_unknown_in_env(std::env::vars())?;
         let fig = fig
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
-            .merge(Env::prefixed("MAILROOM_").split("__"));
-        let settings: Settings = fig.extract().map_err(Box::new)?;
+            .merge(Env::prefixed("MAILROOM_").ignore(&[known::CONFIG_VAR]).split("__"));
+        let mut settings: Settings = fig.extract().map_err(Box::new)?;
+        settings.resolve_paths(file)?;
         settings.validate()?;
         Ok(settings)
-    }
-
-    /// Checks ranges that types alone do not.
-    pub fn validate(&self) -> Result<(), SettingsError> {
-        let bad = |field, problem| Err(SettingsError::Invalid { field, problem });
-        use secrecy::ExposeSecret;
-        let url = self.database.url.expose_secret();
-        if !(url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return bad("database.url", "must start with postgres:// or postgresql://");
-        }
-        if self.database.max_connections == 0 {
-            return bad("database.max_connections", "must be at least 1");
-        }
-        match self.vault.provider.as_str() {
-            "local" => {}
-            "aws-kms" if self.vault.aws.key_id.trim().is_empty() => {
-                return bad(
-                    "vault.aws.key_id",
-                    "must name the KMS key (id, ARN or alias/...) with vault.provider = aws-kms",
-                );
-            }
-            "aws-kms" => {}
-            _ => return bad("vault.provider", "must be `local` or `aws-kms`"),
-        }
-        if self.vault.cache_ttl_secs == 0 || self.vault.cache_max_uses == 0 || self.vault.cache_max_entries == 0 {
-            return bad("vault.cache_ttl_secs", "the key cache's TTL, uses and entries must all be positive");
-        }
-        if self.worker.concurrency == 0 || self.worker.concurrency > 1_000 {
-            return bad("worker.concurrency", "must be 1 to 1000");
-        }
-        if self.worker.max_attempts == 0 {
-            return bad("worker.max_attempts", "must be at least 1");
-        }
-        if self.worker.lease_secs < self.smtp.data_timeout_secs + self.smtp.command_timeout_secs {
-            return bad(
-                "worker.lease_secs",
-                "must exceed smtp.data_timeout_secs + smtp.command_timeout_secs, or a live attempt could lose its lease",
-            );
-        }
-        if self.worker.retry_base_secs == 0 || self.worker.retry_cap_secs < self.worker.retry_base_secs {
-            return bad("worker.retry_cap_secs", "must be at least worker.retry_base_secs, which must be positive");
-        }
-        if self.reply.concurrency == 0 || self.reply.every_secs == 0 || self.reply.batch == 0 {
-            return bad("reply.concurrency", "reply.concurrency, reply.every_secs and reply.batch must be positive");
-        }
-        if self.reply.lease_secs <= self.reply.imap_timeout_secs {
-            return bad(
-                "reply.lease_secs",
-                "must exceed reply.imap_timeout_secs, or a live check could lose its mailbox",
-            );
-        }
-        if self.api.max_batch == 0 || self.api.max_batch > 1_000 {
-            return bad("api.max_batch", "must be 1 to 1000");
-        }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return bad("log.format", "must be `text` or `json`");
-        }
-        Ok(())
     }
 
     /// The database URL, or an error saying how to set it.
@@ -339,54 +314,5 @@ impl Settings {
             }),
             url => Ok(url),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_defaults_are_valid_and_bind_loopback() {
-        let s = Settings::default();
-        s.validate().unwrap();
-        assert!(s.api.bind.ip().is_loopback());
-    }
-
-    #[test]
-    fn an_out_of_range_value_names_its_field() {
-        let mut s = Settings::default();
-        s.worker.concurrency = 0;
-        assert!(s.validate().unwrap_err().to_string().contains("`worker.concurrency`"));
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type.
-    fn the_deploy_example_loads_and_aws_kms_needs_a_key_id() {
-        figment::Jail::expect_with(|jail| {
-            let example = include_str!("../../../deploy/mailroom.example.toml");
-            jail.create_file("m.toml", example)?;
-            jail.set_env("DATABASE_URL", "postgres://u@db/mailroom");
-            let s = Settings::load(Some(std::path::Path::new("m.toml"))).unwrap();
-            assert_eq!((s.vault.provider.as_str(), s.vault.aws.key_id.as_str()), ("aws-kms", "alias/mailroom"));
-            jail.set_env("MAILROOM_VAULT__AWS__KEY_ID", "");
-            let err = Settings::load(Some(std::path::Path::new("m.toml"))).unwrap_err().to_string();
-            assert!(err.contains("vault.aws.key_id"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type.
-    fn a_file_value_of_the_wrong_type_names_its_key() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("m.toml", "[worker]\nconcurrency = \"many\"")?;
-            let err = Settings::load(Some(std::path::Path::new("m.toml"))).unwrap_err().to_string();
-            assert!(err.contains("concurrency"), "{err}");
-            jail.set_env("MAILROOM_WORKER__CONCURRENCY", "7");
-            jail.create_file("ok.toml", "")?;
-            assert_eq!(Settings::load(Some(std::path::Path::new("ok.toml"))).unwrap().worker.concurrency, 7);
-            Ok(())
-        });
     }
 }

@@ -1,0 +1,134 @@
+//! The `mailroom` binary itself, as an operator runs it: start-up checks that refuse a wrong
+//! master key before anything is touched, `config check`, and unknown configuration refused.
+#![allow(missing_docs)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use mailroom_tests::{Options, TestApp, peers, recipient};
+use mailroom_vault::{KeyProvider, LocalProvider};
+
+/// A scratch directory of this test run.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mailroom-cli-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A configuration file in `dir` whose master-key path is relative (so it resolves there).
+fn config(dir: &Path, extra: &str) -> PathBuf {
+    let file = dir.join("mailroom.toml");
+    let body = format!(
+        "[vault]\nmaster_key_file = \"master.key\"\n\n[smtp]\nextra_ca_file = \"{}\"\n\n\
+         [worker]\npoll_interval_ms = 200\nheartbeat_secs = 1\nhousekeeping_every_secs = 1\n{extra}",
+        peers().info.ca_file
+    );
+    std::fs::write(&file, body).unwrap();
+    file
+}
+
+fn mailroom(app: &TestApp, config: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mailroom"));
+    c.args(args)
+        .arg("--config")
+        .arg(config)
+        .env("DATABASE_URL", app.database_url())
+        .env("MAILROOM_LOG__FILTER", "info");
+    c
+}
+
+/// Runs the command to its end, with a deadline.
+async fn run(mut c: Command) -> Output {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().expect("the mailroom binary");
+    let done = tokio::task::spawn_blocking(move || child.wait_with_output());
+    tokio::time::timeout(Duration::from_secs(60), done)
+        .await
+        .expect("the command finished within a minute")
+        .unwrap()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_another_master_key_refuses_to_start_and_the_right_one_delivers_once() {
+    let right_dir = scratch("right");
+    let provider = LocalProvider::open_or_create(&right_dir.join("master.key")).unwrap();
+    let held = provider.key_id().to_owned();
+    let opts = Options { in_process_worker: false, provider: Some(Arc::new(provider)), ..Options::default() };
+    let app = TestApp::spawn_with(opts).await;
+    let mailbox = app.connect_mailbox().await;
+    let to = recipient("startup");
+    for i in 0..3 {
+        let (status, body) = app.send(&format!("startup-{i}"), &TestApp::send_body(&mailbox, &to, "Start-up")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    // Another directory, another master key: the worker refuses to start and names both.
+    let wrong_dir = scratch("wrong");
+    let stranger = LocalProvider::create(&wrong_dir.join("master.key")).unwrap();
+    let out = run(mailroom(&app, &config(&wrong_dir, ""), &["worker", "send"])).await;
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("the vault check failed"), "{said}");
+    assert!(said.contains(&held) && said.contains(stranger.key_id()), "names both master keys: {said}");
+    assert!(said.contains(&wrong_dir.join("master.key").display().to_string()), "names the file: {said}");
+    let check = run(mailroom(&app, &config(&wrong_dir, ""), &["config", "check"])).await;
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(text(&check).contains("vault: FAILED"), "{}", text(&check));
+
+    // No key file at all: refused, and no new master key appears next to it.
+    let empty_dir = scratch("empty");
+    let out = run(mailroom(&app, &config(&empty_dir, ""), &["worker", "send"])).await;
+    assert!(!out.status.success() && text(&out).contains("does not exist"), "{}", text(&out));
+    assert!(!empty_dir.join("master.key").exists(), "no master key was created");
+
+    // Nothing changed for the tenant.
+    assert_eq!(app.count("SELECT count(*) FROM mailboxes WHERE status = 'active'").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM sends WHERE state = 'queued' AND attempts = 0").await, 3);
+
+    // The right directory: the check passes and the worker delivers each send once.
+    let right = config(&right_dir, "");
+    let check = run(mailroom(&app, &right, &["config", "check"])).await;
+    assert!(check.status.success() && text(&check).contains("vault: OK"), "{}", text(&check));
+    assert!(text(&check).contains("\"url\": \"***\""), "the database URL is hidden: {}", text(&check));
+    let mut worker =
+        mailroom(&app, &right, &["worker", "send"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let sent = "SELECT count(*) FROM sends WHERE state = 'sent'";
+    TestApp::wait_for("three sends delivered", Duration::from_secs(60), || async { app.count(sent).await == 3 }).await;
+    let _ = Command::new("kill").args(["-TERM", &worker.id().to_string()]).status();
+    let _ = worker.wait();
+    assert_eq!(app.delivered(&to).await.len(), 3, "each send delivered once");
+    app.stop().await;
+    for d in [right_dir, wrong_dir, empty_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_refuses_an_unknown_key_with_a_suggestion() {
+    let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::default() }).await;
+    let dir = scratch("unknown");
+    let file = config(&dir, "concurency = 4\n");
+    let out = run(mailroom(&app, &file, &["config", "check"])).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("did you mean `worker.concurrency`?"), "{}", text(&out));
+    let out = run(mailroom(&app, &file, &["worker", "send"])).await;
+    assert!(!out.status.success() && text(&out).contains("worker.concurency"), "{}", text(&out));
+    let clean = scratch("clean");
+    let mut c = mailroom(&app, &config(&clean, ""), &["config", "check"]);
+    c.env("MAILROOM_WORKER__CONCURENCY", "4");
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("did you mean `MAILROOM_WORKER__CONCURRENCY`?"), "{}", text(&out));
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(clean);
+}
