@@ -147,10 +147,10 @@ async fn a_canary_password_appears_in_no_log_response_panic_or_table() {
     assert_eq!(app.wait_for_terminal(10, Duration::from_secs(60)).await, vec![("sent".to_owned(), 10)]);
 
     // Rotate the workspace key: every sealed value is opened and sealed again.
-    let (status, _) = rec.call(app.post("/v1/keys/rotate")).await;
+    let (status, _) = rec.call(app.post("/v1/data-keys/rotate")).await;
     assert_eq!(status, 202);
     data_keys.push(wrapped(&app, 2).await);
-    rec.wait("/v1/keys", |k| k["keys"][0]["state"] == "destroyed").await;
+    rec.wait("/v1/data-keys", |k| k["keys"][0]["state"] == "destroyed").await;
 
     // The server refuses the password: at connect, and at send time in a fresh worker.
     let (status, refused) = rec.call(app.post("/v1/mailboxes").json(&TestApp::mailbox_request(&bad))).await;

@@ -1,5 +1,6 @@
 //! End-to-end tests: the API and a send worker against PostgreSQL, the SMTP relay and Dovecot.
 
+mod access;
 mod crashes;
 mod delivery;
 mod gmail;

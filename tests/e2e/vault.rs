@@ -37,10 +37,10 @@ async fn a_key_rotation_while_sends_flow_fails_none_and_destroys_the_old_version
     let mailboxes = [app.connect_mailbox_with_imap("provider").await, app.connect_mailbox().await];
     let to = recipient("rotation");
     batch(&app, &mailboxes[0], &to, 0, 50).await;
-    let resp = app.post("/v1/keys/rotate").send().await.unwrap();
+    let resp = app.post("/v1/data-keys/rotate").send().await.unwrap();
     assert_eq!(resp.status(), 202);
     assert_eq!(resp.json::<Value>().await.unwrap()["version"], 2);
-    let again = app.post("/v1/keys/rotate").send().await.unwrap();
+    let again = app.post("/v1/data-keys/rotate").send().await.unwrap();
     assert_eq!(again.status(), 409, "one rotation at a time");
     // Sends, and a connect, keep going through every step of the rotation.
     for i in 1..6 {
@@ -61,7 +61,7 @@ async fn a_key_rotation_while_sends_flow_fails_none_and_destroys_the_old_version
         let pw = open_secret(&app.pool, &app.vault, app.workspace, mbx, Field::SmtpPassword).await.unwrap();
         assert_eq!(pw.expose_secret(), peers().info.sender_password);
     }
-    let keys: Value = app.get("/v1/keys").send().await.unwrap().json().await.unwrap();
+    let keys: Value = app.get("/v1/data-keys").send().await.unwrap().json().await.unwrap();
     assert_eq!(keys["keys"][0]["state"], "destroyed", "{keys}");
     assert_eq!(keys["keys"][1]["sealed_values"], 4, "{keys}");
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action LIKE 'key.%'").await, 3);

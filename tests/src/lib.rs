@@ -218,6 +218,13 @@ impl TestApp {
         token.expose_secret().to_owned()
     }
 
+    /// A key of the app's workspace with a role or explicit scopes.
+    pub async fn key_with(&self, grant: mailroom_domain::Grant) -> String {
+        let (_, token) =
+            provision::create_api_key_with(&self.pool, self.workspace, "test", &grant, "test").await.unwrap();
+        token.expose_secret().to_owned()
+    }
+
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token)
     }

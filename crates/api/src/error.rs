@@ -29,6 +29,9 @@ pub enum ApiError {
     /// Missing, malformed, unknown, expired or revoked API key.
     #[error("a valid API key is required in `Authorization: Bearer mr_...`")]
     Unauthorized,
+    /// The key is valid but its role or scopes lack the one the route needs.
+    #[error("this API key lacks the `{0}` scope this route needs; use a key whose role or scopes include it")]
+    MissingScope(mailroom_domain::Scope),
     /// Nothing with this id in the key's workspace.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -79,6 +82,7 @@ impl ApiError {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::MissingScope(_) => (StatusCode::FORBIDDEN, "missing_scope"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
             Self::StateConflict { code, .. } => (StatusCode::CONFLICT, code),

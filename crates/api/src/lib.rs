@@ -18,17 +18,14 @@ pub mod ops;
 mod pacing;
 pub mod provision;
 mod recheck;
+pub mod routes;
 mod sends;
 mod validate;
 mod webhooks;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    routing::{get, post},
-};
+use axum::{Router, extract::DefaultBodyLimit};
 use mailroom_store::PgPool;
 use mailroom_transport::SmtpSettings;
 use mailroom_vault::Vault;
@@ -71,34 +68,16 @@ pub struct AppState {
     pub oauth: mailroom_keyring::oauth_config::OAuthSettings,
 }
 
-/// The API's routes.
+/// The API's routes (see [`routes`]: every route with the scope it needs).
 pub fn router(state: AppState) -> Router {
     let max = state.limits.max_request_bytes;
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/v1/mailboxes", post(mailboxes::connect))
-        .route("/v1/mailboxes/{id}", get(mailboxes::show).delete(mailboxes::disconnect))
-        .route("/v1/mailboxes/recheck", post(recheck::all))
-        .route("/v1/mailboxes/{id}/recheck", post(recheck::one))
-        .route("/v1/mailboxes/oauth/{provider}/start", post(oauth::start))
-        .route("/v1/oauth/callback", get(oauth::callback))
-        .route("/v1/events", get(events::list))
-        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
-        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
-        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
-        .route("/v1/keys", get(keys::status))
-        .route("/v1/keys/rotate", post(keys::rotate))
-        .route("/v1/mailboxes/{id}/pacing", axum::routing::put(pacing::put))
-        .route("/v1/sends", post(sends::create).get(operator::list))
-        .route("/v1/sends/batch", post(sends::create_batch))
-        .route("/v1/sends/{id}", get(sends::show))
-        .route("/v1/sends/{id}/resolve", post(operator::resolve))
-        .layer(DefaultBodyLimit::max(max))
-        .with_state(Arc::new(state))
+    let state = Arc::new(state);
+    routes::build(&state).layer(DefaultBodyLimit::max(max)).with_state(state)
 }
 
-async fn health(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Result<&'static str, ApiError> {
+pub(crate) async fn health(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> Result<&'static str, ApiError> {
     let mut conn = state.pool.acquire().await?;
     mailroom_store::workspaces::ping(&mut conn).await?;
     Ok("ok")
@@ -106,7 +85,7 @@ async fn health(axum::extract::State(state): axum::extract::State<Arc<AppState>>
 
 /// `GET /metrics`: the process's counters in Prometheus text format. The vault's say how many
 /// key-provider (KMS) calls the key cache saves.
-async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> String {
+pub(crate) async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> String {
     let v = state.vault.stats();
     let provider = state.vault.provider_name();
     let mut out = String::new();

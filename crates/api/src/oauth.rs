@@ -172,7 +172,7 @@ pub(crate) async fn callback(
         return Err(bad_state("oauth_state_expired", "this connection took too long; start again"));
     }
     let key = api_keys::find(&mut conn, mailroom_domain::ApiKeyId::from_uuid(row.api_key_id)).await?;
-    if key.is_none_or(|k| k.revoked_at.is_some() || k.workspace_id != row.workspace_id) {
+    if key.is_none_or(|k| k.revoked_at.is_some() || k.workspace.as_uuid() != row.workspace_id) {
         return Err(bad_state("oauth_state_invalid", "the API key that started this connection is no longer valid"));
     }
     drop(conn);

@@ -1,6 +1,6 @@
 //! Creating workspaces and API keys (used by the `admin` CLI and, later, the API).
 
-use mailroom_domain::{ApiKeyId, WorkspaceId};
+use mailroom_domain::{ApiKeyId, Grant, Role, WorkspaceId};
 use mailroom_store::{PgPool, keys::WorkspaceKeyRow, workspaces};
 use mailroom_vault::Vault;
 use rand::RngCore;
@@ -32,11 +32,23 @@ pub async fn create_workspace(pool: &PgPool, vault: &Vault, name: &str, actor: &
     Ok(id)
 }
 
-/// Issues an API key for a workspace. The returned token is shown once and never stored.
+/// Issues an Owner key for a workspace (the operator's first key of a workspace). The returned
+/// token is shown once and never stored.
 pub async fn create_api_key(
     pool: &PgPool,
     ws: WorkspaceId,
     name: &str,
+    actor: &str,
+) -> Result<(ApiKeyId, SecretString), ApiError> {
+    create_api_key_with(pool, ws, name, &Grant::Role(Role::Owner), actor).await
+}
+
+/// Issues an API key with a role or explicit scopes. The token is shown once, never stored.
+pub async fn create_api_key_with(
+    pool: &PgPool,
+    ws: WorkspaceId,
+    name: &str,
+    grant: &Grant,
     actor: &str,
 ) -> Result<(ApiKeyId, SecretString), ApiError> {
     let mut tx = pool.begin().await?;
@@ -47,8 +59,7 @@ pub async fn create_api_key(
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let secret = hex::encode(secret);
-    let scopes = vec!["mailboxes:write".to_owned(), "sends:write".to_owned(), "sends:read".to_owned()];
-    mailroom_store::api_keys::insert(&mut tx, id, ws, name, &hash_secret(&secret), &scopes).await?;
+    mailroom_store::api_keys::insert(&mut tx, id, ws, name, &hash_secret(&secret), grant).await?;
     workspaces::audit(&mut tx, Some(ws), actor, "api_key.create", Some(&id.to_string()), None).await?;
     tx.commit().await?;
     Ok((id, SecretString::from(format!("mr_{}_{secret}", id.as_uuid().simple()))))

@@ -48,11 +48,14 @@ pub enum CheckError {
     Store(#[from] StoreError),
 }
 
+/// Stored keys tried per master key before the check gives up on it.
+const SAMPLES: i64 = 3;
+
 /// Whether the database holds any live workspace key yet (a local master-key file may be
 /// created only when it does not: on the very first start).
 pub async fn database_has_keys(pool: &PgPool) -> Result<bool, StoreError> {
     let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
-    Ok(!keys::master_key_samples(&mut conn).await?.is_empty())
+    Ok(!keys::master_key_samples(&mut conn, 1).await?.is_empty())
 }
 
 /// Checks the configured master key with its provider, then unwraps one stored key per
@@ -61,21 +64,54 @@ pub async fn database_has_keys(pool: &PgPool) -> Result<bool, StoreError> {
 pub async fn master_keys(pool: &PgPool, vault: &Vault) -> Result<Vec<MasterKeyUse>, CheckError> {
     vault.verify_master_key().await.map_err(CheckError::Provider)?;
     let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
-    let samples = keys::master_key_samples(&mut conn).await?;
+    let samples = keys::master_key_samples(&mut conn, SAMPLES).await?;
     drop(conn);
     let held = format!("{}:{}", vault.provider_name(), vault.master_key_id());
-    let mut uses = Vec::with_capacity(samples.len());
+    // Rows come grouped by master key; each group is proved by the first sample that opens.
+    let mut groups: Vec<(String, i64, Vec<keys::WorkspaceKeyRow>)> = Vec::new();
     for (row, count) in samples {
-        let ws = mailroom_domain::WorkspaceId::from_uuid(row.workspace_id);
         let master = format!("{}:{}", row.provider, row.kms_key_id);
-        let Some(wrapped) = wrapped_key(ws, row) else { continue };
-        match vault.try_unwrap(&wrapped).await {
-            Ok(()) => uses.push(MasterKeyUse { master, keys: count }),
-            Err(ProviderError::WrongMasterKey { .. }) => {
-                return Err(CheckError::Foreign { found: master, held, keys: count });
-            }
-            Err(source) => return Err(CheckError::Unwrap { found: master, source }),
+        match groups.last_mut() {
+            Some((m, _, rows)) if *m == master => rows.push(row),
+            _ => groups.push((master, count, vec![row])),
         }
     }
+    let mut uses = Vec::with_capacity(groups.len());
+    for (master, count, rows) in groups {
+        prove(vault, &master, &held, count, rows).await?;
+        uses.push(MasterKeyUse { master, keys: count });
+    }
     Ok(uses)
+}
+
+/// Unwraps the samples of one master key until one opens. One damaged workspace key is that
+/// workspace's problem (its mailboxes become unusable when used); only when no sample opens
+/// is it the process's.
+async fn prove(
+    vault: &Vault,
+    master: &str,
+    held: &str,
+    count: i64,
+    rows: Vec<keys::WorkspaceKeyRow>,
+) -> Result<(), CheckError> {
+    let mut last = None;
+    for row in rows {
+        let ws = mailroom_domain::WorkspaceId::from_uuid(row.workspace_id);
+        let Some(wrapped) = wrapped_key(ws, row) else { continue };
+        match vault.try_unwrap(&wrapped).await {
+            Ok(()) => return Ok(()),
+            Err(ProviderError::WrongMasterKey { .. }) => {
+                return Err(CheckError::Foreign { found: master.to_owned(), held: held.to_owned(), keys: count });
+            }
+            Err(ProviderError::Rejected(ctx)) => {
+                tracing::warn!(workspace.id = %ws, master_key = %master, "a stored workspace key does not open; trying another");
+                last = Some(ProviderError::Rejected(ctx));
+            }
+            Err(source) => return Err(CheckError::Unwrap { found: master.to_owned(), source }),
+        }
+    }
+    match last {
+        Some(source) => Err(CheckError::Unwrap { found: master.to_owned(), source }),
+        None => Ok(()),
+    }
 }

@@ -35,8 +35,12 @@ pub async fn run(settings: &Settings, command: ConfigCmd) -> anyhow::Result<()> 
         vault_setup::report(settings, &pool).await
     };
     match checked.await {
-        Ok(uses) if uses.is_empty() => println!("\nvault: OK (no workspace key stored yet)"),
-        Ok(uses) => {
+        Ok(None) => println!(
+            "\nvault: OK (no workspace key stored yet; the first start creates {})",
+            settings.vault.master_key_file.display()
+        ),
+        Ok(Some(uses)) if uses.is_empty() => println!("\nvault: OK (no workspace key stored yet)"),
+        Ok(Some(uses)) => {
             println!("\nvault: OK");
             for u in uses {
                 println!("  master key {} opens its {} workspace key(s)", u.master, u.keys);

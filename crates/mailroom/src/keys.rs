@@ -47,7 +47,8 @@ pub enum KeysCmd {
 #[allow(clippy::print_stdout)] // The commands' output is their result.
 pub async fn run(settings: &Settings, command: KeysCmd, actor: &str) -> anyhow::Result<()> {
     if let KeysCmd::CreateMasterKey { file } = &command {
-        let created = mailroom_vault::LocalProvider::create(file)?;
+        let file = settings.base_dir().join(file);
+        let created = mailroom_vault::LocalProvider::create(&file)?;
         println!("created {} (master key {})", file.display(), mailroom_vault::KeyProvider::key_id(&created));
         return Ok(());
     }

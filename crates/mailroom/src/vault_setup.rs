@@ -25,10 +25,16 @@ pub async fn checked(s: &Settings, pool: &PgPool) -> anyhow::Result<Vault> {
     Ok(vault)
 }
 
-/// The check alone, for `mailroom config check`: what it proved, or why it failed.
-pub async fn report(s: &Settings, pool: &PgPool) -> anyhow::Result<Vec<MasterKeyUse>> {
+/// The check alone, for `mailroom config check`: what it proved, or why it failed. Creates
+/// nothing: a missing key file on an empty database is reported as what the first start will
+/// create (`None`).
+pub async fn report(s: &Settings, pool: &PgPool) -> anyhow::Result<Option<Vec<MasterKeyUse>>> {
+    let missing_file = s.vault.provider != "aws-kms" && !s.vault.master_key_file.exists();
+    if missing_file && !check::database_has_keys(pool).await.context("cannot read the stored workspace keys")? {
+        return Ok(None);
+    }
     let vault = open(s, pool).await?;
-    check::master_keys(pool, &vault).await.map_err(|e| explain(s, &vault, e))
+    check::master_keys(pool, &vault).await.map(Some).map_err(|e| explain(s, &vault, e))
 }
 
 async fn open(s: &Settings, pool: &PgPool) -> anyhow::Result<Vault> {
@@ -103,7 +109,7 @@ fn explain(s: &Settings, vault: &Vault, e: CheckError) -> anyhow::Error {
         CheckError::Provider(_) | CheckError::Unwrap { .. } => {
             "check the key id, its region, and that this process's role may use it (kms:DescribeKey, kms:Decrypt)"
         }
-        CheckError::Store(_) => "check database.url",
+        CheckError::Store(_) => "check database.url, and that `mailroom migrate` has run",
     };
     anyhow::Error::new(e).context(format!(
         "the vault check failed; this process will not start. Configured: {} (holds `{held}`). Fix: {fix}",

@@ -44,15 +44,20 @@ pub struct KeyStatusRow {
     pub sealed_values: i64,
 }
 
-/// One live wrapped key per master key the database uses, and how many keys each wraps (the
-/// start-up check unwraps one sample of each).
-pub async fn master_key_samples(conn: &mut PgConnection) -> Result<Vec<(WorkspaceKeyRow, i64)>> {
+/// Up to `per_master` live wrapped keys of each master key the database uses (active ones
+/// first, of different workspaces), with how many keys that master key wraps: the start-up
+/// check unwraps them until one opens.
+pub async fn master_key_samples(conn: &mut PgConnection, per_master: i64) -> Result<Vec<(WorkspaceKeyRow, i64)>> {
     let rows: Vec<MasterKeySample> = sqlx::query_as(
-        "SELECT DISTINCT ON (provider, kms_key_id) workspace_id, version, wrapped_key, provider, kms_key_id, state,
-                count(*) OVER (PARTITION BY provider, kms_key_id) AS wrapped
-         FROM workspace_keys WHERE wrapped_key IS NOT NULL
-         ORDER BY provider, kms_key_id, (state = 'active') DESC, version DESC",
+        "SELECT workspace_id, version, wrapped_key, provider, kms_key_id, state, wrapped FROM (
+             SELECT *, count(*) OVER (PARTITION BY provider, kms_key_id) AS wrapped,
+                    row_number() OVER (PARTITION BY provider, kms_key_id
+                                       ORDER BY (state = 'active') DESC, created_at DESC) AS n
+             FROM workspace_keys WHERE wrapped_key IS NOT NULL) k
+         WHERE n <= $1
+         ORDER BY provider, kms_key_id, n",
     )
+    .bind(per_master)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.key, r.wrapped)).collect())

@@ -95,16 +95,13 @@ fn take_key(plaintext: Option<Blob>, context: KeyContext) -> Result<DataKey, Pro
 }
 
 /// KMS error codes that mean the wrapped key will never open as it is: tampered, moved, or
-/// wrapped by a key this account cannot use. Anything else (throttling, timeouts, KMS
-/// internal errors, access being fixed) may pass, and is retried with backoff.
-const PERMANENT: &[&str] = &[
-    "InvalidCiphertextException",
-    "IncorrectKeyException",
-    "InvalidKeyUsageException",
-    "NotFoundException",
-    "DisabledException",
-    "KMSInvalidStateException",
-];
+/// wrapped by another key. Anything else (throttling, timeouts, KMS internal errors, access
+/// being fixed) may pass, and is retried with backoff.
+const PERMANENT: &[&str] = &["InvalidCiphertextException", "IncorrectKeyException", "InvalidKeyUsageException"];
+
+/// KMS error codes about the master key itself (deleted, disabled, pending deletion): an
+/// operator's matter, never a reason to give up on a tenant's credential.
+const KEY_STATE: &[&str] = &["NotFoundException", "DisabledException", "KMSInvalidStateException"];
 
 fn classify<E, R>(err: SdkError<E, R>, context: KeyContext) -> ProviderError
 where
@@ -113,6 +110,10 @@ where
 {
     match err.as_service_error().and_then(|e| e.code()) {
         Some(code) if PERMANENT.contains(&code) => ProviderError::Rejected(context),
+        Some(code) if KEY_STATE.contains(&code) => {
+            let reason = aws_sdk_kms::error::DisplayErrorContext(&err).to_string();
+            ProviderError::Refused { key_id: "the master key of this workspace key".into(), reason }
+        }
         // The SDK's errors name the operation and KMS's message, never key material.
         _ => ProviderError::Unavailable(Box::new(err)),
     }

@@ -148,9 +148,18 @@ fn after_crash<'a>(
 }
 
 /// The mailbox needs re-authentication or an operator: the send waits, with no job, until
-/// it is reconnected.
+/// it is reconnected or re-checked. Parked under the mailbox row's lock, so a re-check that
+/// restores the mailbox meanwhile either comes after (and resumes this send) or before (and
+/// this send is queued again instead of parked on an active mailbox for ever).
 async fn park(ctx: &Ctx, row: &sends::SendRow, status: &str) -> anyhow::Result<()> {
     let mut tx = ctx.pool.begin().await?;
+    let now = mailboxes::lock(&mut tx, row.workspace(), row.mailbox()).await?.map(|m| m.status);
+    if now.as_deref() != Some(status) {
+        sends::postpone(&mut tx, row, Some(Utc::now()), "the mailbox's status changed; queued again").await?;
+        queue::reschedule(&mut tx, row, Utc::now()).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
     let why = if status == "unusable" {
         "mailbox unusable: its credential cannot be opened"
     } else {

@@ -255,7 +255,7 @@ async fn open_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: &OpenEr
             // This process was started with another master key than the one that wrapped the
             // workspace key: a deployment mistake, not the tenant's. The mailbox stays active
             // and the send waits for a process that holds the key.
-            let wait = crate::secrets::provider_wait(ctx);
+            let wait = ctx.config.throttle_backoff.base;
             tracing::error!(error = %cause, wait_secs = wait.as_secs(),
                 "this worker does not hold the master key of this workspace's key; check vault settings; the send waits");
             retry(tx, row, Some(later(wait)), "waiting for a worker that holds the workspace's master key", true).await
@@ -264,6 +264,9 @@ async fn open_failed(ctx: &Ctx, tx: &mut PgConnection, row: &SendRow, e: &OpenEr
             let reason = unusable.to_string();
             tracing::error!(workspace.id = %workspace, mailbox.id = %mailbox, error = %reason,
                 "a mailbox credential cannot be opened; the mailbox is now unusable");
+            // Under the row lock: a re-check restoring the mailbox is ordered before or after
+            // this park, never between (see `job::park`).
+            mailboxes::lock(tx, *workspace, *mailbox).await?;
             mailboxes::mark_unusable(tx, *workspace, *mailbox, &reason).await?;
             retry(tx, row, None, "the mailbox's credential cannot be opened", true).await
         }

@@ -75,10 +75,13 @@ pub(super) fn refuse_unknown_in_file(file: &Path) -> Result<(), SettingsError> {
 }
 
 /// Refuses a `MAILROOM_...` variable that names no setting (`__` separates the levels).
-pub(super) fn refuse_unknown_in_env(vars: impl Iterator<Item = (String, String)>) -> Result<(), SettingsError> {
+pub(super) fn refuse_unknown_in_env<V>(vars: impl Iterator<Item = (String, V)>) -> Result<(), SettingsError> {
     let known = known_tree();
     for (name, _) in vars {
-        let Some(rest) = name.strip_prefix("MAILROOM_") else { continue };
+        // figment matches the prefix in any case, so this check does too.
+        let Some(rest) = name.get(..9).filter(|p| p.eq_ignore_ascii_case("MAILROOM_")).map(|_| &name[9..]) else {
+            continue;
+        };
         let dotted = rest.to_lowercase().replace("__", ".");
         if dotted == CONFIG_VAR {
             continue;

@@ -294,7 +294,7 @@ impl Settings {
             known::refuse_unknown_in_file(file)?;
             fig = fig.merge(Toml::file_exact(file));
         }
-        known::refuse_unknown_in_env(std::env::vars())?;
+        known::refuse_unknown_in_env(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))))?;
         let fig = fig
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
             .merge(Env::prefixed("MAILROOM_").ignore(&[known::CONFIG_VAR]).split("__"));
