@@ -55,25 +55,17 @@ pub async fn mailbox(
     drop(conn);
     // A key unwrapped before the fix must not answer for the fixed configuration.
     vault.forget_workspace(ws);
-    let found = match first_failure(pool, vault, ws, mbx, &fields).await? {
-        None => Recheck::Recovered { resumed: 0 },
-        Some(reason) => Recheck::StillUnusable { reason },
-    };
+    let failure = first_failure(pool, vault, ws, mbx, &fields).await?;
     let mut tx = pool.begin().await?;
-    let found = match found {
-        Recheck::Recovered { .. } => {
-            let note = "re-checked: every sealed credential opens again";
-            if unusable::restore(&mut tx, ws, mbx, note).await? {
-                Recheck::Recovered { resumed: unusable::resume_parked(&mut tx, ws, mbx).await? }
-            } else {
-                Recheck::NotUnusable { status: "active".into() } // a concurrent re-check won
-            }
-        }
-        Recheck::StillUnusable { reason } => {
+    let found = match failure {
+        Some(reason) => {
             unusable::still_unusable(&mut tx, ws, mbx, &reason).await?;
             Recheck::StillUnusable { reason }
         }
-        other => other,
+        None if unusable::restore(&mut tx, ws, mbx, "re-checked: every sealed credential opens again").await? => {
+            Recheck::Recovered { resumed: unusable::resume_parked(&mut tx, ws, mbx).await? }
+        }
+        None => Recheck::NotUnusable { status: "active".into() }, // a concurrent re-check won
     };
     let outcome = match &found {
         Recheck::Recovered { .. } => "mailbox.recheck.recovered",

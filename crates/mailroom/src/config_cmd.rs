@@ -15,7 +15,7 @@ pub enum ConfigCmd {
 
 /// A configuration that does not load: the finding of `config check`, exit status 2.
 #[allow(clippy::print_stderr)] // The finding is the command's result.
-pub fn refused(e: &crate::settings::SettingsError) -> anyhow::Result<()> {
+pub fn refused(e: &crate::settings::SettingsError) -> ! {
     eprintln!("configuration: REFUSED\n  {e}");
     std::process::exit(2)
 }

@@ -148,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         // `config check` reports a bad configuration as its finding, with its exit status.
-        Err(e) if matches!(cli.command, Command::Config { .. }) => return config_cmd::refused(&e),
+        Err(e) if matches!(cli.command, Command::Config { .. }) => config_cmd::refused(&e),
         Err(e) => return Err(e.into()),
     };
     if matches!(cli.command, Command::Demo(_)) && settings.log.filter == "info" {

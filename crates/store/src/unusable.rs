@@ -69,23 +69,19 @@ pub async fn still_unusable(conn: &mut PgConnection, ws: WorkspaceId, mbx: Mailb
 /// each, in the order they were accepted, at the priority each was enqueued with. The update
 /// is guarded on "parked", so running it twice queues nothing twice. Returns how many resumed.
 pub async fn resume_parked(conn: &mut PgConnection, ws: WorkspaceId, mbx: MailboxId) -> Result<u64> {
+    // Ids are time-ordered (UUID v7), so ordering by them queues the oldest send first.
     let rows: Vec<(uuid::Uuid, i16)> = sqlx::query_as(
-        "WITH parked AS (
-             SELECT id FROM sends
+        "WITH resumed AS (
+             UPDATE sends SET next_attempt_at = now(), last_response = 'resumed: the mailbox opens again',
+                 updated_at = now()
              WHERE workspace_id = $1 AND mailbox_id = $2 AND state = 'retry_wait' AND next_attempt_at IS NULL
-             FOR UPDATE)
-         UPDATE sends s SET next_attempt_at = now(), last_response = 'resumed: the mailbox opens again',
-             updated_at = now()
-         FROM parked WHERE s.id = parked.id
-         RETURNING s.id, s.queue_priority",
+             RETURNING id, queue_priority)
+         SELECT id, queue_priority FROM resumed ORDER BY id",
     )
     .bind(ws.as_uuid())
     .bind(mbx.as_uuid())
     .fetch_all(&mut *conn)
     .await?;
-    // RETURNING has no order: sort by the ids, which are time-ordered (UUID v7) like the sends.
-    let mut rows = rows;
-    rows.sort_by_key(|(id, _)| *id);
     let now = Utc::now();
     let mut by_priority: std::collections::BTreeMap<i16, Vec<(SendJob, chrono::DateTime<Utc>)>> = Default::default();
     for (id, priority) in &rows {
