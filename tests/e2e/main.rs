@@ -1,6 +1,7 @@
 //! End-to-end tests: the API and a send worker against PostgreSQL, the SMTP relay and Dovecot.
 
 mod access;
+mod agencies;
 mod crashes;
 mod delivery;
 mod gmail;

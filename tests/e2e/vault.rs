@@ -10,7 +10,7 @@ use std::{
 use mailroom_devkit::kms::KmsMode;
 use mailroom_domain::{MailboxId, WorkspaceId};
 use mailroom_keyring::{OpenError, open_secret};
-use mailroom_store::{keys, secrets};
+use mailroom_store::{keys, secrets, workspaces::Actor};
 use mailroom_tests::{Options, TestApp, TestKms, peers, recipient};
 use mailroom_vault::{Field, KeyContext, SealContext, WrappedKey};
 use secrecy::ExposeSecret;
@@ -122,7 +122,8 @@ async fn after_a_workspace_is_deleted_none_of_its_ciphertexts_opens_by_any_means
     let mut conn = app.pool.acquire().await.unwrap();
     let sealed = secrets::of_workspace(&mut conn, app.workspace).await.unwrap();
     assert_eq!(sealed.len(), 2);
-    let deleted = mailroom_keyring::shred::delete_workspace(&app.pool, &app.vault, app.workspace, "test", None).await;
+    let deleted =
+        mailroom_keyring::shred::delete_workspace(&app.pool, &app.vault, app.workspace, &Actor::local("test")).await;
     let deleted = deleted.unwrap();
     assert_eq!((deleted.keys_destroyed, deleted.values_destroyed), (1, 2));
 
@@ -238,9 +239,9 @@ async fn a_new_master_key_takes_over_after_rewrap_all_and_the_old_one_can_go() {
     app.other_workspace_token().await;
     let both = LocalProvider::from_bytes([8; 32]).with_previous(LocalProvider::from_bytes(old));
     let during = Vault::new(Arc::new(both), CacheLimits::default());
-    let done = mailroom_keyring::rewrap::rewrap_all(&app.pool, &during, "test").await.unwrap();
+    let done = mailroom_keyring::rewrap::rewrap_all(&app.pool, &during, &Actor::local("test")).await.unwrap();
     assert_eq!((done.rewrapped, done.already, done.raced), (2, 0, 0));
-    let again = mailroom_keyring::rewrap::rewrap_all(&app.pool, &during, "test").await.unwrap();
+    let again = mailroom_keyring::rewrap::rewrap_all(&app.pool, &during, &Actor::local("test")).await.unwrap();
     assert_eq!((again.rewrapped, again.already), (0, 2), "a second run has nothing left to do");
     // Only the new master key from here on: the credential opens, the sealed value unchanged.
     let after = Vault::new(Arc::new(LocalProvider::from_bytes([8; 32])), CacheLimits::default());

@@ -85,6 +85,9 @@ impl Default for Options {
 
 pub struct TestApp {
     pub base: String,
+    /// The operator's admin token, and its file.
+    pub admin_token: String,
+    pub admin_token_file: std::path::PathBuf,
     pub http: reqwest::Client,
     pub token: String,
     pub workspace: WorkspaceId,
@@ -137,7 +140,12 @@ impl TestApp {
                 o
             })
             .unwrap_or_else(mailroom_keyring::oauth_config::OAuthSettings::disabled);
+        let admin_token_file = std::env::temp_dir().join(format!("mailroom-admin-{db}")).join("admin.token");
+        let admin = mailroom_api::admin_token::AdminToken::load_or_create(&admin_token_file).expect("admin token");
+        let admin_token = mailroom_api::admin_token::read_token(&admin_token_file).unwrap().expose_secret().to_owned();
         let state = AppState {
+            admin: Arc::new(admin),
+            trusted_proxy_header: None,
             pool: pool.clone(),
             vault: vault.clone(),
             smtp: smtp_settings(),
@@ -198,6 +206,8 @@ impl TestApp {
         }
         Self {
             base,
+            admin_token,
+            admin_token_file,
             http: reqwest::Client::new(),
             token: token.expose_secret().to_owned(),
             workspace,
@@ -368,6 +378,9 @@ impl TestApp {
         }
         self.pool.close().await;
         admin::drop_database(&server_url(), &self.db).await.unwrap();
+        if let Some(dir) = self.admin_token_file.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

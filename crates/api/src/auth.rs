@@ -1,9 +1,11 @@
-//! API-key authentication: `Authorization: Bearer mr_<key id>_<secret>`.
+//! Who is calling: an API key (`Authorization: Bearer mr_<key id>_<secret>_<checksum>`) or
+//! the operator's admin token (`mra_...`), never one where the other is expected.
 //!
-//! Only a SHA-256 hash of the secret is stored; it is compared in constant time. Unknown,
+//! Only a SHA-256 hash of a key's secret is stored; it is compared in constant time. Unknown,
 //! revoked, expired and malformed keys all get the same 401, so the answer tells an attacker
-//! nothing. The access layer ([`crate::routes`]) authenticates once per request and checks the
-//! route's scope; handlers take the result as an [`Auth`] extractor.
+//! nothing; a token whose checksum does not match says so (that is visible offline anyway).
+//! A key may act in a client sub-workspace of its own workspace by naming it in
+//! `Mailroom-Workspace`, within the child's grant; anything out of reach is a 404.
 
 use std::sync::Arc;
 
@@ -12,27 +14,112 @@ use axum::{
     http::{HeaderMap, request::Parts},
 };
 use chrono::Utc;
-use mailroom_domain::{ApiKeyId, Grant, WorkspaceId};
+use mailroom_domain::{ApiKeyId, Grant, Scope, WorkspaceId};
+use mailroom_store::workspaces::Actor;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, admin_token::looks_like_admin_token};
 
-/// The workspace a request acts for, the key that authenticated it and what that key may do.
+/// The header naming the sub-workspace a parent's key acts in.
+pub const WORKSPACE_HEADER: &str = "mailroom-workspace";
+
+/// Where a request came from, for the audit log.
 #[derive(Debug, Clone)]
-pub(crate) struct Auth {
-    pub workspace: WorkspaceId,
-    pub key: ApiKeyId,
-    pub grant: Grant,
+pub(crate) struct Origin {
+    /// The peer address, or the configured trusted proxy's header.
+    pub source: String,
+    /// The request's id (`Mailroom-Request-Id`).
+    pub request_id: String,
 }
 
-/// Splits `mr_<32 hex>_<64 hex>` into its id and secret.
-pub(crate) fn parse_token(token: &str) -> Option<(ApiKeyId, &str)> {
-    let rest = token.strip_prefix("mr_")?;
-    let (id, secret) = rest.split_once('_')?;
-    let uuid = Uuid::try_parse(id).ok().filter(|_| id.len() == 32)?;
-    (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())).then_some((ApiKeyId::from_uuid(uuid), secret))
+/// A request authenticated by an API key: the workspace it acts in and what it may do there.
+#[derive(Debug, Clone)]
+pub(crate) struct Auth {
+    /// The workspace acted in (the key's own, or a child it reaches through a grant).
+    pub workspace: WorkspaceId,
+    /// The key's own workspace.
+    pub home: WorkspaceId,
+    /// The key.
+    pub key: ApiKeyId,
+    /// What the key may do here (in a child: what both the key and the grant hold).
+    pub grant: Grant,
+    /// The key's role (`scopes` for an explicit list), for the audit log.
+    role: &'static str,
+    /// The actor's name: `api_key:<id>`, with `of ws_...` when acting through a grant.
+    name: String,
+    /// Where the request came from.
+    origin: Origin,
+}
+
+impl Auth {
+    /// The actor for the audit log.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            name: &self.name,
+            role: Some(self.role),
+            source: Some(&self.origin.source),
+            request_id: Some(&self.origin.request_id),
+        }
+    }
+}
+
+/// Who called an operator-or-key route.
+#[derive(Debug, Clone)]
+pub(crate) enum Caller {
+    /// The operator, with the admin token.
+    Admin(Origin),
+    /// A workspace's key.
+    Key(Auth),
+}
+
+impl Caller {
+    /// The actor for the audit log.
+    pub fn actor(&self) -> Actor<'_> {
+        match self {
+            Caller::Admin(o) => {
+                Actor { name: "admin", role: Some("admin"), source: Some(&o.source), request_id: Some(&o.request_id) }
+            }
+            Caller::Key(auth) => auth.actor(),
+        }
+    }
+}
+
+/// Length of the checksum that ends a key's token.
+const CHECKSUM_LEN: usize = 6;
+
+/// The checksum of `mr_<id>_<secret>`: the first hex digits of its SHA-256, so a scanner can
+/// tell a real Mailroom key from a look-alike without asking the server.
+pub(crate) fn checksum(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))[..CHECKSUM_LEN].to_owned()
+}
+
+/// A new key's token: `mr_<32 hex id>_<64 hex secret>_<6 hex checksum>`.
+pub(crate) fn token(id: ApiKeyId, secret: &str) -> String {
+    let body = format!("mr_{}_{secret}", id.as_uuid().simple());
+    let sum = checksum(&body);
+    format!("{body}_{sum}")
+}
+
+/// Splits a key's token into its id and secret. Tokens made before checksums existed
+/// (`mr_<id>_<secret>`) still parse.
+pub(crate) fn parse_token(token: &str) -> Result<(ApiKeyId, &str), ApiError> {
+    let rest = token.strip_prefix("mr_").ok_or(ApiError::Unauthorized)?;
+    let mut parts = rest.split('_');
+    let (id, secret, sum) = (parts.next(), parts.next(), parts.next());
+    let (Some(id), Some(secret), None) = (id, secret, parts.next()) else { return Err(ApiError::Unauthorized) };
+    let uuid = Uuid::try_parse(id).ok().filter(|_| id.len() == 32).ok_or(ApiError::Unauthorized)?;
+    if !(secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err(ApiError::Unauthorized);
+    }
+    if let Some(sum) = sum {
+        let body = &token[..token.len() - sum.len() - 1];
+        if sum.len() != CHECKSUM_LEN || sum != checksum(body) {
+            return Err(ApiError::BadChecksum);
+        }
+    }
+    Ok((ApiKeyId::from_uuid(uuid), secret))
 }
 
 /// The stored form of a key's secret.
@@ -40,11 +127,25 @@ pub(crate) fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// Authenticates the bearer token of a request: a live key whose secret matches.
-pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Auth, ApiError> {
+/// The bearer token of a request.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let header = headers.get(axum::http::header::AUTHORIZATION).ok_or(ApiError::Unauthorized)?;
     let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or(ApiError::Unauthorized)?;
-    let (id, secret) = parse_token(token.trim()).ok_or(ApiError::Unauthorized)?;
+    Ok(token.trim())
+}
+
+/// Authenticates a key and resolves the workspace it acts in, for a route needing `scope`.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+    origin: Origin,
+) -> Result<Auth, ApiError> {
+    let token = bearer(headers)?;
+    if looks_like_admin_token(token) {
+        return Err(ApiError::Unauthorized); // the operator's token is no workspace key
+    }
+    let (id, secret) = parse_token(token)?;
     let mut conn = state.pool.acquire().await?;
     let row = mailroom_store::api_keys::find(&mut conn, id).await?.ok_or(ApiError::Unauthorized)?;
     let matches: bool = row.secret_hash.ct_eq(&hash_secret(secret)).into();
@@ -52,15 +153,66 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Resul
     if !(matches && live) {
         return Err(ApiError::Unauthorized);
     }
-    Ok(Auth { workspace: row.workspace, key: id, grant: row.grant })
+    mailroom_store::api_keys::touch(&mut conn, id).await?;
+    let home = row.workspace;
+    let role = match &row.grant {
+        Grant::Role(r) => r.as_str(),
+        Grant::Scopes(_) => "scopes",
+    };
+    let named = match headers.get(WORKSPACE_HEADER) {
+        None => None,
+        Some(v) => {
+            Some(v.to_str().ok().and_then(|v| v.parse::<WorkspaceId>().ok()).ok_or(ApiError::NotFound("workspace"))?)
+        }
+    };
+    let (workspace, grant) = match named {
+        Some(child) if child != home => {
+            // Only a live grant of a live child this workspace created reaches it.
+            let scopes =
+                mailroom_store::grants::reach(&mut conn, home, child).await?.ok_or(ApiError::NotFound("workspace"))?;
+            (child, row.grant.intersect(&scopes))
+        }
+        _ => (home, row.grant),
+    };
+    if !grant.allows(scope) {
+        return Err(ApiError::MissingScope(scope));
+    }
+    let name = if workspace == home { format!("api_key:{id}") } else { format!("api_key:{id} of {home}") };
+    Ok(Auth { workspace, home, key: id, grant, role, name, origin })
+}
+
+/// Records a failed authentication in the audit log (at most once a minute per source; see
+/// the store). A failure to record is logged and never changes the 401.
+pub(crate) async fn record_failure(state: &AppState, headers: &HeaderMap, origin: &Origin, why: &str) {
+    let key = bearer(headers).ok().and_then(|t| parse_token(t).ok()).map(|(id, _)| id);
+    let name = key.map_or_else(|| "unknown".to_owned(), |k| format!("api_key:{k}"));
+    let actor = Actor { name: &name, role: None, source: Some(&origin.source), request_id: Some(&origin.request_id) };
+    let recorded = async {
+        let mut conn = state.pool.acquire().await?;
+        mailroom_store::workspaces::audit_failed_auth(&mut conn, key, &actor, why).await
+    };
+    if let Err(e) = recorded.await {
+        tracing::warn!(error = %e, "a failed authentication could not be recorded");
+    }
 }
 
 impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        // Put there by the access layer; a route without it is public, and has no key.
-        parts.extensions.get::<Auth>().cloned().ok_or(ApiError::Unauthorized)
+        // Put there by the access layer; a public route has no key.
+        match parts.extensions.get::<Caller>() {
+            Some(Caller::Key(auth)) => Ok(auth.clone()),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or(ApiError::Unauthorized)
     }
 }
 
@@ -69,12 +221,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_well_formed_tokens_parse() {
+    fn only_well_formed_tokens_parse_and_a_wrong_checksum_says_so() {
         let id = ApiKeyId::new();
-        let token = format!("mr_{}_{}", id.as_uuid().simple(), "ab".repeat(32));
-        assert_eq!(parse_token(&token).map(|(i, _)| i), Some(id));
-        assert!(parse_token("mr_short_abc").is_none());
-        assert!(parse_token(&token.replace("mr_", "xx_")).is_none());
-        assert!(parse_token(&format!("{token}0")).is_none());
+        let secret = "ab".repeat(32);
+        let old = format!("mr_{}_{secret}", id.as_uuid().simple());
+        assert_eq!(parse_token(&old).map(|(i, _)| i).ok(), Some(id), "keys made before checksums still parse");
+        let new = token(id, &secret);
+        assert_eq!(parse_token(&new).map(|(i, _)| i).ok(), Some(id));
+        let mut typo = new.clone();
+        typo.replace_range(10..11, if &new[10..11] == "0" { "1" } else { "0" });
+        assert!(matches!(parse_token(&typo), Err(ApiError::BadChecksum)));
+        assert!(matches!(parse_token("mr_short_abc"), Err(ApiError::Unauthorized)));
+        assert!(parse_token(&old.replace("mr_", "xx_")).is_err());
+        assert!(parse_token(&format!("{old}0")).is_err());
     }
 }

@@ -29,6 +29,17 @@ pub enum ApiError {
     /// Missing, malformed, unknown, expired or revoked API key.
     #[error("a valid API key is required in `Authorization: Bearer mr_...`")]
     Unauthorized,
+    /// The token ends in a checksum that does not match it: mistyped or cut short.
+    #[error("the API key's checksum does not match: it was mistyped or cut short")]
+    BadChecksum,
+    /// Allowed to call the route, but not to do what was asked (a wider key than its maker).
+    #[error("{message}")]
+    Forbidden {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
     /// The key is valid but its role or scopes lack the one the route needs.
     #[error("this API key lacks the `{0}` scope this route needs; use a key whose role or scopes include it")]
     MissingScope(mailroom_domain::Scope),
@@ -83,6 +94,8 @@ impl ApiError {
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::MissingScope(_) => (StatusCode::FORBIDDEN, "missing_scope"),
+            Self::BadChecksum => (StatusCode::UNAUTHORIZED, "bad_checksum"),
+            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
             Self::StateConflict { code, .. } => (StatusCode::CONFLICT, code),

@@ -1,12 +1,8 @@
 //! The workspace's data keys: their versions and states, and starting a rotation.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
-use axum::{
-    Json,
-    extract::{ConnectInfo, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
 
 use crate::{ApiError, AppState, auth::Auth};
@@ -33,9 +29,8 @@ pub(crate) async fn status(State(state): State<Arc<AppState>>, auth: Auth) -> Re
 pub(crate) async fn rotate(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let actor = format!("api_key:{} from {}", auth.key, peer.ip());
+    let actor = auth.actor();
     let started =
         mailroom_keyring::rotate::begin(&state.pool, &state.vault, auth.workspace, state.rotation_wait, &actor).await?;
     Ok((

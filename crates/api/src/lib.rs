@@ -5,9 +5,13 @@
 //! nothing and is logged once with its cause chain.
 #![deny(missing_docs)]
 
+pub mod admin_token;
+mod api_keys;
+mod audit;
 mod auth;
 mod error;
 mod events;
+mod grants;
 mod json;
 mod keys;
 mod mailboxes;
@@ -20,8 +24,10 @@ pub mod provision;
 mod recheck;
 pub mod routes;
 mod sends;
+mod usage;
 mod validate;
 mod webhooks;
+mod workspaces;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -66,13 +72,21 @@ pub struct AppState {
     pub rotation_wait: std::time::Duration,
     /// OAuth providers for connecting Gmail and Microsoft 365 mailboxes.
     pub oauth: mailroom_keyring::oauth_config::OAuthSettings,
+    /// The operator's admin token.
+    pub admin: Arc<admin_token::AdminToken>,
+    /// A header set by a trusted reverse proxy that holds the client's address (the audit log
+    /// records it instead of the proxy's); none trusts no header.
+    pub trusted_proxy_header: Option<String>,
 }
 
 /// The API's routes (see [`routes`]: every route with the scope it needs).
 pub fn router(state: AppState) -> Router {
     let max = state.limits.max_request_bytes;
     let state = Arc::new(state);
-    routes::build(&state).layer(DefaultBodyLimit::max(max)).with_state(state)
+    routes::build(&state)
+        .layer(DefaultBodyLimit::max(max))
+        .layer(axum::middleware::from_fn(routes::request_id))
+        .with_state(state)
 }
 
 pub(crate) async fn health(

@@ -1,10 +1,10 @@
 //! `POST /v1/mailboxes` (connect an SMTP mailbox) and `GET /v1/mailboxes/{id}`.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{ConnectInfo, Path, State},
+    extract::{Path, State},
     http::StatusCode,
 };
 use mailroom_domain::{DisplayName, EmailAddress, MailboxId, WorkspaceId, mask_email};
@@ -140,7 +140,6 @@ fn check_server(prefix: &str, s: &ServerSettings, modes: &[&str]) -> Result<(), 
 pub(crate) async fn connect(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<ConnectRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let from = EmailAddress::parse(&req.from_address).map_err(|e| invalid("from_address", e))?;
@@ -192,16 +191,7 @@ pub(crate) async fn connect(
     let rows: Vec<_> =
         sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
     mailboxes::insert(&mut tx, &row, &rows).await?;
-    let actor = format!("api_key:{}", auth.key);
-    workspaces::audit(
-        &mut tx,
-        Some(auth.workspace),
-        &actor,
-        "mailbox.connect",
-        Some(&id.to_string()),
-        Some(&peer.ip().to_string()),
-    )
-    .await?;
+    workspaces::audit(&mut tx, Some(auth.workspace), &auth.actor(), "mailbox.connect", Some(&id.to_string())).await?;
     tx.commit().await?;
     tracing::info!(mailbox.id = %id, from = %mask_email(from.as_str()), "mailbox connected");
     Ok((StatusCode::CREATED, Json(view_row(&row))))
@@ -258,17 +248,14 @@ pub(crate) async fn active_key(
 pub(crate) async fn disconnect(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
-    let actor = format!("api_key:{}", auth.key);
-    let source = peer.ip().to_string();
     // An OAuth grant is revoked at the provider first, while its token can still be opened.
     let revoked = mailroom_keyring::tokens::revoke_grant(&state.pool, &state.vault, &state.oauth, auth.workspace, id)
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let done = mailroom_keyring::shred::disconnect_mailbox(&state.pool, auth.workspace, id, &actor, Some(&source))
+    let done = mailroom_keyring::shred::disconnect_mailbox(&state.pool, auth.workspace, id, &auth.actor())
         .await?
         .ok_or(ApiError::NotFound("mailbox"))?;
     let grant = revoked.unwrap_or_else(|| done.provider_grant.to_owned());

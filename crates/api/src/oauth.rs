@@ -141,8 +141,18 @@ pub(crate) async fn start(
         request: json!({ "from_name": req.from_name, "pacing": req.pacing }),
         expires_at,
     };
-    let mut conn = state.pool.acquire().await?;
-    oauth::insert(&mut conn, &row).await?;
+    let mut tx = state.pool.begin().await?;
+    oauth::insert(&mut tx, &row).await?;
+    let target = format!("{provider} ({})", row.transport);
+    mailroom_store::workspaces::audit(
+        &mut tx,
+        Some(auth.workspace),
+        &auth.actor(),
+        "mailbox.oauth.start",
+        Some(&target),
+    )
+    .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "authorization_url": url.to_string(), "expires_at": expires_at }))))
 }
 

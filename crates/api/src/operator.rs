@@ -1,11 +1,11 @@
 //! `GET /v1/sends?state=...` and `POST /v1/sends/{id}/resolve`: what an operator needs to find
 //! ambiguous sends and settle them.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{ConnectInfo, Path, Query, State},
+    extract::{Path, Query, State},
 };
 use mailroom_domain::{SendId, SendState};
 use mailroom_store::sends;
@@ -58,7 +58,6 @@ pub(crate) struct ResolveRequest {
 pub(crate) async fn resolve(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ResolveRequest>,
 ) -> Result<Json<Value>, ApiError> {
@@ -67,8 +66,6 @@ pub(crate) async fn resolve(
     if req.note.len() > 1_000 || req.note.chars().any(char::is_control) {
         return Err(ApiError::unprocessable("invalid_field", "`note`: at most 1000 characters, no control characters"));
     }
-    let actor = format!("api_key:{}", auth.key);
-    let source = peer.ip().to_string();
-    let row = ops::resolve(&state.pool, auth.workspace, id, resolution, &actor, Some(&source), &req.note).await?;
+    let row = ops::resolve(&state.pool, auth.workspace, id, resolution, &auth.actor(), &req.note).await?;
     Ok(Json(view(&row, false)))
 }

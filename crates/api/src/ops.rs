@@ -7,7 +7,7 @@ use mailroom_store::{
     workspaces,
 };
 
-use crate::ApiError;
+use crate::{ApiError, provision::Actor};
 
 /// Parses `mark-sent`, `resend` or `cancel` (underscores accepted too).
 pub fn parse_resolution(action: &str) -> Result<Resolution, ApiError> {
@@ -26,12 +26,11 @@ pub async fn resolve(
     ws: WorkspaceId,
     id: SendId,
     r: Resolution,
-    actor: &str,
-    source: Option<&str>,
+    actor: &Actor<'_>,
     note: &str,
 ) -> Result<SendRow, ApiError> {
     let mut tx = pool.begin().await?;
-    let what = format!("resolved by {actor}: {r:?}{}{note}", if note.is_empty() { "" } else { ": " });
+    let what = format!("resolved by {}: {r:?}{}{note}", actor.name, if note.is_empty() { "" } else { ": " });
     let Some(row) = sends::resolve(&mut tx, ws, id, r, &what).await? else {
         return match sends::get(&mut tx, ws, id).await? {
             None => Err(ApiError::NotFound("send")),
@@ -51,7 +50,7 @@ pub async fn resolve(
     if r == Resolution::Resend {
         queue::reschedule(&mut tx, &row, chrono::Utc::now()).await?;
     }
-    workspaces::audit(&mut tx, Some(ws), actor, &format!("send.resolve.{r:?}"), Some(&id.to_string()), source).await?;
+    workspaces::audit(&mut tx, Some(ws), actor, &format!("send.resolve.{r:?}"), Some(&id.to_string())).await?;
     tx.commit().await?;
     tracing::info!(send.id = %id, resolution = ?r, "ambiguous send resolved");
     Ok(row)

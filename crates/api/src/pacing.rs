@@ -135,6 +135,14 @@ pub(crate) async fn put(
     }
     let row =
         mailroom_store::mailboxes::get(&mut tx, auth.workspace, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
+    mailroom_store::workspaces::audit(
+        &mut tx,
+        Some(auth.workspace),
+        &auth.actor(),
+        "mailbox.pacing",
+        Some(&id.to_string()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(view(&row)))
 }

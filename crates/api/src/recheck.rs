@@ -2,14 +2,14 @@
 //! configuration is fixed, opens an unusable mailbox's sealed credentials again; if they open,
 //! it is `active` again and its parked sends resume, each once (audited).
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{ConnectInfo, Path, State},
+    extract::{Path, State},
 };
 use mailroom_domain::MailboxId;
-use mailroom_keyring::recheck::{self, Actor, Recheck};
+use mailroom_keyring::recheck::{self, Recheck};
 use serde_json::{Value, json};
 
 use crate::{ApiError, AppState, auth::Auth};
@@ -18,27 +18,18 @@ use crate::{ApiError, AppState, auth::Auth};
 pub(crate) async fn one(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
-    let (name, source) = (format!("api_key:{}", auth.key), peer.ip().to_string());
-    let actor = Actor { name: &name, source: Some(&source) };
-    let found = recheck::mailbox(&state.pool, &state.vault, auth.workspace, id, actor)
+    let found = recheck::mailbox(&state.pool, &state.vault, auth.workspace, id, &auth.actor())
         .await?
         .ok_or(ApiError::NotFound("mailbox"))?;
     Ok(Json(view(id, &found)))
 }
 
 /// `POST /v1/mailboxes/recheck`: every unusable mailbox of the workspace.
-pub(crate) async fn all(
-    State(state): State<Arc<AppState>>,
-    auth: Auth,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Result<Json<Value>, ApiError> {
-    let (name, source) = (format!("api_key:{}", auth.key), peer.ip().to_string());
-    let actor = Actor { name: &name, source: Some(&source) };
-    let found = recheck::workspace(&state.pool, &state.vault, auth.workspace, actor).await?;
+pub(crate) async fn all(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Value>, ApiError> {
+    let found = recheck::workspace(&state.pool, &state.vault, auth.workspace, &auth.actor()).await?;
     Ok(Json(json!({ "mailboxes": found.iter().map(|(id, r)| view(*id, r)).collect::<Vec<_>>() })))
 }
 

@@ -5,24 +5,33 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
+use std::net::SocketAddr;
+
 use axum::{
     Router,
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     middleware::{self, Next},
     response::Response,
     routing::{MethodRouter, delete, get, post, put},
 };
 use mailroom_domain::Scope;
 
-use crate::{ApiError, AppState, auth, events, keys, mailboxes, oauth, operator, pacing, recheck, sends, webhooks};
+use crate::{
+    ApiError, AppState, api_keys, audit, auth,
+    auth::{Caller, Origin},
+    events, grants, keys, mailboxes, oauth, operator, pacing, recheck, sends, usage, webhooks, workspaces,
+};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone: the health check, and the OAuth callback (its single-use state authenticates it).
     Public,
-    /// An API key of the workspace whose role or scopes include this scope.
+    /// An API key whose role or scopes include this scope (in a child: the grant's too).
     Key(Scope),
+    /// The operator's admin token, or a key with this scope (workspaces: top-level ones by the
+    /// operator, client sub-workspaces by an agency's key).
+    AdminOrKey(Scope),
 }
 
 /// One route as published: method, path and access rule.
@@ -39,7 +48,7 @@ pub struct RouteSpec {
 type Handler = MethodRouter<Arc<AppState>>;
 
 fn table() -> Vec<(RouteSpec, Handler)> {
-    use Access::{Key, Public};
+    use Access::{AdminOrKey, Key, Public};
     use Scope::*;
     let r = |method, path, access, handler: Handler| (RouteSpec { method, path, access }, handler);
     vec![
@@ -65,6 +74,18 @@ fn table() -> Vec<(RouteSpec, Handler)> {
         r("GET", "/v1/webhooks/{id}/deliveries", Key(WebhooksRead), get(webhooks::deliveries)),
         r("GET", "/v1/data-keys", Key(VaultRead), get(keys::status)),
         r("POST", "/v1/data-keys/rotate", Key(VaultRotate), post(keys::rotate)),
+        r("POST", "/v1/workspaces", AdminOrKey(WorkspacesWrite), post(workspaces::create)),
+        r("GET", "/v1/workspaces", AdminOrKey(WorkspacesRead), get(workspaces::list)),
+        r("GET", "/v1/workspaces/{id}", AdminOrKey(WorkspacesRead), get(workspaces::show)),
+        r("DELETE", "/v1/workspaces/{id}", AdminOrKey(WorkspacesWrite), delete(workspaces::delete)),
+        r("POST", "/v1/workspaces/{id}/grants", Key(GrantsWrite), post(grants::create)),
+        r("GET", "/v1/workspaces/{id}/grants", Key(WorkspacesRead), get(grants::list)),
+        r("DELETE", "/v1/workspaces/{id}/grants/{grant}", Key(GrantsWrite), delete(grants::revoke)),
+        r("POST", "/v1/keys", Key(KeysWrite), post(api_keys::create)),
+        r("GET", "/v1/keys", Key(KeysRead), get(api_keys::list)),
+        r("DELETE", "/v1/keys/{id}", Key(KeysWrite), delete(api_keys::revoke)),
+        r("GET", "/v1/audit", Key(AuditRead), get(audit::list)),
+        r("GET", "/v1/usage", Key(UsageRead), get(usage::get)),
     ]
 }
 
@@ -79,7 +100,7 @@ pub(crate) fn build(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     for (spec, handler) in table() {
         let handler = match spec.access {
             Access::Public => handler,
-            Access::Key(scope) => handler.route_layer(middleware::from_fn_with_state((state.clone(), scope), require)),
+            access => handler.route_layer(middleware::from_fn_with_state((state.clone(), access), require)),
         };
         let merged = match by_path.remove(spec.path) {
             Some(other) => other.merge(handler),
@@ -90,17 +111,101 @@ pub(crate) fn build(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     by_path.into_iter().fold(Router::new(), |router, (path, handler)| router.route(path, handler))
 }
 
-/// The access layer: a live key of the workspace (401 otherwise), holding the route's scope
-/// (403 naming it otherwise). The handler finds the authenticated key in the request.
+/// The access layer: the admin token where the route takes it, otherwise a live key (401)
+/// that reaches the workspace it names (404) and holds the route's scope there (403 naming
+/// it). The handler finds the caller in the request.
 async fn require(
-    State((state, scope)): State<(Arc<AppState>, Scope)>,
+    State((state, access)): State<(Arc<AppState>, Access)>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let key = auth::authenticate(&state, req.headers()).await?;
-    if !key.grant.allows(scope) {
-        return Err(ApiError::MissingScope(scope));
-    }
-    req.extensions_mut().insert(key);
+    let origin = origin(&state, &req);
+    let caller = match access {
+        Access::Public => return Ok(next.run(req).await),
+        Access::AdminOrKey(_) if auth::bearer(req.headers()).is_ok_and(crate::admin_token::looks_like_admin_token) => {
+            if !auth::bearer(req.headers()).is_ok_and(|t| state.admin.verify(t)) {
+                auth::record_failure(&state, req.headers(), &origin, "a wrong admin token").await;
+                return Err(ApiError::Unauthorized);
+            }
+            Caller::Admin(origin)
+        }
+        Access::Key(scope) | Access::AdminOrKey(scope) => {
+            match auth::authenticate(&state, req.headers(), scope, origin.clone()).await {
+                Ok(auth) => Caller::Key(auth),
+                Err(e @ (ApiError::Unauthorized | ApiError::BadChecksum)) => {
+                    auth::record_failure(&state, req.headers(), &origin, &e.to_string()).await;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
+}
+
+/// Where the request came from: the configured trusted proxy's header when set and present
+/// (its first address), the peer address otherwise; and the request's id.
+fn origin(state: &AppState, req: &Request) -> Origin {
+    let proxied = state
+        .trusted_proxy_header
+        .as_ref()
+        .and_then(|h| req.headers().get(h.as_str()))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().chars().take(100).collect::<String>())
+        .filter(|v| !v.is_empty());
+    let peer = || {
+        req.extensions().get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+    };
+    let request_id = req.extensions().get::<RequestId>().map_or_else(String::new, |r| r.0.clone());
+    Origin { source: proxied.unwrap_or_else(peer), request_id }
+}
+
+/// The id of one request: made here (never taken from the client), answered in
+/// `Mailroom-Request-Id`, and written with every audit row the request causes.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub String);
+
+/// Gives every request its id, and every answer the header that names it.
+pub(crate) async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = format!("req_{}", uuid::Uuid::now_v7().simple());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("mailroom-request-id", v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_publishes_every_route_with_what_it_needs() {
+        let readme = include_str!("../../../README.md");
+        for spec in route_table() {
+            let needle = format!("| `{} {}` |", spec.method, spec.path);
+            let row = readme.lines().find(|l| l.starts_with(&needle));
+            let row = row.unwrap_or_else(|| panic!("the README's route table lacks {needle}"));
+            let needs = match spec.access {
+                Access::Public => "—".to_owned(),
+                Access::Key(s) => format!("| `{s}` |"),
+                Access::AdminOrKey(s) => format!("admin token or `{s}`"),
+            };
+            assert!(row.contains(&needs), "{row} should say {needs}");
+            // The role columns: Owner, Admin, Operator, Analyst, Billing.
+            let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).skip(2).collect();
+            for (role, cell) in mailroom_domain::Role::ALL.iter().zip(&cells) {
+                let want = match spec.access {
+                    Access::Public => "open",
+                    Access::Key(s) | Access::AdminOrKey(s) if role.scopes().contains(&s) => "✓",
+                    _ => "403",
+                };
+                assert_eq!(*cell, want, "{needle} for {role}");
+            }
+            assert_eq!(cells.len(), mailroom_domain::Role::ALL.len(), "{row}");
+        }
+    }
 }

@@ -1,11 +1,11 @@
 //! Webhook endpoints: register (the signing secret is shown once, then kept sealed like a
 //! credential), list, remove, and see an endpoint's failed deliveries.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{ConnectInfo, Path, Query, State},
+    extract::{Path, Query, State},
     http::{StatusCode, Uri},
 };
 use mailroom_domain::{EventId, MailboxId, WebhookId};
@@ -47,7 +47,6 @@ fn view(w: &webhooks::WebhookRow) -> Value {
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     crate::json::ApiJson(req): crate::json::ApiJson<NewWebhook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_url(&req.url)?;
@@ -76,10 +75,7 @@ pub(crate) async fn create(
         created_at: chrono::Utc::now(),
     };
     webhooks::insert(&mut tx, &row).await?;
-    let actor = format!("api_key:{}", auth.key);
-    let source = peer.ip().to_string();
-    workspaces::audit(&mut tx, Some(auth.workspace), &actor, "webhook.create", Some(&id.to_string()), Some(&source))
-        .await?;
+    workspaces::audit(&mut tx, Some(auth.workspace), &auth.actor(), "webhook.create", Some(&id.to_string())).await?;
     tx.commit().await?;
     let mut body = view(&row);
     // The one place the secret leaves the vault: the registering client must store it.
@@ -105,8 +101,7 @@ pub(crate) async fn delete(
     if !webhooks::delete(&mut tx, auth.workspace, id.as_uuid()).await? {
         return Err(ApiError::NotFound("webhook"));
     }
-    let actor = format!("api_key:{}", auth.key);
-    workspaces::audit(&mut tx, Some(auth.workspace), &actor, "webhook.delete", Some(&id.to_string()), None).await?;
+    workspaces::audit(&mut tx, Some(auth.workspace), &auth.actor(), "webhook.delete", Some(&id.to_string())).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -43,6 +43,13 @@ scopes! {
     WebhooksWrite => "webhooks:write", "Register and delete webhooks.";
     VaultRead => "vault:read", "See the workspace's data-key versions (never key material).";
     VaultRotate => "vault:rotate", "Rotate the workspace's data key.";
+    WorkspacesRead => "workspaces:read", "See the workspace and the client sub-workspaces it created.";
+    WorkspacesWrite => "workspaces:write", "Create and delete client sub-workspaces.";
+    GrantsWrite => "grants:write", "Give the parent agency access to a sub-workspace, or take it back.";
+    KeysRead => "keys:read", "See the workspace's API keys (never their secrets).";
+    KeysWrite => "keys:write", "Create and revoke API keys, never wider than the creating key.";
+    AuditRead => "audit:read", "Read the workspace's audit trail.";
+    UsageRead => "usage:read", "Read the workspace's usage.";
 }
 
 /// A named bundle of scopes, for people who should not have to pick scopes one by one.
@@ -50,14 +57,14 @@ scopes! {
 pub enum Role {
     /// Everything in the workspace.
     Owner,
-    /// Everything but the workspace's data keys.
+    /// Everything but the workspace's data keys, its sub-workspaces and its grants.
     Admin,
     /// Runs campaigns: mailboxes, sends, events (a copywriter, a campaign manager). Cannot rotate
     /// keys, settle ambiguous sends or change webhooks.
     Operator,
-    /// Reads: mailboxes, sends, events, webhooks.
+    /// Reads: mailboxes, sends, events, webhooks, usage.
     Analyst,
-    /// Usage only (no route of the workspace's data yet).
+    /// Usage only.
     Billing,
 }
 
@@ -91,10 +98,15 @@ impl Role {
                 WebhooksRead,
                 WebhooksWrite,
                 VaultRead,
+                WorkspacesRead,
+                KeysRead,
+                KeysWrite,
+                AuditRead,
+                UsageRead,
             ],
             Role::Operator => &[MailboxesRead, MailboxesWrite, SendsRead, SendsWrite, EventsRead, WebhooksRead],
-            Role::Analyst => &[MailboxesRead, SendsRead, EventsRead, WebhooksRead],
-            Role::Billing => &[],
+            Role::Analyst => &[MailboxesRead, SendsRead, EventsRead, WebhooksRead, UsageRead],
+            Role::Billing => &[UsageRead],
         }
     }
 }
@@ -131,10 +143,25 @@ pub enum Grant {
 impl Grant {
     /// Whether the grant holds `scope`.
     pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes().contains(&scope)
+    }
+
+    /// The scopes held.
+    pub fn scopes(&self) -> &[Scope] {
         match self {
-            Grant::Role(r) => r.scopes().contains(&scope),
-            Grant::Scopes(s) => s.contains(&scope),
+            Grant::Role(r) => r.scopes(),
+            Grant::Scopes(s) => s,
         }
+    }
+
+    /// The scopes of this grant that `other` does not hold (empty when it is no wider).
+    pub fn beyond(&self, other: &Grant) -> Vec<Scope> {
+        self.scopes().iter().copied().filter(|s| !other.allows(*s)).collect()
+    }
+
+    /// What both hold: a parent's key acting in a child through the child's grant.
+    pub fn intersect(&self, scopes: &[Scope]) -> Grant {
+        Grant::Scopes(self.scopes().iter().copied().filter(|s| scopes.contains(s)).collect())
     }
 
     /// From a stored row: a role name, or else the scope names.
@@ -181,7 +208,10 @@ mod tests {
         assert!(!Grant::Role(Role::Operator).allows(Scope::SendsResolve));
         assert!(Grant::Role(Role::Operator).allows(Scope::SendsWrite));
         assert!(!Grant::Role(Role::Analyst).allows(Scope::SendsWrite));
-        assert_eq!(held(Role::Billing), 0);
+        assert_eq!(held(Role::Billing), 1);
+        assert!(Grant::Role(Role::Billing).allows(Scope::UsageRead));
+        assert_eq!(Grant::Role(Role::Owner).beyond(&Grant::Role(Role::Admin)).len(), 3);
+        assert!(Grant::Role(Role::Analyst).beyond(&Grant::Role(Role::Admin)).is_empty());
         for r in Role::ALL {
             assert!(r.scopes().iter().all(|s| Grant::Role(Role::Owner).allows(*s)));
         }

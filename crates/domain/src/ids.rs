@@ -126,6 +126,10 @@ prefixed_id!(
     /// A registered webhook endpoint.
     WebhookId, "whk"
 );
+prefixed_id!(
+    /// A grant through which a parent agency acts in a client sub-workspace.
+    GrantId, "grt"
+);
 
 #[cfg(test)]
 mod tests {

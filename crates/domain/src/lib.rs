@@ -24,7 +24,7 @@ pub use answer::{Answer, Phase, Verdict};
 pub use email::{EmailAddress, EmailError};
 pub use header::{DisplayName, HeaderError, HeaderName, HeaderValue, Subject};
 pub use idempotency::{IdempotencyKey, IdempotencyKeyError};
-pub use ids::{ApiKeyId, EventId, IdError, MailboxId, SendId, WebhookId, WorkspaceId};
+pub use ids::{ApiKeyId, EventId, GrantId, IdError, MailboxId, SendId, WebhookId, WorkspaceId};
 pub use job::SendJob;
 pub use mask::mask_email;
 pub use message::OutgoingMessage;

@@ -3,6 +3,7 @@
 //! `mailbox.recovered` event and its parked sends resume, in one transaction.
 
 use mailroom_domain::{MailboxId, WorkspaceId};
+pub use mailroom_store::workspaces::Actor;
 use mailroom_store::{PgPool, StoreError, mailboxes, unusable, workspaces};
 use mailroom_vault::{Field, SealContext, Vault};
 
@@ -29,22 +30,13 @@ pub enum Recheck {
     },
 }
 
-/// Who asked, for the audit log.
-#[derive(Debug, Clone, Copy)]
-pub struct Actor<'a> {
-    /// `admin`, `cli:<user>`, `api_key:<id>`.
-    pub name: &'a str,
-    /// The peer address, when the request came over the network.
-    pub source: Option<&'a str>,
-}
-
 /// Re-checks one mailbox. `None` when the workspace has no such mailbox.
 pub async fn mailbox(
     pool: &PgPool,
     vault: &Vault,
     ws: WorkspaceId,
     mbx: MailboxId,
-    actor: Actor<'_>,
+    actor: &Actor<'_>,
 ) -> Result<Option<Recheck>, KeyringError> {
     let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
     let Some(row) = mailboxes::get(&mut conn, ws, mbx).await? else { return Ok(None) };
@@ -72,7 +64,7 @@ pub async fn mailbox(
         Recheck::StillUnusable { .. } => "mailbox.recheck.unusable",
         Recheck::NotUnusable { .. } => "mailbox.recheck.noop",
     };
-    workspaces::audit(&mut tx, Some(ws), actor.name, outcome, Some(&mbx.to_string()), actor.source).await?;
+    workspaces::audit(&mut tx, Some(ws), actor, outcome, Some(&mbx.to_string())).await?;
     tx.commit().await?;
     Ok(Some(found))
 }
@@ -82,7 +74,7 @@ pub async fn workspace(
     pool: &PgPool,
     vault: &Vault,
     ws: WorkspaceId,
-    actor: Actor<'_>,
+    actor: &Actor<'_>,
 ) -> Result<Vec<(MailboxId, Recheck)>, KeyringError> {
     let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
     let ids = unusable::of_workspace(&mut conn, ws).await?;

@@ -4,7 +4,7 @@
 //! is rewritten, and sends keep working throughout.
 
 use mailroom_domain::WorkspaceId;
-use mailroom_store::{PgPool, keys, workspaces};
+use mailroom_store::{PgPool, keys, workspaces, workspaces::Actor};
 use mailroom_vault::Vault;
 use serde::Serialize;
 
@@ -27,7 +27,7 @@ fn under(master: &str, stored: &str) -> bool {
 
 /// Re-wraps every live workspace key not already under the current master key. Safe to run
 /// again after an interruption: it picks up what is left.
-pub async fn rewrap_all(pool: &PgPool, vault: &Vault, actor: &str) -> Result<Rewrapped, KeyringError> {
+pub async fn rewrap_all(pool: &PgPool, vault: &Vault, actor: &Actor<'_>) -> Result<Rewrapped, KeyringError> {
     let master = vault.master_key_id().to_owned();
     let mut done = Rewrapped::default();
     let mut after = None;
@@ -54,7 +54,7 @@ pub async fn rewrap_all(pool: &PgPool, vault: &Vault, actor: &str) -> Result<Rew
             let mut tx = pool.begin().await?;
             if keys::replace_wrapping(&mut tx, &row, &new_row).await? {
                 let what = format!("key version {} to {}", row.version, new_row.kms_key_id);
-                workspaces::audit(&mut tx, Some(ws), actor, "key.rewrap", Some(&what), None).await?;
+                workspaces::audit(&mut tx, Some(ws), actor, "key.rewrap", Some(&what)).await?;
                 done.rewrapped += 1;
             } else {
                 done.raced += 1;

@@ -4,7 +4,10 @@
 //! longer be opened by the engine.
 
 use mailroom_domain::{MailboxId, WorkspaceId};
-use mailroom_store::{PgPool, events, keys, mailboxes, secrets, sends, workspaces};
+use mailroom_store::{
+    PgPool, events, keys, mailboxes, secrets, sends,
+    workspaces::{self, Actor},
+};
 use mailroom_vault::Vault;
 use serde::Serialize;
 
@@ -27,21 +30,20 @@ pub async fn disconnect_mailbox(
     pool: &PgPool,
     ws: WorkspaceId,
     mbx: MailboxId,
-    actor: &str,
-    source: Option<&str>,
+    actor: &Actor<'_>,
 ) -> Result<Option<Disconnected>, KeyringError> {
     let mut tx = pool.begin().await?;
     if mailboxes::get(&mut tx, ws, mbx).await?.is_none() {
         return Ok(None);
     }
     let destroyed = secrets::destroy_mailbox(&mut tx, ws, mbx).await?;
-    mailboxes::mark_disconnected(&mut tx, ws, Some(mbx), &format!("disconnected by {actor}")).await?;
+    mailboxes::mark_disconnected(&mut tx, ws, Some(mbx), &format!("disconnected by {}", actor.name)).await?;
     let reason = "the mailbox was disconnected and its credentials destroyed";
     let cancelled_sends = sends::cancel_waiting(&mut tx, ws, Some(mbx), reason).await?;
     let data = serde_json::json!({ "destroyed": destroyed, "cancelled_sends": cancelled_sends });
     let event = events::NewEvent { workspace: ws, kind: "mailbox.disconnected", send: None, mailbox: Some(mbx), data };
     events::insert(&mut tx, &event).await?;
-    workspaces::audit(&mut tx, Some(ws), actor, "mailbox.disconnect", Some(&mbx.to_string()), source).await?;
+    workspaces::audit(&mut tx, Some(ws), actor, "mailbox.disconnect", Some(&mbx.to_string())).await?;
     tx.commit().await?;
     tracing::info!(workspace.id = %ws, mailbox.id = %mbx, fields = destroyed.len(), cancelled_sends, "mailbox disconnected");
     Ok(Some(Disconnected {
@@ -71,8 +73,7 @@ pub async fn delete_workspace(
     pool: &PgPool,
     vault: &Vault,
     ws: WorkspaceId,
-    actor: &str,
-    source: Option<&str>,
+    actor: &Actor<'_>,
 ) -> Result<WorkspaceDeleted, KeyringError> {
     let mut tx = pool.begin().await?;
     if !workspaces::mark_deleted(&mut tx, ws).await? {
@@ -82,7 +83,7 @@ pub async fn delete_workspace(
     let values_destroyed = secrets::destroy_workspace(&mut tx, ws).await?;
     let mailboxes_disconnected = mailboxes::mark_disconnected(&mut tx, ws, None, "the workspace was deleted").await?;
     let cancelled_sends = sends::cancel_waiting(&mut tx, ws, None, "the workspace was deleted").await?;
-    workspaces::audit(&mut tx, Some(ws), actor, "workspace.delete", Some(&ws.to_string()), source).await?;
+    workspaces::audit(&mut tx, Some(ws), actor, "workspace.delete", Some(&ws.to_string())).await?;
     tx.commit().await?;
     // This process's cache; others drop theirs within one TTL, and their keys can no longer
     // be loaded from the database.

@@ -52,7 +52,18 @@ pub fn api_state(s: &Settings, pool: PgPool, vault: Vault) -> anyhow::Result<App
         max_batch: s.api.max_batch,
     };
     let rotation_wait = Duration::from_secs(s.vault.cache_ttl_secs);
-    Ok(AppState { pool, vault, smtp: smtp(s)?, limits, rotation_wait, oauth: s.oauth.build()? })
+    let admin = std::sync::Arc::new(mailroom_api::admin_token::AdminToken::load_or_create(&s.api.admin_token_file)?);
+    let trusted_proxy_header = s.api.trusted_proxy_header.as_ref().map(|h| h.to_ascii_lowercase());
+    Ok(AppState {
+        pool,
+        vault,
+        smtp: smtp(s)?,
+        limits,
+        rotation_wait,
+        oauth: s.oauth.build()?,
+        admin,
+        trusted_proxy_header,
+    })
 }
 
 /// A worker name unique to this process: host, pid and a random suffix, so a restarted

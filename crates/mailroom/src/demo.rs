@@ -38,14 +38,13 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     );
     settings.smtp.extra_ca_file = Some(peers.info.ca_file.clone().into());
     settings.vault.master_key_file = demo_dir.join("master.key");
+    settings.api.admin_token_file = demo_dir.join("admin.token");
     // Look for replies every second, not every two minutes.
     settings.reply.every_secs = 1;
 
     let pool = app::pool(&settings).await?;
     mailroom_store::migrate(&pool).await?;
     let vault = app::vault(&settings, &pool).await?;
-    let ws = mailroom_api::provision::create_workspace(&pool, &vault, "demo", "demo").await?;
-    let (_, token) = mailroom_api::provision::create_api_key(&pool, ws, "demo", "demo").await?;
 
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -65,6 +64,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         stop.clone().cancelled_owned(),
     ));
     println!("API on {base}, one send worker (concurrency {}), one reply worker", settings.worker.concurrency);
+    let (ws, token) = onboard(&base, &settings.api.admin_token_file).await?;
 
     let result = drive(&base, &token, &peers, &pool, ws, args.sends).await;
     stop.cancel();
@@ -76,6 +76,24 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     println!("finished in {:.1} s", started.elapsed().as_secs_f64());
     print_next_steps();
     Ok(())
+}
+
+/// The operator creates the demo's workspace through the API with the admin token, and gets
+/// its first Owner key back.
+async fn onboard(base: &str, admin_token_file: &std::path::Path) -> anyhow::Result<(WorkspaceId, SecretString)> {
+    let admin = mailroom_api::admin_token::read_token(admin_token_file)?;
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/workspaces"))
+        .bearer_auth(admin.expose_secret())
+        .json(&serde_json::json!({ "name": "demo" }))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status() == 201, "creating the demo workspace failed: {}", resp.text().await?);
+    let body: serde_json::Value = resp.json().await?;
+    let ws: WorkspaceId = body["workspace"]["id"].as_str().unwrap_or_default().parse()?;
+    let token = body["owner_key"]["token"].as_str().unwrap_or_default();
+    println!("workspace {ws} created through the API with the admin token, with its first Owner key");
+    Ok((ws, SecretString::from(token.to_owned())))
 }
 
 fn database(settings: &mut Settings, demo_dir: &std::path::Path) -> anyhow::Result<Option<PrivateCluster>> {
@@ -234,9 +252,9 @@ fn print_next_steps() {
         "\nTo send through a real mailbox:\n\
          \x20 export DATABASE_URL=postgres://...   # any PostgreSQL 13+\n\
          \x20 mailroom migrate\n\
-         \x20 WS=$(mailroom admin create-workspace --name acme)\n\
-         \x20 KEY=$(mailroom admin create-api-key --workspace $WS)\n\
-         \x20 mailroom serve & mailroom worker send &\n\
+         \x20 mailroom serve & mailroom worker send &   # the first serve writes admin.token\n\
+         \x20 KEY=$(curl -s -H \"Authorization: Bearer $(jq -r .token admin.token)\" -H 'Content-Type: application/json' \\\n\
+         \x20   localhost:8080/v1/workspaces -d '{{\"name\":\"acme\"}}' | jq -r .owner_key.token)\n\
          \x20 curl -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' localhost:8080/v1/mailboxes \\\n\
          \x20   -d '{{\"from_address\":\"you@yourdomain.com\",\"smtp\":{{\"host\":\"smtp.yourprovider.com\",\"port\":587,\"tls\":\"starttls\",\"username\":\"you@yourdomain.com\",\"password\":\"...\"}}}}'"
     );

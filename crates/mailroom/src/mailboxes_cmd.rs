@@ -32,13 +32,13 @@ pub async fn run(settings: &Settings, command: MailboxesCmd) -> anyhow::Result<(
     let pool = app::pool(settings).await?;
     let vault = app::vault(settings, &pool).await?;
     let name = format!("cli:{actor}");
-    let actor = Actor { name: &name, source: None };
+    let actor = Actor::local(&name);
     let found = match mailbox {
         Some(id) => {
-            let one = recheck::mailbox(&pool, &vault, workspace, id, actor).await?;
+            let one = recheck::mailbox(&pool, &vault, workspace, id, &actor).await?;
             vec![(id, one.ok_or_else(|| anyhow::anyhow!("no mailbox {id} in workspace {workspace}"))?)]
         }
-        None => recheck::workspace(&pool, &vault, workspace, actor).await?,
+        None => recheck::workspace(&pool, &vault, workspace, &actor).await?,
     };
     if found.is_empty() {
         println!("workspace {workspace} has no unusable mailbox");

@@ -127,6 +127,9 @@ enum Admin {
         #[arg(long, default_value = "default")]
         name: String,
     },
+    /// Write the next generation of the operator's admin token (`api.admin_token_file`); every
+    /// API process stops accepting the old one at its next operator request.
+    RotateToken,
     /// Delete a workspace: destroy its keys (nothing sealed under them can be opened again),
     /// its credentials and API keys; cancel its waiting sends.
     DeleteWorkspace {
@@ -201,6 +204,12 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
 
 #[allow(clippy::print_stdout)] // The admin commands' output is their result.
 async fn admin(settings: &Settings, command: Admin) -> anyhow::Result<()> {
+    if let Admin::RotateToken = command {
+        let path = &settings.api.admin_token_file;
+        let generation = mailroom_api::admin_token::AdminToken::rotate(path)?;
+        println!("admin token generation {generation} written to {}; the old one no longer works", path.display());
+        return Ok(());
+    }
     let pool = app::pool(settings).await?;
     match command {
         Admin::CreateWorkspace { name } => {
@@ -215,6 +224,7 @@ async fn admin(settings: &Settings, command: Admin) -> anyhow::Result<()> {
         Admin::DeleteWorkspace { workspace, confirm, actor } => {
             keys::delete_workspace(settings, workspace, confirm, &format!("cli:{actor}")).await?;
         }
+        Admin::RotateToken => unreachable!("handled above"),
     }
     Ok(())
 }
@@ -242,7 +252,8 @@ async fn sends(settings: &Settings, command: SendsCmd) -> anyhow::Result<()> {
         SendsCmd::Resolve { workspace, send, action, note, actor } => {
             let resolution = mailroom_api::ops::parse_resolution(&action)?;
             let actor = format!("cli:{actor}");
-            let row = mailroom_api::ops::resolve(&pool, workspace, send, resolution, &actor, None, &note).await?;
+            let actor = mailroom_store::workspaces::Actor::local(&actor);
+            let row = mailroom_api::ops::resolve(&pool, workspace, send, resolution, &actor, &note).await?;
             println!("{} is now {}", row.send_id(), row.state);
         }
     }

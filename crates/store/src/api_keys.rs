@@ -23,6 +23,12 @@ pub struct ApiKeyRow {
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// Who made it (`admin`, `cli:<user>`, `api_key:<id>`).
+    pub created_by: Option<String>,
+    /// When it last authenticated a request (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -35,6 +41,9 @@ struct Raw {
     scopes: Vec<String>,
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    created_by: Option<String>,
+    last_used_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<Raw> for ApiKeyRow {
@@ -51,32 +60,91 @@ impl TryFrom<Raw> for ApiKeyRow {
             grant,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            created_at: r.created_at,
+            created_by: r.created_by,
+            last_used_at: r.last_used_at,
         })
     }
 }
 
+/// A key to store: its secret only as a hash.
+pub struct NewApiKey<'a> {
+    /// Its id.
+    pub id: ApiKeyId,
+    /// Its workspace.
+    pub workspace: WorkspaceId,
+    /// A label.
+    pub name: &'a str,
+    /// SHA-256 of the secret half.
+    pub secret_hash: &'a [u8],
+    /// Its role or scopes.
+    pub grant: &'a Grant,
+    /// When it stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Who makes it.
+    pub created_by: &'a str,
+}
+
 /// Stores a new key with its role or scopes.
-pub async fn insert(
-    conn: &mut PgConnection,
-    id: ApiKeyId,
-    workspace: WorkspaceId,
-    name: &str,
-    secret_hash: &[u8],
-    grant: &Grant,
-) -> Result<()> {
+pub async fn insert(conn: &mut PgConnection, k: &NewApiKey<'_>) -> Result<()> {
+    let grant = k.grant;
     let (role, scopes): (Option<&str>, Vec<&str>) = match grant {
         Grant::Role(r) => (Some(r.as_str()), vec![]),
         Grant::Scopes(s) => (None, s.iter().map(|s| s.as_str()).collect()),
     };
     sqlx::query(
-        "INSERT INTO api_keys (id, workspace_id, name, secret_hash, role, scopes) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO api_keys (id, workspace_id, name, secret_hash, role, scopes, expires_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(id.as_uuid())
-    .bind(workspace.as_uuid())
-    .bind(name)
-    .bind(secret_hash)
+    .bind(k.id.as_uuid())
+    .bind(k.workspace.as_uuid())
+    .bind(k.name)
+    .bind(k.secret_hash)
     .bind(role)
     .bind(scopes)
+    .bind(k.expires_at)
+    .bind(k.created_by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A workspace's keys, oldest first (revoked ones included, for the record).
+pub async fn list(conn: &mut PgConnection, ws: WorkspaceId) -> Result<Vec<ApiKeyRow>> {
+    let raw: Vec<Raw> = sqlx::query_as(
+        "SELECT id, workspace_id, name, secret_hash, role, scopes, expires_at, revoked_at, created_at, created_by, last_used_at
+         FROM api_keys WHERE workspace_id = $1 ORDER BY created_at, id",
+    )
+    .bind(ws.as_uuid())
+    .fetch_all(conn)
+    .await?;
+    raw.into_iter().map(ApiKeyRow::try_from).collect()
+}
+
+/// Revokes a key of a workspace for good. `None` when the workspace has no such key;
+/// otherwise whether this call revoked it (false: it already was).
+pub async fn revoke(conn: &mut PgConnection, ws: WorkspaceId, id: ApiKeyId) -> Result<Option<bool>> {
+    let revoked: Option<bool> = sqlx::query_scalar(
+        "WITH target AS (SELECT id, revoked_at IS NULL AS live FROM api_keys WHERE workspace_id = $1 AND id = $2 FOR UPDATE),
+              done AS (UPDATE api_keys SET revoked_at = now() FROM target
+                       WHERE api_keys.id = target.id AND target.live RETURNING api_keys.id)
+         SELECT EXISTS (SELECT 1 FROM done) FROM target",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .fetch_optional(conn)
+    .await?;
+    Ok(revoked)
+}
+
+/// Records that a key was used, at most once a minute per key (one small write, not one per
+/// request).
+pub async fn touch(conn: &mut PgConnection, id: ApiKeyId) -> Result<()> {
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = now()
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(id.as_uuid())
     .execute(conn)
     .await?;
     Ok(())
@@ -85,7 +153,8 @@ pub async fn insert(
 /// Looks a key up by its id; the caller checks the secret, expiry and revocation.
 pub async fn find(conn: &mut PgConnection, id: ApiKeyId) -> Result<Option<ApiKeyRow>> {
     let raw: Option<Raw> = sqlx::query_as(
-        "SELECT id, workspace_id, name, secret_hash, role, scopes, expires_at, revoked_at FROM api_keys WHERE id = $1",
+        "SELECT id, workspace_id, name, secret_hash, role, scopes, expires_at, revoked_at, created_at, created_by, last_used_at
+         FROM api_keys WHERE id = $1",
     )
     .bind(id.as_uuid())
     .fetch_optional(conn)

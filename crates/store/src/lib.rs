@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod events;
+pub mod grants;
 pub mod keys;
 pub mod mailboxes;
 pub mod oauth;

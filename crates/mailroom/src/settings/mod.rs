@@ -72,6 +72,12 @@ pub struct Api {
     pub max_recipients: usize,
     /// Most items per batch.
     pub max_batch: usize,
+    /// The operator's admin token (mode 0600; created on the first `serve`; rotated with
+    /// `mailroom admin rotate-token`).
+    pub admin_token_file: PathBuf,
+    /// A header a trusted reverse proxy sets to the client's address (`x-forwarded-for`); the
+    /// audit log records it instead of the proxy's address. None trusts no header.
+    pub trusted_proxy_header: Option<String>,
 }
 
 /// Vault settings.
@@ -233,6 +239,8 @@ impl Default for Settings {
                 max_message_bytes: 1 << 20,
                 max_recipients: 50,
                 max_batch: 1_000,
+                admin_token_file: PathBuf::from("admin.token"),
+                trusted_proxy_header: None,
             },
             vault: Vault {
                 provider: "local".into(),

@@ -14,7 +14,10 @@ impl Settings {
 
     /// Every path setting, resolved, for the start-up log and `mailroom config check`.
     pub fn paths(&self) -> Vec<(&'static str, PathBuf)> {
-        let mut out = vec![("vault.master_key_file", self.vault.master_key_file.clone())];
+        let mut out = vec![
+            ("vault.master_key_file", self.vault.master_key_file.clone()),
+            ("api.admin_token_file", self.api.admin_token_file.clone()),
+        ];
         out.extend(self.vault.previous_master_key_files.iter().map(|p| ("vault.previous_master_key_files", p.clone())));
         out.extend(self.smtp.extra_ca_file.iter().map(|p| ("smtp.extra_ca_file", p.clone())));
         out.extend(self.oauth.extra_ca_file.iter().map(|p| ("oauth.extra_ca_file", p.clone())));
@@ -38,6 +41,7 @@ impl Settings {
             }
         };
         resolve(&mut self.vault.master_key_file);
+        resolve(&mut self.api.admin_token_file);
         self.vault.previous_master_key_files.iter_mut().for_each(resolve);
         self.smtp.extra_ca_file.iter_mut().for_each(resolve);
         self.oauth.extra_ca_file.iter_mut().for_each(resolve);

@@ -55,6 +55,10 @@ impl Settings {
         if self.api.max_batch == 0 || self.api.max_batch > 1_000 {
             return bad("api.max_batch", "must be 1 to 1000");
         }
+        let header_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if self.api.trusted_proxy_header.as_ref().is_some_and(|h| h.is_empty() || !h.chars().all(header_char)) {
+            return bad("api.trusted_proxy_header", "must be an HTTP header name such as `x-forwarded-for`");
+        }
         if self.state_dir.as_ref().is_some_and(|d| !d.is_absolute()) {
             return bad("state_dir", "must be an absolute path");
         }
