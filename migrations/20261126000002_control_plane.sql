@@ -26,3 +26,7 @@ ALTER TABLE audit_log ADD COLUMN role text, ADD COLUMN request_id text;
 
 -- Failed authentications are recorded at most once a minute per source address.
 CREATE INDEX audit_log_failed_auth ON audit_log (source, created_at) WHERE action = 'auth.failed';
+
+-- A key an agency makes in a client through a grant lives only as long as that grant: revoking
+-- the grant cuts off every key made through it too.
+ALTER TABLE api_keys ADD COLUMN via_grant uuid REFERENCES workspace_grants (id);

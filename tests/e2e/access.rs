@@ -51,9 +51,10 @@ async fn every_route_lets_exactly_the_roles_holding_its_scope_through_in_every_w
     let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::default() }).await;
     let agency = app.workspace;
     let local = Actor::local("test");
-    let granted = provision::create_workspace_in(&app.pool, &app.vault, "client a", Some(agency), local).await.unwrap();
+    let granted =
+        provision::create_workspace_in(&app.pool, &app.vault, "client a", Some(agency), false, local).await.unwrap().0;
     let ungranted =
-        provision::create_workspace_in(&app.pool, &app.vault, "client b", Some(agency), local).await.unwrap();
+        provision::create_workspace_in(&app.pool, &app.vault, "client b", Some(agency), false, local).await.unwrap().0;
     let mut conn = app.pool.acquire().await.unwrap();
     mailroom_store::grants::replace(&mut conn, granted, agency, Scope::ALL, "test").await.unwrap();
     drop(conn);

@@ -10,7 +10,7 @@ use std::{
 use mailroom_devkit::kms::KmsMode;
 use mailroom_domain::{MailboxId, WorkspaceId};
 use mailroom_keyring::{OpenError, open_secret};
-use mailroom_store::{keys, secrets, workspaces::Actor};
+use mailroom_store::{audit::Actor, keys, secrets};
 use mailroom_tests::{Options, TestApp, TestKms, peers, recipient};
 use mailroom_vault::{Field, KeyContext, SealContext, WrappedKey};
 use secrecy::ExposeSecret;

@@ -146,6 +146,7 @@ impl TestApp {
         let state = AppState {
             admin: Arc::new(admin),
             trusted_proxy_header: None,
+            failed_auth: Default::default(),
             pool: pool.clone(),
             vault: vault.clone(),
             smtp: smtp_settings(),

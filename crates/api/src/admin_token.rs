@@ -54,10 +54,27 @@ struct Stored {
 
 /// What the process holds: the hash of the current token, and which file state it came from.
 struct Loaded {
-    modified: Option<SystemTime>,
+    stamp: Option<Stamp>,
     generation: u32,
     created_at: DateTime<Utc>,
-    hash: [u8; 32],
+    /// `None` when the file changed and could not be read: no token is accepted then.
+    hash: Option<[u8; 32]>,
+}
+
+/// What tells a changed token file: a rename (rotation), a write, or new permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    inode: u64,
+    mode: u32,
+    len: u64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self { modified: meta.modified().ok(), inode: meta.ino(), mode: meta.mode(), len: meta.len() }
+    }
 }
 
 /// The admin token of this process.
@@ -96,17 +113,21 @@ impl AdminToken {
         self.reload_if_changed();
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let l = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-        l.hash.ct_eq(&hash).into()
+        l.hash.is_some_and(|h| h.ct_eq(&hash).into())
     }
 
     fn reload_if_changed(&self) {
-        let modified = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        let stale = self.loaded.read().map(|l| l.modified != modified).unwrap_or(true);
+        let stamp = fs::metadata(&self.path).ok().map(|m| Stamp::of(&m));
+        let stale = self.loaded.read().map(|l| l.stamp != stamp).unwrap_or(true);
         if stale {
+            let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
             match read(&self.path) {
-                Ok(fresh) => *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = fresh,
-                // Keep the token in force rather than lock the operator out on a bad write.
-                Err(e) => tracing::error!(error = %e, "the admin token file changed but cannot be read"),
+                Ok(fresh) => *loaded = fresh,
+                // Fail closed: a token that may have been rotated away must not keep working.
+                Err(e) => {
+                    tracing::error!(error = %e, "the admin token file changed and cannot be read; no admin token is accepted");
+                    (loaded.stamp, loaded.hash) = (stamp, None);
+                }
             }
         }
     }
@@ -138,10 +159,10 @@ fn read(path: &Path) -> Result<Loaded, AdminTokenError> {
     let stored: Stored = serde_json::from_str(&text).map_err(|_| AdminTokenError::Malformed(path.to_owned()))?;
     let token = Zeroizing::new(stored.token);
     Ok(Loaded {
-        modified: meta.modified().ok(),
+        stamp: Some(Stamp::of(&meta)),
         generation: stored.generation,
         created_at: stored.created_at,
-        hash: Sha256::digest(token.as_bytes()).into(),
+        hash: Some(Sha256::digest(token.as_bytes()).into()),
     })
 }
 
@@ -193,6 +214,7 @@ mod tests {
         assert_eq!(admin.generation().0, 2);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(AdminToken::load_or_create(&path), Err(AdminTokenError::Permissions(_))));
+        assert!(!admin.verify(&second), "a file others can read is not trusted: fail closed");
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -11,7 +11,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use mailroom_domain::{ApiKeyId, Grant, Role, Scope};
-use mailroom_store::{api_keys, workspaces};
+use mailroom_store::api_keys;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -40,13 +40,7 @@ fn requested(req: &CreateRequest) -> Result<Grant, ApiError> {
     match (&req.role, &req.scopes) {
         (Some(role), None) => Ok(Grant::Role(role.parse::<Role>().map_err(|e| bad("unknown_role", e.to_string()))?)),
         (None, Some(names)) if !names.is_empty() => {
-            let mut scopes = names
-                .iter()
-                .map(|n| n.parse::<Scope>().map_err(|e| bad("unknown_scope", e.to_string())))
-                .collect::<Result<Vec<_>, _>>()?;
-            scopes.sort();
-            scopes.dedup();
-            Ok(Grant::Scopes(scopes))
+            Ok(Grant::Scopes(Scope::parse_list(names).map_err(|e| bad("unknown_scope", e.to_string()))?))
         }
         _ => Err(bad("role_or_scopes", "give either `role` or a non-empty `scopes` list, not both".into())),
     }
@@ -74,8 +68,8 @@ pub(crate) async fn create(
             message: format!("a key cannot be wider than the key that makes it; this key lacks {}", names.join(", ")),
         });
     }
-    let (id, token) =
-        provision::issue_key(&state.pool, auth.workspace, name, &grant, req.expires_at, auth.actor()).await?;
+    let spec = provision::KeySpec { name, grant: &grant, expires_at: req.expires_at, via_grant: auth.via_grant };
+    let (id, token) = provision::issue_key(&state.pool, auth.workspace, &spec, auth.actor()).await?;
     let (role, scopes) = grant_view(&grant);
     Ok((
         StatusCode::CREATED,
@@ -110,8 +104,14 @@ pub(crate) async fn revoke(
     let mut tx = state.pool.begin().await?;
     let revoked = api_keys::revoke(&mut tx, auth.workspace, id).await?.ok_or(ApiError::NotFound("key"))?;
     if revoked {
-        workspaces::audit(&mut tx, Some(auth.workspace), &auth.actor(), "api_key.revoke", Some(&id.to_string()))
-            .await?;
+        mailroom_store::audit::record(
+            &mut tx,
+            Some(auth.workspace),
+            &auth.actor(),
+            "api_key.revoke",
+            Some(&id.to_string()),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(Json(json!({ "id": id, "revoked": true })))

@@ -39,7 +39,7 @@ pub(crate) async fn list(
         return Err(ApiError::bad_request("invalid_limit", "`limit` must be 1 to 1000"));
     }
     let mut conn = state.pool.acquire().await?;
-    let rows = mailroom_store::workspaces::audit_page(&mut conn, auth.workspace, after, limit).await?;
+    let rows = mailroom_store::audit::page(&mut conn, auth.workspace, after, limit).await?;
     let next = rows.last().map_or(after, |r| r.id);
     let entries: Vec<Value> = rows
         .iter()

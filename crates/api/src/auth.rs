@@ -14,8 +14,8 @@ use axum::{
     http::{HeaderMap, request::Parts},
 };
 use chrono::Utc;
-use mailroom_domain::{ApiKeyId, Grant, Scope, WorkspaceId};
-use mailroom_store::workspaces::Actor;
+use mailroom_domain::{ApiKeyId, Grant, GrantId, Scope, WorkspaceId};
+use mailroom_store::audit::Actor;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -45,6 +45,8 @@ pub(crate) struct Auth {
     pub key: ApiKeyId,
     /// What the key may do here (in a child: what both the key and the grant hold).
     pub grant: Grant,
+    /// The grant acted through, in a child.
+    pub via_grant: Option<GrantId>,
     /// The key's role (`scopes` for an explicit list), for the audit log.
     role: &'static str,
     /// The actor's name: `api_key:<id>`, with `of ws_...` when acting through a grant.
@@ -153,7 +155,15 @@ pub(crate) async fn authenticate(
     if !(matches && live) {
         return Err(ApiError::Unauthorized);
     }
-    mailroom_store::api_keys::touch(&mut conn, id).await?;
+    // A key an agency made in a client through a grant dies with the grant.
+    if let Some(g) = row.via_grant
+        && !mailroom_store::grants::is_live(&mut conn, g).await?
+    {
+        return Err(ApiError::Unauthorized);
+    }
+    if row.last_used_at.is_none_or(|t| t < Utc::now() - chrono::Duration::minutes(1)) {
+        mailroom_store::api_keys::touch(&mut conn, id).await?;
+    }
     let home = row.workspace;
     let role = match &row.grant {
         Grant::Role(r) => r.as_str(),
@@ -165,31 +175,63 @@ pub(crate) async fn authenticate(
             Some(v.to_str().ok().and_then(|v| v.parse::<WorkspaceId>().ok()).ok_or(ApiError::NotFound("workspace"))?)
         }
     };
-    let (workspace, grant) = match named {
+    let (workspace, grant, via_grant) = match named {
         Some(child) if child != home => {
             // Only a live grant of a live child this workspace created reaches it.
-            let scopes =
+            let (through, scopes) =
                 mailroom_store::grants::reach(&mut conn, home, child).await?.ok_or(ApiError::NotFound("workspace"))?;
-            (child, row.grant.intersect(&scopes))
+            (child, row.grant.intersect(&scopes), Some(through))
         }
-        _ => (home, row.grant),
+        _ => (home, row.grant, None),
     };
     if !grant.allows(scope) {
         return Err(ApiError::MissingScope(scope));
     }
     let name = if workspace == home { format!("api_key:{id}") } else { format!("api_key:{id} of {home}") };
-    Ok(Auth { workspace, home, key: id, grant, role, name, origin })
+    Ok(Auth { workspace, home, key: id, grant, via_grant, role, name, origin })
 }
 
-/// Records a failed authentication in the audit log (at most once a minute per source; see
-/// the store). A failure to record is logged and never changes the 401.
+/// Admits at most one failed-authentication record per source address and minute from this
+/// process, before the database is asked: a flood of bad tokens costs no connection.
+#[derive(Debug, Default)]
+pub struct FailedAuthLimiter(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+impl FailedAuthLimiter {
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+    const MAX_SOURCES: usize = 10_000;
+
+    fn admit(&self, source: &str) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if seen.len() >= Self::MAX_SOURCES {
+            seen.retain(|_, at| now.duration_since(*at) < Self::WINDOW);
+            if seen.len() >= Self::MAX_SOURCES {
+                return false; // a flood from many addresses: the database is spared
+            }
+        }
+        match seen.get(source) {
+            Some(at) if now.duration_since(*at) < Self::WINDOW => false,
+            _ => {
+                seen.insert(source.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+/// Records a failed authentication in the audit log: at most once a minute per source, by
+/// this process's limiter and, across processes, by the store. A failure to record is logged
+/// and never changes the 401.
 pub(crate) async fn record_failure(state: &AppState, headers: &HeaderMap, origin: &Origin, why: &str) {
+    if !state.failed_auth.admit(&origin.source) {
+        return;
+    }
     let key = bearer(headers).ok().and_then(|t| parse_token(t).ok()).map(|(id, _)| id);
     let name = key.map_or_else(|| "unknown".to_owned(), |k| format!("api_key:{k}"));
     let actor = Actor { name: &name, role: None, source: Some(&origin.source), request_id: Some(&origin.request_id) };
     let recorded = async {
         let mut conn = state.pool.acquire().await?;
-        mailroom_store::workspaces::audit_failed_auth(&mut conn, key, &actor, why).await
+        mailroom_store::audit::failed_auth(&mut conn, key, &actor, why).await
     };
     if let Err(e) = recorded.await {
         tracing::warn!(error = %e, "a failed authentication could not be recorded");

@@ -72,8 +72,8 @@ pub(crate) async fn create(
     };
     let mut tx = state.pool.begin().await?;
     let grant = grants::replace(&mut tx, child, grantee, &scopes, &created_by).await?;
-    let audited = workspaces::Actor { name: &created_by, ..actor };
-    workspaces::audit(&mut tx, Some(child), &audited, "grant.create", Some(&grant.id.to_string())).await?;
+    let audited = mailroom_store::audit::Actor { name: &created_by, ..actor };
+    mailroom_store::audit::record(&mut tx, Some(child), &audited, "grant.create", Some(&grant.id.to_string())).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view(&grant))))
 }
@@ -82,13 +82,7 @@ fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ApiError> {
     if names.is_empty() {
         return Err(ApiError::unprocessable("no_scopes", "a grant needs at least one scope"));
     }
-    let mut scopes = names
-        .iter()
-        .map(|n| n.parse::<Scope>().map_err(|e| ApiError::unprocessable("unknown_scope", e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    scopes.sort();
-    scopes.dedup();
-    Ok(scopes)
+    Scope::parse_list(names).map_err(|e| ApiError::unprocessable("unknown_scope", e.to_string()))
 }
 
 /// `GET /v1/workspaces/{child}/grants`: every grant of the child, revoked ones included.
@@ -112,12 +106,9 @@ pub(crate) async fn revoke(
     let (child, _) = standing(&state, &auth, &child).await?;
     let grant: GrantId = grant.parse().map_err(|_| ApiError::NotFound("grant"))?;
     let mut tx = state.pool.begin().await?;
-    let known = grants::list(&mut tx, child).await?.iter().any(|g| g.id == grant);
-    if !known {
-        return Err(ApiError::NotFound("grant"));
-    }
-    if grants::revoke(&mut tx, child, grant).await? {
-        workspaces::audit(&mut tx, Some(child), &auth.actor(), "grant.revoke", Some(&grant.to_string())).await?;
+    if grants::revoke(&mut tx, child, grant).await?.ok_or(ApiError::NotFound("grant"))? {
+        mailroom_store::audit::record(&mut tx, Some(child), &auth.actor(), "grant.revoke", Some(&grant.to_string()))
+            .await?;
     }
     tx.commit().await?;
     Ok(Json(json!({ "id": grant, "revoked": true })))

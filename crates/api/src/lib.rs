@@ -37,6 +37,7 @@ use mailroom_transport::SmtpSettings;
 use mailroom_vault::Vault;
 use tokio::net::TcpListener;
 
+pub use auth::FailedAuthLimiter;
 pub use error::ApiError;
 
 /// Limits on what a request may carry.
@@ -77,6 +78,8 @@ pub struct AppState {
     /// A header set by a trusted reverse proxy that holds the client's address (the audit log
     /// records it instead of the proxy's); none trusts no header.
     pub trusted_proxy_header: Option<String>,
+    /// Keeps failed authentications from flooding the audit log.
+    pub failed_auth: FailedAuthLimiter,
 }
 
 /// The API's routes (see [`routes`]: every route with the scope it needs).

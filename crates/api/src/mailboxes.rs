@@ -8,10 +8,7 @@ use axum::{
     http::StatusCode,
 };
 use mailroom_domain::{DisplayName, EmailAddress, MailboxId, WorkspaceId, mask_email};
-use mailroom_store::{
-    mailboxes::{self, MailboxRow, SealedSecret},
-    workspaces,
-};
+use mailroom_store::mailboxes::{self, MailboxRow, SealedSecret};
 use mailroom_transport::{
     Endpoint, TlsMode,
     imap::{ImapEndpoint, ImapError, ImapTls},
@@ -191,7 +188,14 @@ pub(crate) async fn connect(
     let rows: Vec<_> =
         sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
     mailboxes::insert(&mut tx, &row, &rows).await?;
-    workspaces::audit(&mut tx, Some(auth.workspace), &auth.actor(), "mailbox.connect", Some(&id.to_string())).await?;
+    mailroom_store::audit::record(
+        &mut tx,
+        Some(auth.workspace),
+        &auth.actor(),
+        "mailbox.connect",
+        Some(&id.to_string()),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(mailbox.id = %id, from = %mask_email(from.as_str()), "mailbox connected");
     Ok((StatusCode::CREATED, Json(view_row(&row))))

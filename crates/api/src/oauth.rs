@@ -144,14 +144,8 @@ pub(crate) async fn start(
     let mut tx = state.pool.begin().await?;
     oauth::insert(&mut tx, &row).await?;
     let target = format!("{provider} ({})", row.transport);
-    mailroom_store::workspaces::audit(
-        &mut tx,
-        Some(auth.workspace),
-        &auth.actor(),
-        "mailbox.oauth.start",
-        Some(&target),
-    )
-    .await?;
+    mailroom_store::audit::record(&mut tx, Some(auth.workspace), &auth.actor(), "mailbox.oauth.start", Some(&target))
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "authorization_url": url.to_string(), "expires_at": expires_at }))))
 }

@@ -5,7 +5,6 @@ use mailroom_domain::{EmailAddress, MailboxId, WorkspaceId, mask_email};
 use mailroom_store::{
     mailboxes::{self, SealedSecret},
     oauth::StateRow,
-    workspaces,
 };
 use mailroom_vault::{Field, SealContext};
 use secrecy::SecretString;
@@ -100,8 +99,9 @@ pub(crate) async fn create(
         sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
     mailboxes::insert(&mut tx, &m, &rows).await?;
     let actor = format!("api_key:{}", mailroom_domain::ApiKeyId::from_uuid(row.api_key_id));
-    let who = workspaces::Actor { name: &actor, source: Some(source), ..workspaces::Actor::default() };
-    workspaces::audit(&mut tx, Some(ws), &who, "mailbox.connect.oauth", Some(&id.to_string())).await?;
+    let who =
+        mailroom_store::audit::Actor { name: &actor, source: Some(source), ..mailroom_store::audit::Actor::default() };
+    mailroom_store::audit::record(&mut tx, Some(ws), &who, "mailbox.connect.oauth", Some(&id.to_string())).await?;
     tx.commit().await?;
     tracing::info!(mailbox.id = %id, provider = %row.provider, from = %mask_email(from.as_str()), "mailbox connected over OAuth");
     Ok(crate::mailboxes::view_row(&m))

@@ -4,7 +4,6 @@ use mailroom_domain::{SendId, WorkspaceId};
 use mailroom_store::{
     PgPool, events, queue,
     sends::{self, Resolution, SendRow},
-    workspaces,
 };
 
 use crate::{ApiError, provision::Actor};
@@ -50,7 +49,8 @@ pub async fn resolve(
     if r == Resolution::Resend {
         queue::reschedule(&mut tx, &row, chrono::Utc::now()).await?;
     }
-    workspaces::audit(&mut tx, Some(ws), actor, &format!("send.resolve.{r:?}"), Some(&id.to_string())).await?;
+    mailroom_store::audit::record(&mut tx, Some(ws), actor, &format!("send.resolve.{r:?}"), Some(&id.to_string()))
+        .await?;
     tx.commit().await?;
     tracing::info!(send.id = %id, resolution = ?r, "ambiguous send resolved");
     Ok(row)

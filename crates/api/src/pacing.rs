@@ -135,7 +135,7 @@ pub(crate) async fn put(
     }
     let row =
         mailroom_store::mailboxes::get(&mut tx, auth.workspace, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
-    mailroom_store::workspaces::audit(
+    mailroom_store::audit::record(
         &mut tx,
         Some(auth.workspace),
         &auth.actor(),

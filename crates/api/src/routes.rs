@@ -145,14 +145,15 @@ async fn require(
 }
 
 /// Where the request came from: the configured trusted proxy's header when set and present
-/// (its first address), the peer address otherwise; and the request's id.
+/// (its last address: the one the proxy itself appended; earlier ones are the client's
+/// word), the peer address otherwise; and the request's id.
 fn origin(state: &AppState, req: &Request) -> Origin {
     let proxied = state
         .trusted_proxy_header
         .as_ref()
         .and_then(|h| req.headers().get(h.as_str()))
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.rsplit(',').next())
         .map(|v| v.trim().chars().take(100).collect::<String>())
         .filter(|v| !v.is_empty());
     let peer = || {

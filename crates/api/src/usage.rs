@@ -50,8 +50,8 @@ pub(crate) async fn get(
         ));
     }
     let mut conn = state.pool.acquire().await?;
-    let days = mailroom_store::workspaces::usage(&mut conn, auth.workspace, from, to).await?;
-    let total = |f: fn(&mailroom_store::workspaces::UsageDay) -> i64| days.iter().map(f).sum::<i64>();
+    let days = mailroom_store::usage::days(&mut conn, auth.workspace, from, to).await?;
+    let total = |f: fn(&mailroom_store::usage::UsageDay) -> i64| days.iter().map(f).sum::<i64>();
     Ok(Json(json!({
         "workspace_id": auth.workspace,
         "from": from,

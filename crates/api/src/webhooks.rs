@@ -9,7 +9,7 @@ use axum::{
     http::{StatusCode, Uri},
 };
 use mailroom_domain::{EventId, MailboxId, WebhookId};
-use mailroom_store::{webhooks, workspaces};
+use mailroom_store::webhooks;
 use mailroom_vault::{Field, SealContext};
 use rand::RngCore;
 use secrecy::SecretString;
@@ -75,7 +75,14 @@ pub(crate) async fn create(
         created_at: chrono::Utc::now(),
     };
     webhooks::insert(&mut tx, &row).await?;
-    workspaces::audit(&mut tx, Some(auth.workspace), &auth.actor(), "webhook.create", Some(&id.to_string())).await?;
+    mailroom_store::audit::record(
+        &mut tx,
+        Some(auth.workspace),
+        &auth.actor(),
+        "webhook.create",
+        Some(&id.to_string()),
+    )
+    .await?;
     tx.commit().await?;
     let mut body = view(&row);
     // The one place the secret leaves the vault: the registering client must store it.
@@ -101,7 +108,14 @@ pub(crate) async fn delete(
     if !webhooks::delete(&mut tx, auth.workspace, id.as_uuid()).await? {
         return Err(ApiError::NotFound("webhook"));
     }
-    workspaces::audit(&mut tx, Some(auth.workspace), &auth.actor(), "webhook.delete", Some(&id.to_string())).await?;
+    mailroom_store::audit::record(
+        &mut tx,
+        Some(auth.workspace),
+        &auth.actor(),
+        "webhook.delete",
+        Some(&id.to_string()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use mailroom_domain::{Grant, Role, WorkspaceId};
+use mailroom_domain::WorkspaceId;
 use mailroom_store::workspaces::{self, WorkspaceRow};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -58,14 +58,11 @@ pub(crate) async fn create(
             Some(auth.workspace)
         }
     };
-    let id = provision::create_workspace_in(&state.pool, &state.vault, &req.name, parent, actor).await?;
+    let (id, key) = provision::create_workspace_in(&state.pool, &state.vault, &req.name, parent, true, actor).await?;
     let mut conn = state.pool.acquire().await?;
     let row = workspaces::get(&mut conn, id).await?.ok_or(ApiError::NotFound("workspace"))?;
-    drop(conn);
     let mut body = json!({ "workspace": view(&row) });
-    if parent.is_none() {
-        let owner = Grant::Role(Role::Owner);
-        let (key, token) = provision::issue_key(&state.pool, id, "owner", &owner, None, actor).await?;
+    if let Some((key, token)) = key {
         body["owner_key"] = json!({ "id": key, "role": "owner", "token": token.expose_secret() });
     }
     Ok((StatusCode::CREATED, Json(body)))
@@ -117,7 +114,7 @@ pub(crate) async fn delete(
     let row = reachable(&state, &caller, &id).await?;
     let ws = row.workspace();
     if let Caller::Key(auth) = &caller
-        && (ws == auth.workspace || ws == auth.home)
+        && ws == auth.workspace
     {
         return Err(ApiError::unprocessable(
             "deleting_own_workspace",
@@ -137,6 +134,12 @@ pub(crate) async fn delete(
         let d = mailroom_keyring::shred::delete_workspace(&state.pool, &state.vault, w, &actor).await?;
         deleted.push(json!({ "id": w, "keys_destroyed": d.keys_destroyed, "values_destroyed": d.values_destroyed,
             "mailboxes_disconnected": d.mailboxes_disconnected, "cancelled_sends": d.cancelled_sends }));
+    }
+    // A client's deletion also shows in its agency's trail, where its creation is.
+    if let Some(parent) = row.parent() {
+        let mut conn = state.pool.acquire().await?;
+        mailroom_store::audit::record(&mut conn, Some(parent), &actor, "workspace.delete", Some(&ws.to_string()))
+            .await?;
     }
     Ok(Json(json!({ "deleted": deleted })))
 }

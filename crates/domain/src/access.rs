@@ -52,6 +52,17 @@ scopes! {
     UsageRead => "usage:read", "Read the workspace's usage.";
 }
 
+impl Scope {
+    /// Parses scope names into a sorted list without repeats; the first unknown name is the
+    /// error.
+    pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<Scope>, AccessError> {
+        let mut scopes = names.iter().map(|n| n.as_ref().parse()).collect::<Result<Vec<Scope>, _>>()?;
+        scopes.sort();
+        scopes.dedup();
+        Ok(scopes)
+    }
+}
+
 /// A named bundle of scopes, for people who should not have to pick scopes one by one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -168,7 +179,7 @@ impl Grant {
     pub fn from_stored(role: Option<&str>, scopes: &[String]) -> Result<Self, AccessError> {
         match role {
             Some(r) => Ok(Grant::Role(r.parse()?)),
-            None => Ok(Grant::Scopes(scopes.iter().map(|s| s.parse()).collect::<Result<_, _>>()?)),
+            None => Ok(Grant::Scopes(Scope::parse_list(scopes)?)),
         }
     }
 }

@@ -3,8 +3,8 @@
 //! `mailbox.recovered` event and its parked sends resume, in one transaction.
 
 use mailroom_domain::{MailboxId, WorkspaceId};
-pub use mailroom_store::workspaces::Actor;
-use mailroom_store::{PgPool, StoreError, mailboxes, unusable, workspaces};
+pub use mailroom_store::audit::Actor;
+use mailroom_store::{PgPool, StoreError, mailboxes, unusable};
 use mailroom_vault::{Field, SealContext, Vault};
 
 use crate::{KeyringError, OpenError, open_sealed};
@@ -64,7 +64,7 @@ pub async fn mailbox(
         Recheck::StillUnusable { .. } => "mailbox.recheck.unusable",
         Recheck::NotUnusable { .. } => "mailbox.recheck.noop",
     };
-    workspaces::audit(&mut tx, Some(ws), actor, outcome, Some(&mbx.to_string())).await?;
+    mailroom_store::audit::record(&mut tx, Some(ws), actor, outcome, Some(&mbx.to_string())).await?;
     tx.commit().await?;
     Ok(Some(found))
 }

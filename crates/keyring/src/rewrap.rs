@@ -4,7 +4,7 @@
 //! is rewritten, and sends keep working throughout.
 
 use mailroom_domain::WorkspaceId;
-use mailroom_store::{PgPool, keys, workspaces, workspaces::Actor};
+use mailroom_store::{PgPool, audit::Actor, keys};
 use mailroom_vault::Vault;
 use serde::Serialize;
 
@@ -54,7 +54,7 @@ pub async fn rewrap_all(pool: &PgPool, vault: &Vault, actor: &Actor<'_>) -> Resu
             let mut tx = pool.begin().await?;
             if keys::replace_wrapping(&mut tx, &row, &new_row).await? {
                 let what = format!("key version {} to {}", row.version, new_row.kms_key_id);
-                workspaces::audit(&mut tx, Some(ws), actor, "key.rewrap", Some(&what)).await?;
+                mailroom_store::audit::record(&mut tx, Some(ws), actor, "key.rewrap", Some(&what)).await?;
                 done.rewrapped += 1;
             } else {
                 done.raced += 1;

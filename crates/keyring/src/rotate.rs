@@ -14,7 +14,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use mailroom_domain::{MailboxId, WorkspaceId};
-use mailroom_store::{PgConnection, PgPool, keys, secrets, workspaces, workspaces::Actor};
+use mailroom_store::{PgConnection, PgPool, audit::Actor, keys, secrets, workspaces};
 use mailroom_vault::{Field, KeyContext, ProviderError, SealContext, Vault, VaultError, WrappedKey};
 use serde::Serialize;
 
@@ -60,7 +60,7 @@ pub async fn begin(
         return Err(KeyringError::RotationInProgress(ws));
     }
     let what = format!("key version {next}");
-    workspaces::audit(&mut tx, Some(ws), actor, "key.rotate", Some(&what)).await?;
+    mailroom_store::audit::record(&mut tx, Some(ws), actor, "key.rotate", Some(&what)).await?;
     tx.commit().await?;
     tracing::info!(workspace.id = %ws, version = next, %activate_after, "key rotation begun");
     Ok(Started { version: next as u32, activate_after })
@@ -99,7 +99,8 @@ async fn activate(pool: &PgPool) -> Result<usize, KeyringError> {
     for (ws, version) in &activated {
         let what = format!("key version {version}");
         let ws = WorkspaceId::from_uuid(*ws);
-        workspaces::audit(&mut tx, Some(ws), &Actor::local("rotation"), "key.activate", Some(&what)).await?;
+        mailroom_store::audit::record(&mut tx, Some(ws), &Actor::local("rotation"), "key.activate", Some(&what))
+            .await?;
     }
     tx.commit().await?;
     Ok(activated.len())
@@ -111,7 +112,7 @@ async fn destroy(pool: &PgPool, vault: &Vault, grace: Duration) -> Result<usize,
     for (ws, version) in &destroyed {
         let ws = WorkspaceId::from_uuid(*ws);
         let what = format!("key version {version}");
-        workspaces::audit(&mut tx, Some(ws), &Actor::local("rotation"), "key.destroy", Some(&what)).await?;
+        mailroom_store::audit::record(&mut tx, Some(ws), &Actor::local("rotation"), "key.destroy", Some(&what)).await?;
     }
     tx.commit().await?;
     for (ws, version) in &destroyed {

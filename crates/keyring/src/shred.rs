@@ -4,10 +4,7 @@
 //! longer be opened by the engine.
 
 use mailroom_domain::{MailboxId, WorkspaceId};
-use mailroom_store::{
-    PgPool, events, keys, mailboxes, secrets, sends,
-    workspaces::{self, Actor},
-};
+use mailroom_store::{PgPool, audit::Actor, events, keys, mailboxes, secrets, sends, workspaces};
 use mailroom_vault::Vault;
 use serde::Serialize;
 
@@ -43,7 +40,7 @@ pub async fn disconnect_mailbox(
     let data = serde_json::json!({ "destroyed": destroyed, "cancelled_sends": cancelled_sends });
     let event = events::NewEvent { workspace: ws, kind: "mailbox.disconnected", send: None, mailbox: Some(mbx), data };
     events::insert(&mut tx, &event).await?;
-    workspaces::audit(&mut tx, Some(ws), actor, "mailbox.disconnect", Some(&mbx.to_string())).await?;
+    mailroom_store::audit::record(&mut tx, Some(ws), actor, "mailbox.disconnect", Some(&mbx.to_string())).await?;
     tx.commit().await?;
     tracing::info!(workspace.id = %ws, mailbox.id = %mbx, fields = destroyed.len(), cancelled_sends, "mailbox disconnected");
     Ok(Some(Disconnected {
@@ -83,7 +80,7 @@ pub async fn delete_workspace(
     let values_destroyed = secrets::destroy_workspace(&mut tx, ws).await?;
     let mailboxes_disconnected = mailboxes::mark_disconnected(&mut tx, ws, None, "the workspace was deleted").await?;
     let cancelled_sends = sends::cancel_waiting(&mut tx, ws, None, "the workspace was deleted").await?;
-    workspaces::audit(&mut tx, Some(ws), actor, "workspace.delete", Some(&ws.to_string())).await?;
+    mailroom_store::audit::record(&mut tx, Some(ws), actor, "workspace.delete", Some(&ws.to_string())).await?;
     tx.commit().await?;
     // This process's cache; others drop theirs within one TTL, and their keys can no longer
     // be loaded from the database.

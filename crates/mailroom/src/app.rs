@@ -63,6 +63,7 @@ pub fn api_state(s: &Settings, pool: PgPool, vault: Vault) -> anyhow::Result<App
         oauth: s.oauth.build()?,
         admin,
         trusted_proxy_header,
+        failed_auth: Default::default(),
     })
 }
 

@@ -58,12 +58,12 @@ pub async fn run(settings: &Settings, command: KeysCmd, actor: &str) -> anyhow::
         KeysCmd::CreateMasterKey { .. } => unreachable!("handled above"),
         KeysCmd::Rotate { workspace } => {
             let wait = Duration::from_secs(settings.vault.cache_ttl_secs);
-            let actor = mailroom_store::workspaces::Actor::local(actor);
+            let actor = mailroom_store::audit::Actor::local(actor);
             let started = mailroom_keyring::rotate::begin(&pool, &vault, workspace, wait, &actor).await?;
             println!("version {} is pending; it becomes active at {}", started.version, started.activate_after);
         }
         KeysCmd::Rewrap { .. } => {
-            let actor = mailroom_store::workspaces::Actor::local(actor);
+            let actor = mailroom_store::audit::Actor::local(actor);
             let done = mailroom_keyring::rewrap::rewrap_all(&pool, &vault, &actor).await?;
             println!(
                 "{} workspace keys re-wrapped under {} {}; {} were already; {} changed meanwhile (run again)",
@@ -113,7 +113,7 @@ pub async fn delete_workspace(
     anyhow::ensure!(ws == confirm, "--confirm must repeat the workspace id: deleting destroys its keys for good");
     let pool = app::pool(settings).await?;
     let vault = app::vault(settings, &pool).await?;
-    let actor = mailroom_store::workspaces::Actor::local(actor);
+    let actor = mailroom_store::audit::Actor::local(actor);
     let d = mailroom_keyring::shred::delete_workspace(&pool, &vault, ws, &actor).await?;
     println!(
         "workspace {ws} deleted: {} key versions and {} sealed values destroyed, {} mailboxes disconnected, {} sends cancelled",

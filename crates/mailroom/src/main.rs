@@ -252,7 +252,7 @@ async fn sends(settings: &Settings, command: SendsCmd) -> anyhow::Result<()> {
         SendsCmd::Resolve { workspace, send, action, note, actor } => {
             let resolution = mailroom_api::ops::parse_resolution(&action)?;
             let actor = format!("cli:{actor}");
-            let actor = mailroom_store::workspaces::Actor::local(&actor);
+            let actor = mailroom_store::audit::Actor::local(&actor);
             let row = mailroom_api::ops::resolve(&pool, workspace, send, resolution, &actor, &note).await?;
             println!("{} is now {}", row.send_id(), row.state);
         }

@@ -2,7 +2,7 @@
 //! list of scopes, parsed into a [`Grant`] as the row is read.
 
 use chrono::{DateTime, Utc};
-use mailroom_domain::{ApiKeyId, Grant, WorkspaceId};
+use mailroom_domain::{ApiKeyId, Grant, GrantId, WorkspaceId};
 use sqlx::PgConnection;
 
 use crate::{Result, StoreError};
@@ -29,6 +29,9 @@ pub struct ApiKeyRow {
     pub created_by: Option<String>,
     /// When it last authenticated a request (to the minute).
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The grant it was made through, by an agency acting in a client: the key works only
+    /// while that grant is live.
+    pub via_grant: Option<GrantId>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -44,6 +47,7 @@ struct Raw {
     created_at: DateTime<Utc>,
     created_by: Option<String>,
     last_used_at: Option<DateTime<Utc>>,
+    via_grant: Option<uuid::Uuid>,
 }
 
 impl TryFrom<Raw> for ApiKeyRow {
@@ -63,6 +67,7 @@ impl TryFrom<Raw> for ApiKeyRow {
             created_at: r.created_at,
             created_by: r.created_by,
             last_used_at: r.last_used_at,
+            via_grant: r.via_grant.map(GrantId::from_uuid),
         })
     }
 }
@@ -83,6 +88,8 @@ pub struct NewApiKey<'a> {
     pub expires_at: Option<DateTime<Utc>>,
     /// Who makes it.
     pub created_by: &'a str,
+    /// The grant it is made through, when an agency makes it in a client.
+    pub via_grant: Option<GrantId>,
 }
 
 /// Stores a new key with its role or scopes.
@@ -93,8 +100,8 @@ pub async fn insert(conn: &mut PgConnection, k: &NewApiKey<'_>) -> Result<()> {
         Grant::Scopes(s) => (None, s.iter().map(|s| s.as_str()).collect()),
     };
     sqlx::query(
-        "INSERT INTO api_keys (id, workspace_id, name, secret_hash, role, scopes, expires_at, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO api_keys (id, workspace_id, name, secret_hash, role, scopes, expires_at, created_by, via_grant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(k.id.as_uuid())
     .bind(k.workspace.as_uuid())
@@ -104,6 +111,7 @@ pub async fn insert(conn: &mut PgConnection, k: &NewApiKey<'_>) -> Result<()> {
     .bind(scopes)
     .bind(k.expires_at)
     .bind(k.created_by)
+    .bind(k.via_grant.map(|g| g.as_uuid()))
     .execute(conn)
     .await?;
     Ok(())
@@ -112,7 +120,8 @@ pub async fn insert(conn: &mut PgConnection, k: &NewApiKey<'_>) -> Result<()> {
 /// A workspace's keys, oldest first (revoked ones included, for the record).
 pub async fn list(conn: &mut PgConnection, ws: WorkspaceId) -> Result<Vec<ApiKeyRow>> {
     let raw: Vec<Raw> = sqlx::query_as(
-        "SELECT id, workspace_id, name, secret_hash, role, scopes, expires_at, revoked_at, created_at, created_by, last_used_at
+        "SELECT id, workspace_id, name, secret_hash, role, scopes, expires_at, revoked_at, created_at, created_by, last_used_at,
+                via_grant
          FROM api_keys WHERE workspace_id = $1 ORDER BY created_at, id",
     )
     .bind(ws.as_uuid())
@@ -153,7 +162,8 @@ pub async fn touch(conn: &mut PgConnection, id: ApiKeyId) -> Result<()> {
 /// Looks a key up by its id; the caller checks the secret, expiry and revocation.
 pub async fn find(conn: &mut PgConnection, id: ApiKeyId) -> Result<Option<ApiKeyRow>> {
     let raw: Option<Raw> = sqlx::query_as(
-        "SELECT id, workspace_id, name, secret_hash, role, scopes, expires_at, revoked_at, created_at, created_by, last_used_at
+        "SELECT id, workspace_id, name, secret_hash, role, scopes, expires_at, revoked_at, created_at, created_by, last_used_at,
+                via_grant
          FROM api_keys WHERE id = $1",
     )
     .bind(id.as_uuid())

@@ -39,7 +39,7 @@ struct Raw {
 }
 
 fn parse_scopes(names: &[String]) -> Result<Vec<Scope>> {
-    names.iter().map(|s| s.parse().map_err(|_| StoreError::Corrupt { column: "workspace_grants.scopes" })).collect()
+    Scope::parse_list(names).map_err(|_| StoreError::Corrupt { column: "workspace_grants.scopes" })
 }
 
 impl TryFrom<Raw> for GrantRow {
@@ -67,6 +67,9 @@ pub async fn replace(
     scopes: &[Scope],
     created_by: &str,
 ) -> Result<GrantRow> {
+    // Concurrent replacements of one child's grant queue here instead of colliding on the
+    // one-live-grant index.
+    sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE").bind(child.as_uuid()).execute(&mut *conn).await?;
     sqlx::query("UPDATE workspace_grants SET revoked_at = now() WHERE workspace_id = $1 AND grantee_id = $2 AND revoked_at IS NULL")
         .bind(child.as_uuid())
         .bind(grantee.as_uuid())
@@ -99,23 +102,31 @@ pub async fn list(conn: &mut PgConnection, child: WorkspaceId) -> Result<Vec<Gra
     rows.into_iter().map(GrantRow::try_from).collect()
 }
 
-/// Revokes a grant of a child. Whether it was live.
-pub async fn revoke(conn: &mut PgConnection, child: WorkspaceId, id: GrantId) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE workspace_grants SET revoked_at = now() WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL",
+/// Revokes a grant of a child. `None` when the child has no such grant; otherwise whether this
+/// call revoked it (false: it already was).
+pub async fn revoke(conn: &mut PgConnection, child: WorkspaceId, id: GrantId) -> Result<Option<bool>> {
+    Ok(sqlx::query_scalar(
+        "WITH target AS (SELECT id, revoked_at IS NULL AS live FROM workspace_grants
+                         WHERE workspace_id = $1 AND id = $2 FOR UPDATE),
+              done AS (UPDATE workspace_grants g SET revoked_at = now() FROM target
+                       WHERE g.id = target.id AND target.live RETURNING g.id)
+         SELECT EXISTS (SELECT 1 FROM done) FROM target",
     )
     .bind(child.as_uuid())
     .bind(id.as_uuid())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await?)
 }
 
-/// The scopes `parent` holds in `child`: only through a live grant, only when `child` is a
-/// live sub-workspace `parent` created. `None` otherwise (out of reach).
-pub async fn reach(conn: &mut PgConnection, parent: WorkspaceId, child: WorkspaceId) -> Result<Option<Vec<Scope>>> {
-    let names: Option<Vec<String>> = sqlx::query_scalar(
-        "SELECT g.scopes FROM workspace_grants g JOIN workspaces w ON w.id = g.workspace_id
+/// The grant through which `parent` reaches `child`, and its scopes: only a live grant, only
+/// when `child` is a live sub-workspace `parent` created. `None` otherwise (out of reach).
+pub async fn reach(
+    conn: &mut PgConnection,
+    parent: WorkspaceId,
+    child: WorkspaceId,
+) -> Result<Option<(GrantId, Vec<Scope>)>> {
+    let row: Option<(uuid::Uuid, Vec<String>)> = sqlx::query_as(
+        "SELECT g.id, g.scopes FROM workspace_grants g JOIN workspaces w ON w.id = g.workspace_id
          WHERE g.workspace_id = $1 AND g.grantee_id = $2 AND g.revoked_at IS NULL
            AND w.parent_id = $2 AND w.deleted_at IS NULL",
     )
@@ -123,5 +134,16 @@ pub async fn reach(conn: &mut PgConnection, parent: WorkspaceId, child: Workspac
     .bind(parent.as_uuid())
     .fetch_optional(conn)
     .await?;
-    names.map(|n| parse_scopes(&n)).transpose()
+    row.map(|(id, n)| Ok((GrantId::from_uuid(id), parse_scopes(&n)?))).transpose()
+}
+
+/// Whether a grant is still live (a key made through it works only while it is).
+pub async fn is_live(conn: &mut PgConnection, id: GrantId) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM workspace_grants g JOIN workspaces w ON w.id = g.workspace_id
+                        WHERE g.id = $1 AND g.revoked_at IS NULL AND w.deleted_at IS NULL)",
+    )
+    .bind(id.as_uuid())
+    .fetch_one(conn)
+    .await?)
 }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod audit;
 pub mod events;
 pub mod grants;
 pub mod keys;
@@ -17,6 +18,7 @@ pub mod replies;
 pub mod secrets;
 pub mod sends;
 pub mod unusable;
+pub mod usage;
 pub mod webhooks;
 pub mod workspaces;
 

@@ -69,6 +69,19 @@ pub async fn push_sends_with_priority(
     Ok(())
 }
 
+/// Queues sends again at `at`, each at the priority it was first enqueued with (priorities are
+/// few, so one push per priority), in the order given.
+pub async fn requeue(conn: &mut PgConnection, jobs: &[(SendJob, usize)], at: DateTime<Utc>) -> Result<()> {
+    let mut by_priority: std::collections::BTreeMap<usize, Vec<(SendJob, DateTime<Utc>)>> = Default::default();
+    for (job, priority) in jobs {
+        by_priority.entry(*priority).or_default().push((*job, at));
+    }
+    for (priority, jobs) in &by_priority {
+        push_sends_with_priority(conn, jobs, *priority).await?;
+    }
+    Ok(())
+}
+
 /// Deletes finished job rows older than `older_than` (apalis never deletes them). Returns how
 /// many were removed. The ledger keeps its own rows: they hold the idempotency keys.
 pub async fn prune_finished(conn: &mut PgConnection, older_than: DateTime<Utc>) -> Result<u64> {

@@ -82,14 +82,12 @@ pub async fn resume_parked(conn: &mut PgConnection, ws: WorkspaceId, mbx: Mailbo
     .bind(mbx.as_uuid())
     .fetch_all(&mut *conn)
     .await?;
-    let now = Utc::now();
-    let mut by_priority: std::collections::BTreeMap<i16, Vec<(SendJob, chrono::DateTime<Utc>)>> = Default::default();
-    for (id, priority) in &rows {
-        let job = SendJob { send_id: SendId::from_uuid(*id), workspace_id: ws };
-        by_priority.entry(*priority).or_default().push((job, now));
-    }
-    for (priority, jobs) in by_priority {
-        crate::queue::push_sends_with_priority(conn, &jobs, usize::try_from(priority).unwrap_or(0)).await?;
-    }
+    let jobs: Vec<(SendJob, usize)> = rows
+        .iter()
+        .map(|(id, p)| {
+            (SendJob { send_id: SendId::from_uuid(*id), workspace_id: ws }, usize::try_from(*p).unwrap_or(0))
+        })
+        .collect();
+    crate::queue::requeue(conn, &jobs, Utc::now()).await?;
     Ok(rows.len() as u64)
 }

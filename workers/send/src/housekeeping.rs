@@ -1,5 +1,6 @@
 //! Periodic upkeep run by every send worker: re-queueing orphaned sends, pruning finished
-//! queue rows, and advancing workspace-key rotations (activate, re-seal, destroy).
+//! queue rows, folding usage counters, and advancing workspace-key rotations (activate,
+//! re-seal, destroy).
 //!
 //! The sweep is the last line of "never silently drop": a send that is due (or leased by a
 //! worker long dead) but has no live queue job, because apalis killed the job after too many
@@ -33,6 +34,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
         if let Err(e) = prune(&ctx).await {
             tracing::warn!(error = ?e, "pruning finished jobs failed; will try again");
         }
+        if let Err(e) = fold_usage(&ctx).await {
+            tracing::warn!(error = ?e, "folding usage counters failed; will try again");
+        }
         let v = ctx.vault.stats();
         tracing::debug!(provider_calls = v.provider_calls, hits = v.hits, misses = v.misses, "vault key cache");
         if let Err(e) = mailroom_keyring::rotate::advance(&ctx.pool, &ctx.vault, ctx.config.key_grace, 100).await {
@@ -49,17 +53,16 @@ async fn sweep(ctx: &Ctx) -> anyhow::Result<()> {
     if orphans.is_empty() {
         return Ok(());
     }
-    let now = Utc::now();
-    // Each keeps the priority it was enqueued with; priorities are few, so one push each.
-    let mut by_priority: std::collections::BTreeMap<usize, Vec<_>> = Default::default();
-    for (job, priority) in &orphans {
-        by_priority.entry(*priority).or_default().push((*job, now));
-    }
-    for (priority, jobs) in &by_priority {
-        mailroom_store::queue::push_sends_with_priority(&mut tx, jobs, *priority).await?;
-    }
+    mailroom_store::queue::requeue(&mut tx, &orphans, Utc::now()).await?;
     tx.commit().await?;
     tracing::warn!(count = orphans.len(), "re-queued sends whose queue job was lost");
+    Ok(())
+}
+
+/// Folds the ledger's usage deltas into per-day rows, so reading usage stays cheap.
+async fn fold_usage(ctx: &Ctx) -> anyhow::Result<()> {
+    let mut conn = ctx.pool.acquire().await?;
+    while mailroom_store::usage::fold(&mut conn, 10_000).await? == 10_000 {}
     Ok(())
 }
 
