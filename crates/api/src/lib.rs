@@ -20,6 +20,7 @@ mod oauth_mailbox;
 mod operator;
 pub mod ops;
 mod pacing;
+mod page;
 pub mod provision;
 mod recheck;
 pub mod routes;

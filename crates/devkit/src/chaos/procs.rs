@@ -34,6 +34,7 @@ impl Fleet {
             ("MAILROOM_DATABASE__MAX_CONNECTIONS", "10".into()),
             ("MAILROOM_API__BIND", format!("127.0.0.1:{api_port}")),
             ("MAILROOM_VAULT__MASTER_KEY_FILE", dir.join("master.key").display().to_string()),
+            ("MAILROOM_API__ADMIN_TOKEN_FILE", dir.join("admin.token").display().to_string()),
             ("MAILROOM_SMTP__EXTRA_CA_FILE", ca_file.to_owned()),
             ("MAILROOM_SMTP__COMMAND_TIMEOUT_SECS", "5".into()),
             ("MAILROOM_SMTP__DATA_TIMEOUT_SECS", "10".into()),
