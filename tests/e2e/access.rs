@@ -41,7 +41,7 @@ async fn call(app: &TestApp, spec: &RouteSpec, token: Option<&str>, acting_in: O
 
 fn scope_of(spec: &RouteSpec) -> Option<Scope> {
     match spec.access {
-        Access::Public => None,
+        Access::Public | Access::Admin => None,
         Access::Key(s) | Access::AdminOrKey(s) => Some(s),
     }
 }
@@ -71,6 +71,15 @@ async fn every_route_lets_exactly_the_roles_holding_its_scope_through_in_every_w
         let what = format!("{} {}", spec.method, spec.path);
         let (anonymous, _) = call(&app, &spec, None, None).await;
         let (as_admin, _) = call(&app, &spec, Some(&app.admin_token), None).await;
+        if spec.access == Access::Admin {
+            assert_eq!((anonymous, as_admin), (401, 200), "{what}: the operator's route");
+            for (grant, token) in &keys {
+                let (status, body) = call(&app, &spec, Some(token), None).await;
+                let code = body["error"]["code"].as_str();
+                assert_eq!((status, code), (401, Some("admin_token_required")), "{what} as {grant:?}");
+            }
+            continue;
+        }
         let Some(scope) = scope_of(&spec) else {
             assert!(![401, 403].contains(&anonymous) && anonymous < 500, "{what}: {anonymous}");
             continue;
@@ -106,7 +115,7 @@ async fn every_route_lets_exactly_the_roles_holding_its_scope_through_in_every_w
         calls += 1;
         assert_eq!((status, &body), (404, &nowhere), "{what} from another agency");
     }
-    let keyed = route_table().iter().filter(|r| r.access != Access::Public).count();
+    let keyed = route_table().iter().filter(|r| matches!(r.access, Access::Key(_) | Access::AdminOrKey(_))).count();
     assert_eq!(calls, keyed * (keys.len() * 3 + 1), "every keyed route × every key × every case");
     assert!(denied > keyed, "most roles are refused most routes: {denied}");
     app.stop().await;

@@ -4,6 +4,7 @@ mod access;
 mod agencies;
 mod crashes;
 mod delivery;
+mod edge;
 mod gmail;
 mod gmail_replies;
 mod graph;

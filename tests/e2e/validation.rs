@@ -102,3 +102,62 @@ async fn a_mailbox_with_a_malformed_field_is_refused_naming_it() {
     assert_eq!(app.count("SELECT count(*) FROM mailboxes").await, 0);
     app.stop().await;
 }
+
+/// Text PostgreSQL cannot store (a NUL, a lone UTF-16 surrogate, an over-long metadata key)
+/// is a 400 naming the field, on every JSON route; in a batch only that item is rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unstorable_text_is_a_400_naming_the_field_and_one_bad_item_spoils_no_batch() {
+    let app = TestApp::spawn().await;
+    let mailbox = app.connect_mailbox().await;
+    let good = TestApp::send_body(&mailbox, &recipient("nul"), "Hi");
+    let raw = |key: &str, body: String| {
+        app.post("/v1/sends")
+            .header("Idempotency-Key", key)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (i, (field, value)) in
+        [("text", json!("a\0b")), ("html", json!("<p>\0</p>")), ("metadata", json!({ "k": "v\0" }))].iter().enumerate()
+    {
+        let mut b = good.clone();
+        b[*field] = value.clone();
+        let body = expect(raw(&format!("n{i}"), b.to_string()).await.unwrap(), 400, "unstorable_text").await;
+        let message = body["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with(&format!("`{field}")), "{message}");
+    }
+    let mut nul_key = good.clone();
+    nul_key["metadata"] = json!({ "a\0": 1 });
+    expect(raw("k", nul_key.to_string()).await.unwrap(), 400, "unstorable_text").await;
+    let mut long_key = good.clone();
+    long_key["metadata"] = json!({ "k".repeat(300): 1 });
+    expect(raw("l", long_key.to_string()).await.unwrap(), 400, "metadata_key_too_long").await;
+    let surrogate = good.to_string().replacen("\"Hi\"", "\"\\ud800\"", 1);
+    let body = expect(raw("s", surrogate).await.unwrap(), 400, "invalid_json").await;
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("`subject`"), "{body}");
+    let mut mailbox_req = TestApp::mailbox_request("secret");
+    mailbox_req["from_name"] = json!("client\0");
+    expect(app.post("/v1/mailboxes").json(&mailbox_req).send().await.unwrap(), 400, "unstorable_text").await;
+    assert_eq!(app.count("SELECT count(*) FROM sends").await, 0);
+
+    let item = |key: &str| {
+        let mut b = good.clone();
+        b["idempotency_key"] = json!(key);
+        b
+    };
+    let mut nul = item("b");
+    nul["text"] = json!("\0");
+    let lone = item("c").to_string().replacen("\"Hi\"", "\"\\udc00 x\"", 1);
+    let batch = format!("{{\"items\": [{}, {nul}, {lone}, {}]}}", item("a"), item("d"));
+    let resp = app.post("/v1/sends/batch").header("Content-Type", "application/json").body(batch).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let results = body["results"].as_array().unwrap();
+    let statuses: Vec<&str> = results.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["created", "rejected", "rejected", "created"], "{body}");
+    assert_eq!(results[1]["error"]["code"], "unstorable_text");
+    assert!(results[1]["error"]["message"].as_str().unwrap().starts_with("`items[1].text`"), "{body}");
+    assert!(results[2]["error"]["message"].as_str().unwrap().starts_with("`items[2].subject`"), "{body}");
+    assert_eq!(app.count("SELECT count(*) FROM sends").await, 2);
+    app.stop().await;
+}

@@ -66,7 +66,8 @@ async fn a_key_rotation_while_sends_flow_fails_none_and_destroys_the_old_version
     assert_eq!(keys["keys"][1]["sealed_values"], 4, "{keys}");
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action LIKE 'key.%'").await, 3);
     // The key cache's counters, for metrics: a handful of unwraps for 350 sends and a rotation.
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = app.http.get(format!("{}/metrics", app.base)).bearer_auth(&app.admin_token).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
     let calls = app.vault.stats().provider_calls;
     assert!(
         metrics.contains(&format!("mailroom_vault_provider_calls_total{{provider=\"local\"}} {calls}")),

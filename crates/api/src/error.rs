@@ -29,6 +29,18 @@ pub enum ApiError {
     /// Missing, malformed, unknown, expired or revoked API key.
     #[error("a valid API key is required in `Authorization: Bearer mr_...`")]
     Unauthorized,
+    /// A route of the operator's, called without the admin token.
+    #[error(
+        "this route is the operator's: send the admin token (`mra_...`, kept in the file named by \
+         api.admin_token_file) in `Authorization: Bearer`"
+    )]
+    AdminOnly,
+    /// The request was not received and answered in time.
+    #[error(
+        "the request was not received and answered within {} s; send the body promptly or in smaller \
+         batches, and retry (sends with the same Idempotency-Key)", .0.as_secs()
+    )]
+    Timeout(std::time::Duration),
     /// The token ends in a checksum that does not match it: mistyped or cut short.
     #[error("the API key's checksum does not match: it was mistyped or cut short")]
     BadChecksum,
@@ -95,6 +107,8 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::MissingScope(_) => (StatusCode::FORBIDDEN, "missing_scope"),
             Self::BadChecksum => (StatusCode::UNAUTHORIZED, "bad_checksum"),
+            Self::AdminOnly => (StatusCode::UNAUTHORIZED, "admin_token_required"),
+            Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),

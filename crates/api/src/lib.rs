@@ -9,6 +9,7 @@ pub mod admin_token;
 mod api_keys;
 mod audit;
 mod auth;
+pub mod edge;
 mod error;
 mod events;
 mod grants;
@@ -30,7 +31,7 @@ mod validate;
 mod webhooks;
 mod workspaces;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, sync::Arc};
 
 use axum::{Router, extract::DefaultBodyLimit};
 use mailroom_store::PgPool;
@@ -52,11 +53,19 @@ pub struct ApiLimits {
     pub max_recipients: usize,
     /// Most items in one batch.
     pub max_batch: usize,
+    /// Timeouts and the connection cap.
+    pub edge: edge::EdgeLimits,
 }
 
 impl Default for ApiLimits {
     fn default() -> Self {
-        Self { max_request_bytes: 64 << 20, max_message_bytes: 1 << 20, max_recipients: 50, max_batch: 1_000 }
+        Self {
+            max_request_bytes: 64 << 20,
+            max_message_bytes: 1 << 20,
+            max_recipients: 50,
+            max_batch: 1_000,
+            edge: edge::EdgeLimits::default(),
+        }
     }
 }
 
@@ -83,13 +92,15 @@ pub struct AppState {
     pub failed_auth: FailedAuthLimiter,
 }
 
-/// The API's routes (see [`routes`]: every route with the scope it needs).
+/// The API's routes (see [`routes`]: every route with the scope it needs), behind the edge's
+/// request layer (id, span, timeout, access log).
 pub fn router(state: AppState) -> Router {
     let max = state.limits.max_request_bytes;
+    let timeout = state.limits.edge.request_timeout;
     let state = Arc::new(state);
     routes::build(&state)
         .layer(DefaultBodyLimit::max(max))
-        .layer(axum::middleware::from_fn(routes::request_id))
+        .layer(axum::middleware::from_fn(move |req, next| edge::observe(timeout, req, next)))
         .with_state(state)
 }
 
@@ -119,12 +130,13 @@ pub(crate) async fn metrics(axum::extract::State(state): axum::extract::State<Ar
     out
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.
+/// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight
+/// (see [`edge::serve`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let limits = state.limits.edge;
+    edge::serve(listener, router(state), limits, shutdown).await
 }

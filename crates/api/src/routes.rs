@@ -27,6 +27,8 @@ use crate::{
 pub enum Access {
     /// Anyone: the health check, and the OAuth callback (its single-use state authenticates it).
     Public,
+    /// The operator's admin token only: the operator's surface (metrics).
+    Admin,
     /// An API key whose role or scopes include this scope (in a child: the grant's too).
     Key(Scope),
     /// The operator's admin token, or a key with this scope (workspaces: top-level ones by the
@@ -48,12 +50,12 @@ pub struct RouteSpec {
 type Handler = MethodRouter<Arc<AppState>>;
 
 fn table() -> Vec<(RouteSpec, Handler)> {
-    use Access::{AdminOrKey, Key, Public};
+    use Access::{Admin, AdminOrKey, Key, Public};
     use Scope::*;
     let r = |method, path, access, handler: Handler| (RouteSpec { method, path, access }, handler);
     vec![
         r("GET", "/health", Public, get(crate::health)),
-        r("GET", "/metrics", Public, get(crate::metrics)),
+        r("GET", "/metrics", Admin, get(crate::metrics)),
         r("POST", "/v1/mailboxes", Key(MailboxesWrite), post(mailboxes::connect)),
         r("GET", "/v1/mailboxes/{id}", Key(MailboxesRead), get(mailboxes::show)),
         r("DELETE", "/v1/mailboxes/{id}", Key(MailboxesWrite), delete(mailboxes::disconnect)),
@@ -120,16 +122,19 @@ async fn require(
     next: Next,
 ) -> Result<Response, ApiError> {
     let origin = origin(&state, &req);
-    let caller = match access {
-        Access::Public => return Ok(next.run(req).await),
-        Access::AdminOrKey(_) if auth::bearer(req.headers()).is_ok_and(crate::admin_token::looks_like_admin_token) => {
+    let presents_admin_token = auth::bearer(req.headers()).is_ok_and(crate::admin_token::looks_like_admin_token);
+    let caller = match (access, presents_admin_token) {
+        (Access::Public, _) => return Ok(next.run(req).await),
+        (Access::Admin, _) | (Access::AdminOrKey(_), true) => {
             if !auth::bearer(req.headers()).is_ok_and(|t| state.admin.verify(t)) {
-                auth::record_failure(&state, req.headers(), &origin, "a wrong admin token").await;
-                return Err(ApiError::Unauthorized);
+                if auth::bearer(req.headers()).is_ok() {
+                    auth::record_failure(&state, req.headers(), &origin, "a wrong admin token").await;
+                }
+                return Err(if access == Access::Admin { ApiError::AdminOnly } else { ApiError::Unauthorized });
             }
             Caller::Admin(origin)
         }
-        Access::Key(scope) | Access::AdminOrKey(scope) => {
+        (Access::Key(scope) | Access::AdminOrKey(scope), _) => {
             match auth::authenticate(&state, req.headers(), scope, origin.clone()).await {
                 Ok(auth) => Caller::Key(auth),
                 Err(e @ (ApiError::Unauthorized | ApiError::BadChecksum)) => {
@@ -140,8 +145,14 @@ async fn require(
             }
         }
     };
+    let who = match &caller {
+        Caller::Admin(_) => "admin".to_owned(),
+        Caller::Key(auth) => auth.key.to_string(),
+    };
     req.extensions_mut().insert(caller);
-    Ok(next.run(req).await)
+    let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(crate::edge::AccessKey(who));
+    Ok(resp)
 }
 
 /// Where the request came from: the configured trusted proxy's header when set and present
@@ -159,24 +170,8 @@ fn origin(state: &AppState, req: &Request) -> Origin {
     let peer = || {
         req.extensions().get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
     };
-    let request_id = req.extensions().get::<RequestId>().map_or_else(String::new, |r| r.0.clone());
+    let request_id = req.extensions().get::<crate::edge::RequestId>().map_or_else(String::new, |r| r.0.clone());
     Origin { source: proxied.unwrap_or_else(peer), request_id }
-}
-
-/// The id of one request: made here (never taken from the client), answered in
-/// `Mailroom-Request-Id`, and written with every audit row the request causes.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestId(pub String);
-
-/// Gives every request its id, and every answer the header that names it.
-pub(crate) async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = format!("req_{}", uuid::Uuid::now_v7().simple());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
-    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("mailroom-request-id", v);
-    }
-    resp
 }
 
 #[cfg(test)]
@@ -192,6 +187,7 @@ mod tests {
             let row = row.unwrap_or_else(|| panic!("the README's route table lacks {needle}"));
             let needs = match spec.access {
                 Access::Public => "—".to_owned(),
+                Access::Admin => "admin token".to_owned(),
                 Access::Key(s) => format!("| `{s}` |"),
                 Access::AdminOrKey(s) => format!("admin token or `{s}`"),
             };
@@ -201,6 +197,7 @@ mod tests {
             for (role, cell) in mailroom_domain::Role::ALL.iter().zip(&cells) {
                 let want = match spec.access {
                     Access::Public => "open",
+                    Access::Admin => "401",
                     Access::Key(s) | Access::AdminOrKey(s) if role.scopes().contains(&s) => "✓",
                     _ => "403",
                 };

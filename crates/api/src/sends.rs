@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::{
     ApiError, AppState,
     auth::Auth,
-    json::ApiJson,
+    json::{ApiJson, ApiJsonParts},
     validate::{self, SendRequest, ValidSend},
 };
 
@@ -125,13 +125,20 @@ pub(crate) async fn create(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchRequest {
-    items: Vec<Value>,
+    /// Kept as raw text, so one item that cannot be read (a lone surrogate, a NUL) is rejected
+    /// on its own while the good items are created.
+    items: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// One batch item, parsed: its key and its validated send.
-fn parse_item(item: Value, state: &AppState) -> Result<(IdempotencyKey, ValidSend), ApiError> {
-    let Value::Object(mut map) = item else {
-        return Err(ApiError::bad_request("invalid_item", "each item must be a JSON object"));
+fn parse_item(
+    i: usize,
+    item: &serde_json::value::RawValue,
+    state: &AppState,
+) -> Result<(IdempotencyKey, ValidSend), ApiError> {
+    let at = format!("items[{i}]");
+    let Value::Object(mut map) = crate::json::parse::<Value>(item.get(), &at)? else {
+        return Err(ApiError::bad_request("invalid_item", format!("`{at}` must be a JSON object")));
     };
     let key = match map.remove("idempotency_key") {
         Some(Value::String(k)) => {
@@ -144,8 +151,8 @@ fn parse_item(item: Value, state: &AppState) -> Result<(IdempotencyKey, ValidSen
             ));
         }
     };
-    let req: SendRequest =
-        serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::bad_request("invalid_item", e.to_string()))?;
+    let req: SendRequest = serde_path_to_error::deserialize(Value::Object(map))
+        .map_err(|e| ApiError::bad_request("invalid_item", format!("`{at}.{}`: {}", e.path(), e.inner())))?;
     Ok((key, validate::send(req, &state.limits)?))
 }
 
@@ -153,7 +160,7 @@ fn parse_item(item: Value, state: &AppState) -> Result<(IdempotencyKey, ValidSen
 pub(crate) async fn create_batch(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    ApiJson(req): ApiJson<BatchRequest>,
+    ApiJsonParts(req): ApiJsonParts<BatchRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let n = req.items.len();
     if n == 0 || n > state.limits.max_batch {
@@ -162,7 +169,7 @@ pub(crate) async fn create_batch(
             format!("a batch holds 1 to {} items; this one has {n}", state.limits.max_batch),
         ));
     }
-    let parsed: Vec<_> = req.items.into_iter().map(|i| parse_item(i, &state)).collect();
+    let parsed: Vec<_> = req.items.iter().enumerate().map(|(i, item)| parse_item(i, item, &state)).collect();
     let mut results: Vec<Value> = parsed
         .iter()
         .map(|p| match p {

@@ -32,6 +32,8 @@ pub(crate) struct SendRequest {
 
 /// The largest `metadata` object accepted, serialized.
 const MAX_METADATA_BYTES: usize = 4096;
+/// The longest key of the `metadata` object, in bytes.
+const MAX_METADATA_KEY_BYTES: usize = 256;
 
 /// A validated send.
 #[derive(Debug)]
@@ -88,8 +90,16 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
     let message =
         OutgoingMessage { to, cc, bcc, subject: subject.as_str().to_owned(), text: req.text, html: req.html, headers };
     if let Some(m) = &req.metadata {
-        if !m.is_object() {
+        let Some(map) = m.as_object() else {
             return Err(invalid("metadata", "must be a JSON object"));
+        };
+        // A scheduler reads its metadata back by key: a key is a name, not a payload.
+        if let Some(k) = map.keys().find(|k| k.len() > MAX_METADATA_KEY_BYTES) {
+            let shown: String = k.chars().take(32).collect();
+            return Err(ApiError::bad_request(
+                "metadata_key_too_long",
+                format!("`metadata.{shown}…`: a key of {} bytes; keys are at most {MAX_METADATA_KEY_BYTES}", k.len()),
+            ));
         }
         let size = m.to_string().len();
         if size > MAX_METADATA_BYTES {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use mailroom_api::{ApiLimits, AppState};
+use mailroom_api::{ApiLimits, AppState, admin_token::AdminToken};
 use mailroom_domain::backoff::Backoff;
 use mailroom_send_worker::SendWorkerConfig;
 use mailroom_store::PgPool;
@@ -43,16 +43,30 @@ pub fn smtp(s: &Settings) -> anyhow::Result<SmtpSettings> {
     })
 }
 
+/// The operator's admin token, created on first use.
+pub fn admin_token(s: &Settings) -> anyhow::Result<std::sync::Arc<AdminToken>> {
+    Ok(std::sync::Arc::new(AdminToken::load_or_create(&s.api.admin_token_file)?))
+}
+
 /// The API's state.
-pub fn api_state(s: &Settings, pool: PgPool, vault: Vault) -> anyhow::Result<AppState> {
+pub fn api_state(
+    s: &Settings,
+    pool: PgPool,
+    vault: Vault,
+    admin: std::sync::Arc<AdminToken>,
+) -> anyhow::Result<AppState> {
     let limits = ApiLimits {
         max_request_bytes: s.api.max_request_bytes,
         max_message_bytes: s.api.max_message_bytes,
         max_recipients: s.api.max_recipients,
         max_batch: s.api.max_batch,
+        edge: mailroom_api::edge::EdgeLimits {
+            header_timeout: Duration::from_secs(s.api.header_timeout_secs),
+            request_timeout: Duration::from_secs(s.api.request_timeout_secs),
+            max_connections: s.api.max_connections,
+        },
     };
     let rotation_wait = Duration::from_secs(s.vault.cache_ttl_secs);
-    let admin = std::sync::Arc::new(mailroom_api::admin_token::AdminToken::load_or_create(&s.api.admin_token_file)?);
     let trusted_proxy_header = s.api.trusted_proxy_header.as_ref().map(|h| h.to_ascii_lowercase());
     Ok(AppState {
         pool,

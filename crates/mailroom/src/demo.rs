@@ -49,7 +49,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let state = app::api_state(&settings, pool.clone(), vault.clone())?;
+    let state = app::api_state(&settings, pool.clone(), vault.clone(), app::admin_token(&settings)?)?;
     let api = tokio::spawn(mailroom_api::serve(listener, state, stop.clone().cancelled_owned()));
     let worker = tokio::spawn(mailroom_send_worker::run(
         pool.clone(),

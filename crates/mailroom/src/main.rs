@@ -191,9 +191,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    // Private by default: refuse an address beyond loopback before touching anything else.
+    let admin = app::admin_token(settings)?;
+    mailroom_api::edge::network_gate(settings.api.bind, settings.api.allow_network, &admin)?;
     let pool = app::pool(settings).await?;
     let vault = app::vault(settings, &pool).await?;
-    let state = app::api_state(settings, pool, vault)?;
+    let state = app::api_state(settings, pool, vault, admin)?;
     let listener = tokio::net::TcpListener::bind(settings.api.bind)
         .await
         .with_context(|| format!("cannot listen on {} (api.bind)", settings.api.bind))?;

@@ -62,8 +62,18 @@ pub struct Database {
 /// HTTP API settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Api {
-    /// Address to listen on; loopback unless configured otherwise.
+    /// Address to listen on: loopback by default. Any other address also needs
+    /// `allow_network` and an admin token rotated within 30 days.
     pub bind: SocketAddr,
+    /// Opt-in to serve beyond loopback (see `bind`).
+    pub allow_network: bool,
+    /// Seconds a client has to send a request's headers (and an idle connection its next
+    /// request) before the connection is closed.
+    pub header_timeout_secs: u64,
+    /// Seconds a whole request may take, body included, before it is answered 408.
+    pub request_timeout_secs: u64,
+    /// Connections open at once; when full, the oldest that sent no request makes room.
+    pub max_connections: usize,
     /// Largest request body in bytes.
     pub max_request_bytes: usize,
     /// Largest text + HTML body of one send in bytes.
@@ -235,6 +245,10 @@ impl Default for Settings {
             database: Database { url: SecretString::from(""), max_connections: 20 },
             api: Api {
                 bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                allow_network: false,
+                header_timeout_secs: 10,
+                request_timeout_secs: 60,
+                max_connections: 1_024,
                 max_request_bytes: 64 << 20,
                 max_message_bytes: 1 << 20,
                 max_recipients: 50,

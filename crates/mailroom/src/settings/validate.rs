@@ -28,6 +28,12 @@ impl Settings {
         if self.vault.cache_ttl_secs == 0 || self.vault.cache_max_uses == 0 || self.vault.cache_max_entries == 0 {
             return bad("vault.cache_ttl_secs", "the key cache's TTL, uses and entries must all be positive");
         }
+        if self.api.header_timeout_secs == 0 || self.api.request_timeout_secs == 0 {
+            return bad("api.header_timeout_secs", "the header and request timeouts must be at least 1 second");
+        }
+        if self.api.max_connections == 0 {
+            return bad("api.max_connections", "must be at least 1");
+        }
         if self.worker.concurrency == 0 || self.worker.concurrency > 1_000 {
             return bad("worker.concurrency", "must be 1 to 1000");
         }

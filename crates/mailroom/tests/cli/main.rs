@@ -132,3 +132,65 @@ async fn config_check_refuses_an_unknown_key_with_a_suggestion() {
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(clean);
 }
+
+/// Private by default: `serve` on an address beyond loopback needs `api.allow_network` and an
+/// admin token rotated within 30 days (the auto-created first one never qualifies); once
+/// serving, every answer names its request and every request leaves one access-log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_beyond_loopback_needs_an_opt_in_and_a_rotated_admin_token() {
+    let dir = scratch("gate");
+    let provider = LocalProvider::open_or_create(&dir.join("master.key")).unwrap();
+    let opts = Options { in_process_worker: false, provider: Some(Arc::new(provider)), ..Options::default() };
+    let app = TestApp::spawn_with(opts).await;
+    let bind = "[api]\nbind = \"0.0.0.0:0\"\nadmin_token_file = \"admin.token\"\n";
+    let out = run(mailroom(&app, &config(&dir, bind), &["serve"])).await;
+    assert!(!out.status.success() && text(&out).contains("set api.allow_network = true"), "{}", text(&out));
+    let allowed = config(&dir, &format!("{bind}allow_network = true\n"));
+    let out = run(mailroom(&app, &allowed, &["serve"])).await;
+    assert!(!out.status.success() && text(&out).contains("auto-created first one"), "{}", text(&out));
+
+    // Rotated, but 40 days ago: still refused.
+    assert!(run(mailroom(&app, &allowed, &["admin", "rotate-token"])).await.status.success());
+    let token_file = dir.join("admin.token");
+    let mut stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&token_file).unwrap()).unwrap();
+    let fresh = stored["created_at"].clone();
+    stored["created_at"] = serde_json::json!(chrono::Utc::now() - chrono::Duration::days(40));
+    std::fs::write(&token_file, stored.to_string()).unwrap();
+    let out = run(mailroom(&app, &allowed, &["serve"])).await;
+    assert!(!out.status.success() && text(&out).contains("last rotated 40 days ago"), "{}", text(&out));
+    stored["created_at"] = fresh;
+    std::fs::write(&token_file, stored.to_string()).unwrap();
+
+    // Opted in with a fresh token: it serves, and logs each request once with its id.
+    let mut serve = mailroom(&app, &allowed, &["serve"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let (lines, log) = std::sync::mpsc::channel::<String>();
+    let stderr = serve.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let next_line = |what: &str, pred: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = log.recv_timeout(left).unwrap_or_else(|_| panic!("no log line {what} within 30 s"));
+            if pred(&line) {
+                return line;
+            }
+        }
+    };
+    let listening = next_line("API listening", &|l| l.contains("API listening"));
+    let port = listening.rsplit(':').next().unwrap().trim().trim_matches('"').to_owned();
+    let http = reqwest::Client::new();
+    let resp = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "the operator's surface needs the admin token");
+    let id = resp.headers()["mailroom-request-id"].to_str().unwrap().to_owned();
+    let access = next_line("access", &|l| l.contains("mailroom::access"));
+    assert!(access.contains(&id) && access.contains("route=/metrics") && access.contains("status=401"), "{access}");
+    let _ = Command::new("kill").args(["-TERM", &serve.id().to_string()]).status();
+    let _ = serve.wait();
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
