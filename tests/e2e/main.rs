@@ -5,6 +5,7 @@ mod agencies;
 mod crashes;
 mod delivery;
 mod edge;
+mod egress;
 mod gmail;
 mod gmail_replies;
 mod graph;

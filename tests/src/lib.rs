@@ -12,7 +12,7 @@ use mailroom_devkit::{Peers, imap};
 use mailroom_domain::{WorkspaceId, backoff::Backoff};
 use mailroom_send_worker::SendWorkerConfig;
 use mailroom_store::{PgPool, admin};
-use mailroom_transport::SmtpSettings;
+use mailroom_transport::{EgressPolicy, Reach, SmtpSettings};
 use mailroom_vault::{CacheLimits, KeyProvider, LocalProvider, Vault};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -61,6 +61,8 @@ pub struct Options {
     pub reply_every: Duration,
     /// IMAP mailboxes the reply worker keeps in IDLE between checks.
     pub idle_watchers: usize,
+    /// Where tenants' addresses may reach (the suite's loopback peers by default).
+    pub egress: EgressPolicy,
 }
 
 impl Default for Options {
@@ -79,6 +81,7 @@ impl Default for Options {
             oauth: None,
             reply_every: Duration::from_millis(300),
             idle_watchers: 50,
+            egress: loopback_allowed(),
         }
     }
 }
@@ -102,13 +105,18 @@ pub struct TestApp {
     tasks: Vec<JoinHandle<()>>,
 }
 
-fn smtp_settings() -> SmtpSettings {
+/// The test suite's egress allow-list: its own peers, all on loopback.
+pub fn loopback_allowed() -> EgressPolicy {
+    EgressPolicy::parse(&["127.0.0.0/8", "::1"]).expect("valid entries")
+}
+
+fn smtp_settings(egress: &EgressPolicy) -> SmtpSettings {
     SmtpSettings {
         hello_name: "mailroom.test".into(),
         command_timeout: Duration::from_secs(10),
         data_timeout: Duration::from_secs(20),
         idle_timeout: Duration::from_secs(30),
-        extra_roots: vec![peers().ca_pem().expect("peer CA")],
+        reach: Reach { egress: egress.clone(), extra_roots: vec![peers().ca_pem().expect("peer CA")] },
     }
 }
 
@@ -149,7 +157,7 @@ impl TestApp {
             failed_auth: Default::default(),
             pool: pool.clone(),
             vault: vault.clone(),
-            smtp: smtp_settings(),
+            smtp: smtp_settings(&opts.egress),
             limits: opts.limits.clone(),
             rotation_wait: opts.rotation_wait,
             oauth: oauth.clone(),
@@ -174,7 +182,7 @@ impl TestApp {
             key_grace: Duration::from_secs(1),
             poll_interval: Duration::from_millis(200),
             heartbeat: opts.heartbeat,
-            smtp: smtp_settings(),
+            smtp: smtp_settings(&opts.egress),
             oauth: oauth.clone(),
         };
         let mut tasks = vec![api];
@@ -192,7 +200,7 @@ impl TestApp {
             batch: 200,
             imap_timeout: Duration::from_secs(20),
             poll: Duration::from_millis(100),
-            extra_roots: vec![],
+            reach: Reach { egress: opts.egress.clone(), extra_roots: vec![] },
             webhook_backoff: Backoff { base: Duration::from_millis(200), cap: Duration::from_millis(400) },
             webhook_max_age: Duration::from_secs(3_600),
             webhook_timeout: Duration::from_secs(5),

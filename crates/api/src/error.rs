@@ -126,7 +126,8 @@ impl ApiError {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+/// The error and its causes, for the operator's log.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {

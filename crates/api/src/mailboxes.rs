@@ -1,6 +1,6 @@
 //! `POST /v1/mailboxes` (connect an SMTP mailbox) and `GET /v1/mailboxes/{id}`.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json,
@@ -10,7 +10,7 @@ use axum::{
 use mailroom_domain::{DisplayName, EmailAddress, MailboxId, WorkspaceId, mask_email};
 use mailroom_store::mailboxes::{self, MailboxRow, SealedSecret};
 use mailroom_transport::{
-    Endpoint, TlsMode,
+    Endpoint, Refused, TlsMode,
     imap::{ImapEndpoint, ImapError, ImapTls},
 };
 use mailroom_vault::{Field, SealContext, WrappedKey};
@@ -89,8 +89,9 @@ async fn check_imap(state: &AppState, req: &ConnectRequest) -> Result<String, Ap
         return Ok(sent_copy);
     };
     check_server("imap", &imap.as_server(), &["starttls", "implicit", "none"])?;
-    if imap.tls == "none" && !["localhost", "127.0.0.1", "::1"].contains(&imap.host.as_str()) {
-        return Err(invalid("imap.tls", "`none` is only allowed for a server on this machine"));
+    let addrs = reachable(state, "imap", &imap.host, imap.port).await?;
+    if imap.tls == "none" && !state.smtp.reach.egress.allows_plain_text(&imap.host, imap.port, &addrs) {
+        return Err(ApiError::unprocessable("egress_denied", format!("`imap.tls`: {}", Refused::PlainText)));
     }
     if imap.sent_folder.as_ref().is_some_and(|f| f.is_empty() || f.chars().any(|c| c.is_control() || c == '"')) {
         return Err(invalid("imap.sent_folder", "must be a folder name without quotes or control characters"));
@@ -99,15 +100,29 @@ async fn check_imap(state: &AppState, req: &ConnectRequest) -> Result<String, Ap
     if let Err(e) = mailroom_transport::imap::verify(
         &imap.endpoint(),
         mailroom_transport::imap::ImapCredential::Password(&imap.password),
-        &state.smtp.extra_roots,
+        &state.smtp.reach,
         limit,
     )
     .await
     {
+        // The error's own words only (never the server's): its cause goes to the log.
+        tracing::info!(error = %crate::error::chain(&e), "IMAP login check failed at connect");
         let code = if matches!(e, ImapError::Login(_)) { "imap_auth_failed" } else { "imap_unreachable" };
-        return Err(ApiError::unprocessable(code, format!("the IMAP server refused the login: {e}")));
+        return Err(ApiError::unprocessable(code, e.to_string()));
     }
     Ok(sent_copy)
+}
+
+/// Whether the egress policy lets Mailroom reach `host` (a tenant's word): the addresses it
+/// resolves to, or a 422 naming the field.
+async fn reachable(state: &AppState, prefix: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, ApiError> {
+    state.smtp.reach.egress.resolve(host, port).await.map_err(|e| match e {
+        Refused::Unresolved { .. } => ApiError::unprocessable(
+            if prefix == "imap" { "imap_unreachable" } else { "smtp_unreachable" },
+            format!("`{prefix}.host`: {e}"),
+        ),
+        e => ApiError::unprocessable("egress_denied", format!("`{prefix}.host`: {e}")),
+    })
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
@@ -155,10 +170,11 @@ pub(crate) async fn connect(
         username: req.smtp.username.clone(),
         xoauth2: false,
     };
+    reachable(&state, "smtp", &req.smtp.host, req.smtp.port).await?;
     if let Err(f) = mailroom_transport::verify(&state.smtp, &endpoint, &req.smtp.password).await {
         tracing::info!(from = %mask_email(from.as_str()), failure = %f, "SMTP login check failed at connect");
         let code = if f.answer.is_some() { "smtp_auth_failed" } else { "smtp_unreachable" };
-        return Err(ApiError::unprocessable(code, format!("the SMTP server refused the login: {}", f.detail)));
+        return Err(ApiError::unprocessable(code, f.for_tenant()));
     }
     let id = MailboxId::new();
     let mut tx = state.pool.begin().await?;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use axum::{
     Json,
     extract::{Path, Query, State},
-    http::{StatusCode, Uri},
+    http::StatusCode,
 };
 use mailroom_domain::{EventId, MailboxId, WebhookId};
 use mailroom_store::webhooks;
+use mailroom_transport::Refused;
 use mailroom_vault::{Field, SealContext};
 use rand::RngCore;
 use secrecy::SecretString;
@@ -27,16 +28,22 @@ pub(crate) struct NewWebhook {
     event_types: Vec<String>,
 }
 
-fn check_url(url: &str) -> Result<(), ApiError> {
+/// Checks a webhook URL: absolute HTTP(S), no credentials in it, and a host the egress policy
+/// lets Mailroom reach. Checked again at every delivery, on the addresses the host resolves
+/// to then (a name may change its answer after registration).
+async fn check_url(state: &AppState, url: &str) -> Result<(), ApiError> {
     let bad = |why: &str| ApiError::unprocessable("invalid_url", format!("`url`: {why}"));
-    let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-    if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none_or(str::is_empty) {
-        return Err(bad("must be an absolute http:// or https:// URL"));
-    }
     if url.len() > 2048 {
         return Err(bad("at most 2048 characters"));
     }
-    Ok(())
+    let parsed = reqwest::Url::parse(url).map_err(|_| bad("not a URL"))?;
+    match state.smtp.reach.egress.vet_url(&parsed).await {
+        Ok(_) => Ok(()),
+        Err(Refused::BadUrl(why)) => Err(bad(why)),
+        // A name that does not resolve yet may later: delivery checks it again.
+        Err(Refused::Unresolved { .. }) => Ok(()),
+        Err(e) => Err(ApiError::unprocessable("egress_denied", format!("`url`: {e}"))),
+    }
 }
 
 fn view(w: &webhooks::WebhookRow) -> Value {
@@ -49,7 +56,7 @@ pub(crate) async fn create(
     auth: Auth,
     crate::json::ApiJson(req): crate::json::ApiJson<NewWebhook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    check_url(&req.url)?;
+    check_url(&state, &req.url).await?;
     if let Some(t) = req.event_types.iter().find(|t| t.is_empty() || t.len() > 64 || !t.contains('.')) {
         return Err(ApiError::unprocessable("invalid_event_type", format!("`{t}` is not an event type")));
     }

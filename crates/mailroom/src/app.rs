@@ -7,7 +7,7 @@ use mailroom_api::{ApiLimits, AppState, admin_token::AdminToken};
 use mailroom_domain::backoff::Backoff;
 use mailroom_send_worker::SendWorkerConfig;
 use mailroom_store::PgPool;
-use mailroom_transport::SmtpSettings;
+use mailroom_transport::{EgressPolicy, Reach, SmtpSettings};
 use mailroom_vault::Vault;
 
 use crate::settings::Settings;
@@ -39,7 +39,7 @@ pub fn smtp(s: &Settings) -> anyhow::Result<SmtpSettings> {
         command_timeout: Duration::from_secs(s.smtp.command_timeout_secs),
         data_timeout: Duration::from_secs(s.smtp.data_timeout_secs),
         idle_timeout: Duration::from_secs(s.smtp.idle_timeout_secs),
-        extra_roots,
+        reach: Reach { egress: EgressPolicy::parse(&s.egress.allow)?, extra_roots },
     })
 }
 
@@ -125,7 +125,7 @@ pub fn reply_config(s: &Settings) -> anyhow::Result<mailroom_reply_worker::Reply
         batch: r.batch,
         imap_timeout: Duration::from_secs(r.imap_timeout_secs),
         poll: Duration::from_secs(5).min(Duration::from_secs(r.every_secs)),
-        extra_roots: smtp(s)?.extra_roots,
+        reach: smtp(s)?.reach,
         webhook_backoff: Backoff {
             base: Duration::from_secs(r.webhook_retry_base_secs),
             cap: Duration::from_secs(r.webhook_retry_cap_secs),

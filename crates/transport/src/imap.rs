@@ -116,6 +116,9 @@ pub enum ImapError {
     /// The server did not answer in time.
     #[error("the IMAP server did not answer in time")]
     Timeout,
+    /// The egress policy refused the server's address.
+    #[error(transparent)]
+    Refused(#[from] crate::Refused),
 }
 
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
@@ -149,17 +152,23 @@ async fn upgrade(tcp: TcpStream, host: &str, extra_roots: &[Vec<u8>]) -> Result<
 pub(crate) async fn login(
     ep: &ImapEndpoint,
     credential: ImapCredential<'_>,
-    extra_roots: &[Vec<u8>],
+    reach: &crate::Reach,
 ) -> Result<Session, ImapError> {
-    let tcp = TcpStream::connect((ep.host.as_str(), ep.port)).await.map_err(ImapError::Connect)?;
+    // Connect only to the addresses the egress policy checked (TLS still checks the name).
+    let addrs = reach.egress.resolve(&ep.host, ep.port).await?;
+    if ep.tls == ImapTls::None && !reach.egress.allows_plain_text(&ep.host, ep.port, &addrs) {
+        return Err(ImapError::Refused(crate::Refused::PlainText));
+    }
+    let tcp = TcpStream::connect(&addrs[..]).await.map_err(ImapError::Connect)?;
+    let roots = &reach.extra_roots;
     let stream: Box<dyn Stream> = match ep.tls {
-        ImapTls::Implicit => upgrade(tcp, &ep.host, extra_roots).await?,
+        ImapTls::Implicit => upgrade(tcp, &ep.host, roots).await?,
         ImapTls::None => Box::new(tcp),
         ImapTls::StartTls => {
             let mut client = async_imap::Client::new(tcp);
             client.read_response().await.map_err(ImapError::Connect)?;
             client.run_command_and_check_ok("STARTTLS", None).await?;
-            upgrade(client.into_inner(), &ep.host, extra_roots).await?
+            upgrade(client.into_inner(), &ep.host, roots).await?
         }
     };
     let mut client = async_imap::Client::new(stream);
@@ -185,12 +194,12 @@ pub(crate) async fn timed<T>(limit: Duration, fut: impl Future<Output = Result<T
 pub async fn sent_contains(
     ep: &ImapEndpoint,
     credential: ImapCredential<'_>,
-    extra_roots: &[Vec<u8>],
+    reach: &crate::Reach,
     message_id: &str,
     limit: Duration,
 ) -> Result<bool, ImapError> {
     timed(limit, async {
-        let mut session = login(ep, credential, extra_roots).await?;
+        let mut session = login(ep, credential, reach).await?;
         session.select(&ep.sent_folder).await?;
         // Our Message-IDs are `<hex@domain>`: nothing in them needs escaping in a quoted string.
         let query = format!("HEADER Message-ID \"{}\"", message_id.replace(['"', '\\'], ""));
@@ -205,12 +214,12 @@ pub async fn sent_contains(
 pub async fn append_sent(
     ep: &ImapEndpoint,
     credential: ImapCredential<'_>,
-    extra_roots: &[Vec<u8>],
+    reach: &crate::Reach,
     message: &[u8],
     limit: Duration,
 ) -> Result<(), ImapError> {
     timed(limit, async {
-        let mut session = login(ep, credential, extra_roots).await?;
+        let mut session = login(ep, credential, reach).await?;
         session.append(&ep.sent_folder, Some("(\\Seen)"), None, message).await?;
         session.logout().await.ok();
         Ok(())
@@ -222,11 +231,11 @@ pub async fn append_sent(
 pub async fn verify(
     ep: &ImapEndpoint,
     credential: ImapCredential<'_>,
-    extra_roots: &[Vec<u8>],
+    reach: &crate::Reach,
     limit: Duration,
 ) -> Result<(), ImapError> {
     timed(limit, async {
-        let mut session = login(ep, credential, extra_roots).await?;
+        let mut session = login(ep, credential, reach).await?;
         session.logout().await.ok();
         Ok(())
     })

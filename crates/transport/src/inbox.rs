@@ -61,11 +61,11 @@ impl Inbox {
     pub async fn open(
         ep: &ImapEndpoint,
         credential: ImapCredential<'_>,
-        extra_roots: &[Vec<u8>],
+        reach: &crate::Reach,
         limit: Duration,
     ) -> Result<Self, ImapError> {
         timed(limit, async {
-            let mut session = login(ep, credential, extra_roots).await?;
+            let mut session = login(ep, credential, reach).await?;
             let idle = session.capabilities().await?.has_str("IDLE");
             Ok(Self { session, idle, exists: 0 })
         })

@@ -10,6 +10,7 @@
 
 pub mod api;
 mod compose;
+pub mod egress;
 pub mod gmail_inbox;
 pub mod graph_inbox;
 pub mod imap;
@@ -17,4 +18,15 @@ pub mod inbox;
 mod smtp;
 
 pub use compose::{ComposeError, Composed, compose};
+pub use egress::{EgressPolicy, Refused};
 pub use smtp::{AttemptFailure, DeliverError, Endpoint, SessionPool, SmtpSettings, TlsMode, verify};
+
+/// How to reach a tenant's servers: where connections may go, and which extra CA roots are
+/// trusted besides the usual ones.
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    /// Which addresses may be connected to.
+    pub egress: EgressPolicy,
+    /// Extra trusted root certificates (PEM), for private servers and tests.
+    pub extra_roots: Vec<Vec<u8>>,
+}

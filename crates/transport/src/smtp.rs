@@ -61,8 +61,8 @@ pub struct SmtpSettings {
     pub data_timeout: Duration,
     /// How long an idle session is kept for reuse.
     pub idle_timeout: Duration,
-    /// Extra trusted root certificates (PEM), for private servers and tests.
-    pub extra_roots: Vec<Vec<u8>>,
+    /// Where connections may go, and extra trusted roots.
+    pub reach: crate::Reach,
 }
 
 /// An attempt that did not end in acceptance.
@@ -97,9 +97,32 @@ impl AttemptFailure {
         });
         let detail = match &answer {
             Some(a) => a.to_string(),
-            None => format!("{e}"),
+            // Without an SMTP answer the error may quote whatever the peer sent (it may not
+            // even be a mail server): the ledger gets the phase's plain words, the operator's
+            // log the full error.
+            None => {
+                tracing::info!(?phase, error = %e, "SMTP attempt failed without an answer");
+                plain_words(phase).to_owned()
+            }
         };
         Self { phase, answer, detail, recipient: None, api_verdict: None }
+    }
+
+    /// The egress policy refused the server's address: nothing was sent.
+    fn refused(e: crate::Refused) -> Self {
+        Self { phase: Phase::Connect, answer: None, detail: e.to_string(), recipient: None, api_verdict: None }
+    }
+
+    /// What a tenant may learn of a failed login check: the phase in plain words and, when
+    /// the server answered, its reply code and enhanced status only, never its text.
+    pub fn for_tenant(&self) -> String {
+        match &self.answer {
+            Some(a) => {
+                let enhanced = a.enhanced.as_deref().map(|e| format!(" {e}")).unwrap_or_default();
+                format!("{} ({}{enhanced})", plain_words(self.phase), a.code)
+            }
+            None => self.detail.clone(),
+        }
     }
 
     fn timeout(phase: Phase) -> Self {
@@ -110,6 +133,16 @@ impl AttemptFailure {
             recipient: None,
             api_verdict: None,
         }
+    }
+}
+
+/// A phase's failure in plain words.
+fn plain_words(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Connect => "could not connect to the SMTP server",
+        Phase::Tls => "the TLS handshake with the SMTP server failed",
+        Phase::Auth => "the SMTP server refused the login",
+        _ => "the SMTP session failed before the server answered",
     }
 }
 
@@ -145,7 +178,7 @@ async fn timed<T>(
 
 fn tls_parameters(settings: &SmtpSettings, host: &str) -> Result<TlsParameters, AttemptFailure> {
     let mut b = TlsParameters::builder(host.to_owned());
-    for pem in &settings.extra_roots {
+    for pem in &settings.reach.extra_roots {
         let cert = Certificate::from_pem(pem).map_err(|e| AttemptFailure::from_lettre(Phase::Tls, &e))?;
         b = b.add_root_certificate(cert);
     }
@@ -165,12 +198,10 @@ async fn open(
         TlsMode::Implicit => (Some(tls.clone()), Phase::Tls),
         TlsMode::StartTls => (None, Phase::Connect),
     };
-    let mut conn = timed(
-        t,
-        phase,
-        AsyncSmtpConnection::connect_tokio1((ep.host.as_str(), ep.port), Some(t), &client_id, implicit, None),
-    )
-    .await?;
+    // Connect only to the addresses the egress policy checked (TLS still checks the name).
+    let addrs = settings.reach.egress.resolve(&ep.host, ep.port).await.map_err(AttemptFailure::refused)?;
+    let mut conn =
+        timed(t, phase, AsyncSmtpConnection::connect_tokio1(&addrs[..], Some(t), &client_id, implicit, None)).await?;
     if ep.tls == TlsMode::StartTls {
         timed(t, Phase::Tls, conn.starttls(tls, &client_id)).await?;
     }

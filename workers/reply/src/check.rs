@@ -153,7 +153,7 @@ async fn check(
     let credential = if oauth { ImapCredential::Bearer(&secret) } else { ImapCredential::Password(&secret) };
     let since = rescan_since(cursor, &mailbox).date_naive();
     let c = &ctx.config;
-    let opened = Inbox::open(&ep, credential, &c.extra_roots, c.imap_timeout).await;
+    let opened = Inbox::open(&ep, credential, &c.reach, c.imap_timeout).await;
     drop(secret);
     let mut inbox = opened?;
     let fetched = inbox.fetch(stored(cursor), since, c.batch, c.imap_timeout).await?;

@@ -42,8 +42,8 @@ pub struct ReplyWorkerConfig {
     pub imap_timeout: Duration,
     /// How often to look for due mailboxes.
     pub poll: Duration,
-    /// Extra trusted CAs (PEM) for private IMAP servers.
-    pub extra_roots: Vec<Vec<u8>>,
+    /// Where IMAP servers and webhook receivers may be reached, and extra trusted CAs.
+    pub reach: mailroom_transport::Reach,
     /// Retry backoff of webhook deliveries.
     pub webhook_backoff: mailroom_domain::backoff::Backoff,
     /// Webhook deliveries are given up this long after their event.
@@ -104,9 +104,8 @@ pub async fn run(
 }
 
 async fn deliver_webhooks(ctx: Arc<Ctx>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let http = webhooks::client(ctx.config.webhook_timeout);
     loop {
-        match webhooks::round(&ctx, &http).await {
+        match webhooks::round(&ctx).await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "webhook round failed; will try again"),

@@ -5,7 +5,7 @@
 //! failed (visible through the API). Delivery is at least once: receivers dedupe on the
 //! event id (`Mailroom-Event-Id`, also in the body).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use chrono::Utc;
 use hmac::{Hmac, Mac};
@@ -14,6 +14,7 @@ use mailroom_store::{
     events,
     webhooks::{self, DueDelivery},
 };
+use mailroom_transport::Refused;
 use mailroom_vault::{Field, SealContext};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
@@ -31,7 +32,7 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
 
 /// One round: publish events, create deliveries, post what is due. Returns how many were
 /// attempted.
-pub(crate) async fn round(ctx: &Arc<Ctx>, http: &reqwest::Client) -> anyhow::Result<usize> {
+pub(crate) async fn round(ctx: &Arc<Ctx>) -> anyhow::Result<usize> {
     events::publish(&ctx.pool).await?;
     let mut conn = ctx.pool.acquire().await?;
     webhooks::fan_out(&mut conn).await?;
@@ -41,9 +42,9 @@ pub(crate) async fn round(ctx: &Arc<Ctx>, http: &reqwest::Client) -> anyhow::Res
     let n = due.len();
     let mut posts = JoinSet::new();
     for d in due {
-        let (ctx, http) = (ctx.clone(), http.clone());
+        let ctx = ctx.clone();
         posts.spawn(async move {
-            if let Err(e) = deliver(&ctx, &http, &d).await {
+            if let Err(e) = deliver(&ctx, &d).await {
                 tracing::warn!(webhook = %d.webhook_id, error = %format!("{e:#}"), "webhook delivery could not be recorded");
             }
         });
@@ -52,28 +53,36 @@ pub(crate) async fn round(ctx: &Arc<Ctx>, http: &reqwest::Client) -> anyhow::Res
     Ok(n)
 }
 
-async fn deliver(ctx: &Ctx, http: &reqwest::Client, d: &DueDelivery) -> anyhow::Result<()> {
+async fn deliver(ctx: &Ctx, d: &DueDelivery) -> anyhow::Result<()> {
     let mut conn = ctx.pool.acquire().await?;
     let Some(event) = events::at(&mut conn, d.event_pos).await? else { return Ok(()) };
     drop(conn);
     let ws = WorkspaceId::from_uuid(d.workspace_id);
     let owner = SealContext { workspace: ws, mailbox: MailboxId::from_uuid(d.webhook_id), field: Field::WebhookSecret };
-    let secret = mailroom_keyring::open_sealed(&ctx.pool, &ctx.vault, owner, &d.secret_sealed).await?;
-    let body = serde_json::to_vec(&event.wire())?;
-    let t = Utc::now().timestamp();
-    let sig = signature(secret.expose_secret(), t, &body);
-    drop(secret);
-    let sent = http
-        .post(&d.url)
-        .header("content-type", "application/json")
-        .header("mailroom-signature", sig)
-        .header("mailroom-event-id", EventId::from_uuid(event.id).to_string())
-        .body(body)
-        .send()
-        .await;
-    let (ok, status) = match sent {
-        Ok(r) => (r.status().is_success(), r.status().as_u16().to_string()),
-        Err(e) => (false, format!("no answer: {}", e.without_url())),
+    let (ok, status) = match client(ctx, &d.url).await {
+        Err(refused) => {
+            tracing::info!(webhook = %d.webhook_id, reason = %refused, "webhook address refused by the egress policy");
+            (false, format!("refused: {refused}"))
+        }
+        Ok(http) => {
+            let secret = mailroom_keyring::open_sealed(&ctx.pool, &ctx.vault, owner, &d.secret_sealed).await?;
+            let body = serde_json::to_vec(&event.wire())?;
+            let t = Utc::now().timestamp();
+            let sig = signature(secret.expose_secret(), t, &body);
+            drop(secret);
+            let sent = http
+                .post(&d.url)
+                .header("content-type", "application/json")
+                .header("mailroom-signature", sig)
+                .header("mailroom-event-id", EventId::from_uuid(event.id).to_string())
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(r) => (r.status().is_success(), r.status().as_u16().to_string()),
+                Err(e) => (false, format!("no answer: {}", e.without_url())),
+            }
+        }
     };
     let expired = Utc::now() - event.created_at > chrono::Duration::from_std(ctx.config.webhook_max_age)?;
     let next = (!ok && !expired).then(|| {
@@ -88,13 +97,18 @@ async fn deliver(ctx: &Ctx, http: &reqwest::Client, d: &DueDelivery) -> anyhow::
     Ok(())
 }
 
-/// The HTTP client for deliveries: no redirects (a redirect could point a signed body
-/// anywhere), a bounded wait.
-pub(crate) fn client(timeout: Duration) -> reqwest::Client {
+/// The HTTP client for one delivery, pinned to the addresses the egress policy checked for
+/// the URL's host (no DNS between the check and the connect), with no proxy, no redirects (a
+/// redirect could point a signed body anywhere) and a bounded wait.
+async fn client(ctx: &Ctx, url: &str) -> Result<reqwest::Client, Refused> {
+    let url = reqwest::Url::parse(url).map_err(|_| Refused::BadUrl("the URL cannot be parsed"))?;
+    let target = ctx.config.reach.egress.vet_url(&url).await?;
     reqwest::Client::builder()
+        .resolve_to_addrs(&target.host, &target.addrs)
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
+        .timeout(ctx.config.webhook_timeout)
         .user_agent("mailroom-webhooks/1")
         .build()
-        .expect("a TLS backend is compiled in")
+        .map_err(|_| Refused::BadUrl("no HTTP client could be built for the URL"))
 }

@@ -85,8 +85,8 @@ async fn look(ctx: &Ctx, row: &SendRow, m: &MailboxRow) -> Finding {
         }
     };
     let limit = ctx.config.smtp.command_timeout;
-    let (roots, id) = (&ctx.config.smtp.extra_roots, &row.message_id);
-    let found = imap::sent_contains(&ep, credential(m, &secret), roots, id, limit).await;
+    let (reach, id) = (&ctx.config.smtp.reach, &row.message_id);
+    let found = imap::sent_contains(&ep, credential(m, &secret), reach, id, limit).await;
     drop(secret);
     match found {
         Ok(true) => Finding::Found,
@@ -113,7 +113,7 @@ pub(crate) async fn append_copy(ctx: &Ctx, row: &SendRow, m: &MailboxRow, bytes:
     let result = async {
         let secret = imap_secret(ctx, row, m).await?;
         let limit = ctx.config.smtp.command_timeout;
-        imap::append_sent(&ep, credential(m, &secret), &ctx.config.smtp.extra_roots, bytes, limit).await?;
+        imap::append_sent(&ep, credential(m, &secret), &ctx.config.smtp.reach, bytes, limit).await?;
         anyhow::Ok(())
     }
     .await;

@@ -36,6 +36,8 @@ impl Fleet {
             ("MAILROOM_VAULT__MASTER_KEY_FILE", dir.join("master.key").display().to_string()),
             ("MAILROOM_API__ADMIN_TOKEN_FILE", dir.join("admin.token").display().to_string()),
             ("MAILROOM_SMTP__EXTRA_CA_FILE", ca_file.to_owned()),
+            // The mail peers run on this machine.
+            ("MAILROOM_EGRESS__ALLOW", "[\"127.0.0.0/8\"]".into()),
             ("MAILROOM_SMTP__COMMAND_TIMEOUT_SECS", "5".into()),
             ("MAILROOM_SMTP__DATA_TIMEOUT_SECS", "10".into()),
             ("MAILROOM_WORKER__CONCURRENCY", "16".into()),

@@ -42,6 +42,8 @@ pub struct Settings {
     pub oauth: crate::oauth_settings::OAuth,
     /// The SMTP client.
     pub smtp: Smtp,
+    /// Where Mailroom may connect on a tenant's word.
+    pub egress: Egress,
     /// Logging.
     pub log: Log,
     /// Where relative paths were resolved from (not a setting: computed at load).
@@ -198,6 +200,15 @@ pub struct Smtp {
     pub extra_ca_file: Option<PathBuf>,
 }
 
+/// Egress settings: the public internet only, unless the operator allows more.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Egress {
+    /// Networks, addresses or host names (each optionally with `:port`) that tenants' SMTP,
+    /// IMAP and webhook addresses may reach besides the public internet, e.g.
+    /// `["10.1.2.0/24", "smtp.internal:587"]`. Plain-text IMAP only goes to these.
+    pub allow: Vec<String>,
+}
+
 /// Logging settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Log {
@@ -235,6 +246,9 @@ pub enum SettingsError {
         /// What is wrong.
         problem: &'static str,
     },
+    /// An `egress.allow` entry cannot be read.
+    #[error("invalid configuration: `egress.allow`: {0}")]
+    Egress(#[source] mailroom_transport::egress::BadAllowEntry),
 }
 
 impl Default for Settings {
@@ -302,6 +316,7 @@ impl Default for Settings {
                 idle_timeout_secs: 60,
                 extra_ca_file: None,
             },
+            egress: Egress::default(),
             log: Log { filter: "info".into(), format: "text".into() },
         }
     }

@@ -31,6 +31,9 @@ impl Settings {
         if self.api.header_timeout_secs == 0 || self.api.request_timeout_secs == 0 {
             return bad("api.header_timeout_secs", "the header and request timeouts must be at least 1 second");
         }
+        if let Err(e) = mailroom_transport::EgressPolicy::parse(&self.egress.allow) {
+            return Err(SettingsError::Egress(e));
+        }
         if self.api.max_connections == 0 {
             return bad("api.max_connections", "must be at least 1");
         }

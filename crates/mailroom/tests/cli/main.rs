@@ -24,6 +24,7 @@ fn config(dir: &Path, extra: &str) -> PathBuf {
     let file = dir.join("mailroom.toml");
     let body = format!(
         "[vault]\nmaster_key_file = \"master.key\"\n\n[smtp]\nextra_ca_file = \"{}\"\n\n\
+         [egress]\nallow = [\"127.0.0.0/8\"]\n\n\
          [worker]\npoll_interval_ms = 200\nheartbeat_secs = 1\nhousekeeping_every_secs = 1\n{extra}",
         peers().info.ca_file
     );
