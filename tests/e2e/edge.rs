@@ -93,3 +93,28 @@ async fn a_flood_of_half_open_connections_does_not_keep_a_real_request_out() {
     drop(flood);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_idle_after_one_request_do_not_pin_every_slot() {
+    let edge = EdgeLimits { header_timeout: Duration::from_secs(120), max_connections: 20, ..EdgeLimits::default() };
+    let app = TestApp::spawn_with(app_with(edge)).await;
+    // Twenty keep-alive connections, each answered once and then left idle.
+    let mut idle = vec![];
+    for _ in 0..20 {
+        let mut s = half_open(&app, b"GET /health HTTP/1.1\r\nHost: mailroom\r\n\r\n").await;
+        let mut seen = vec![];
+        let mut buf = [0u8; 512];
+        while !String::from_utf8_lossy(&seen).contains("\r\n\r\nok") {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "the server answered");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        idle.push(s);
+    }
+    let started = Instant::now();
+    let resp = app.get("/v1/events").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(5), "served after {:?}", started.elapsed());
+    drop(idle);
+    app.stop().await;
+}

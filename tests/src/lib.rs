@@ -68,7 +68,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            limits: ApiLimits { max_message_bytes: 64 * 1024, ..ApiLimits::default() },
+            // Unlimited: the tests of rate limits set their own.
+            limits: ApiLimits { max_message_bytes: 64 * 1024, rate: None, ..ApiLimits::default() },
             max_attempts: 5,
             prune_after: Duration::from_secs(3_600),
             lease: Duration::from_secs(60),
@@ -155,6 +156,7 @@ impl TestApp {
             admin: Arc::new(admin),
             trusted_proxy_header: None,
             failed_auth: Default::default(),
+            local_limits: Default::default(),
             pool: pool.clone(),
             vault: vault.clone(),
             smtp: smtp_settings(&opts.egress),

@@ -4,10 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::{
-    Json,
-    extract::{Query, State},
-};
+use axum::{Json, extract::State};
 use serde_json::{Value, json};
 
 use crate::{ApiError, AppState, auth::Auth, page::Page};
@@ -16,7 +13,7 @@ use crate::{ApiError, AppState, auth::Auth, page::Page};
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Query(page): Query<Page>,
+    crate::json::ApiQuery(page): crate::json::ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let (after, limit) = page.bounds()?;
     let mut conn = state.pool.acquire().await?;

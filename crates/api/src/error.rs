@@ -35,6 +35,12 @@ pub enum ApiError {
          api.admin_token_file) in `Authorization: Bearer`"
     )]
     AdminOnly,
+    /// Over a rate limit: the standing names the limit, the usage and the reset.
+    #[error(
+        "over the limit of {} {} a minute (bursts of {}); retry in {} s",
+        .0.rate.per_minute, .0.name, .0.rate.burst, .0.retry_after_secs
+    )]
+    RateLimited(Box<crate::limits::Standing>),
     /// The request was not received and answered in time.
     #[error(
         "the request was not received and answered within {} s; send the body promptly or in smaller \
@@ -58,6 +64,9 @@ pub enum ApiError {
     /// Nothing with this id in the key's workspace.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The path exists, but not with this method.
+    #[error("this route does not take that method; see the route table in the README")]
+    MethodNotAllowed,
     /// The idempotency key was used for a different request.
     #[error("{0}")]
     Conflict(String),
@@ -109,8 +118,10 @@ impl ApiError {
             Self::BadChecksum => (StatusCode::UNAUTHORIZED, "bad_checksum"),
             Self::AdminOnly => (StatusCode::UNAUTHORIZED, "admin_token_required"),
             Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
             Self::StateConflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -122,7 +133,13 @@ impl ApiError {
     /// The `{"code", "message"}` object, also used per item in batch answers.
     pub fn body(&self) -> serde_json::Value {
         let (_, code) = self.status_and_code();
-        json!({ "code": code, "message": self.to_string() })
+        let mut body = json!({ "code": code, "message": self.to_string() });
+        if let Self::RateLimited(s) = self {
+            for (k, v) in s.details().as_object().into_iter().flatten() {
+                body[k] = v.clone();
+            }
+        }
+        body
     }
 }
 
@@ -149,8 +166,12 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut resp = (status, Json(json!({ "error": self.body() }))).into_response();
-        if matches!(self, Self::Unavailable { .. }) {
-            resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("30"));
+        match &self {
+            Self::Unavailable { .. } => {
+                resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("30"));
+            }
+            Self::RateLimited(s) => s.write_headers(&mut resp, true),
+            _ => {}
         }
         resp
     }

@@ -39,6 +39,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJsonParts<T> {
     }
 }
 
+/// Like `axum::extract::Query`, but a query string that does not fit is a 400 in our error
+/// shape, and a NUL character in it is refused like one in a body.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let bad = |e: &dyn std::fmt::Display| ApiError::bad_request("invalid_query", format!("the query string: {e}"));
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(&e))?;
+        if let Some((k, _)) = pairs.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+            let at = format!("`{}`: ", k.replace('\0', "\\0"));
+            return Err(ApiError::bad_request("unstorable_text", format!("{at}contains a NUL character (U+0000)")));
+        }
+        serde_urlencoded::from_str(query).map(Self).map_err(|e| bad(&e))
+    }
+}
+
 /// The body as UTF-8 text, once its content type says JSON and its size is within the limit.
 async fn body_text<S: Send + Sync>(req: Request, state: &S) -> Result<String, ApiError> {
     if !is_json(req.headers()) {
@@ -72,7 +91,7 @@ pub(crate) fn parse<T: DeserializeOwned>(text: &str, prefix: &str) -> Result<T, 
 }
 
 /// "`items[2].text`: problem", or just the problem for the body as a whole.
-fn at(prefix: &str, path: &str, problem: impl std::fmt::Display) -> String {
+pub(crate) fn at(prefix: &str, path: &str, problem: impl std::fmt::Display) -> String {
     let path = match (prefix, path) {
         (p, ".") | (p, "") => p.to_owned(),
         ("", q) => q.to_owned(),

@@ -15,6 +15,7 @@ mod events;
 mod grants;
 mod json;
 mod keys;
+pub mod limits;
 mod mailboxes;
 mod oauth;
 mod oauth_mailbox;
@@ -55,6 +56,8 @@ pub struct ApiLimits {
     pub max_batch: usize,
     /// Timeouts and the connection cap.
     pub edge: edge::EdgeLimits,
+    /// Rate limits per key, workspace and source address (none: unlimited).
+    pub rate: Option<limits::RateLimits>,
 }
 
 impl Default for ApiLimits {
@@ -65,6 +68,7 @@ impl Default for ApiLimits {
             max_recipients: 50,
             max_batch: 1_000,
             edge: edge::EdgeLimits::default(),
+            rate: Some(limits::RateLimits::default()),
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct AppState {
     pub trusted_proxy_header: Option<String>,
     /// Keeps failed authentications from flooding the audit log.
     pub failed_auth: FailedAuthLimiter,
+    /// This process's own rate-limit buckets (the first gate for failed authentications).
+    pub local_limits: limits::LocalBuckets,
 }
 
 /// The API's routes (see [`routes`]: every route with the scope it needs), behind the edge's
@@ -99,6 +105,8 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.limits.edge.request_timeout;
     let state = Arc::new(state);
     routes::build(&state)
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max))
         .layer(axum::middleware::from_fn(move |req, next| edge::observe(timeout, req, next)))
         .with_state(state)
@@ -138,5 +146,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.limits.edge;
-    edge::serve(listener, router(state), limits, shutdown).await
+    let pruning = state.limits.rate.is_some().then(|| tokio::spawn(limits::prune_buckets(state.pool.clone())));
+    let served = edge::serve(listener, router(state), limits, shutdown).await;
+    if let Some(p) = pruning {
+        p.abort();
+    }
+    served
 }

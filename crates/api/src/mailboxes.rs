@@ -89,7 +89,7 @@ async fn check_imap(state: &AppState, req: &ConnectRequest) -> Result<String, Ap
         return Ok(sent_copy);
     };
     check_server("imap", &imap.as_server(), &["starttls", "implicit", "none"])?;
-    let addrs = reachable(state, "imap", &imap.host, imap.port).await?;
+    let addrs = reachable(state, Server::Imap, &imap.host, imap.port).await?;
     if imap.tls == "none" && !state.smtp.reach.egress.allows_plain_text(&imap.host, imap.port, &addrs) {
         return Err(ApiError::unprocessable("egress_denied", format!("`imap.tls`: {}", Refused::PlainText)));
     }
@@ -115,14 +115,26 @@ async fn check_imap(state: &AppState, req: &ConnectRequest) -> Result<String, Ap
 
 /// Whether the egress policy lets Mailroom reach `host` (a tenant's word): the addresses it
 /// resolves to, or a 422 naming the field.
-async fn reachable(state: &AppState, prefix: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, ApiError> {
-    state.smtp.reach.egress.resolve(host, port).await.map_err(|e| match e {
-        Refused::Unresolved { .. } => ApiError::unprocessable(
-            if prefix == "imap" { "imap_unreachable" } else { "smtp_unreachable" },
-            format!("`{prefix}.host`: {e}"),
-        ),
-        e => ApiError::unprocessable("egress_denied", format!("`{prefix}.host`: {e}")),
+async fn reachable(state: &AppState, server: Server, host: &str, port: u16) -> Result<Vec<SocketAddr>, ApiError> {
+    let (field, unreachable) = match server {
+        Server::Smtp => ("smtp.host", "smtp_unreachable"),
+        Server::Imap => ("imap.host", "imap_unreachable"),
+    };
+    let resolve = state.smtp.reach.egress.resolve(host, port);
+    let Ok(resolved) = tokio::time::timeout(state.smtp.command_timeout, resolve).await else {
+        return Err(ApiError::unprocessable(unreachable, format!("`{field}`: the name did not resolve in time")));
+    };
+    resolved.map_err(|e| match e {
+        Refused::Unresolved { .. } => ApiError::unprocessable(unreachable, format!("`{field}`: {e}")),
+        e => ApiError::unprocessable("egress_denied", format!("`{field}`: {e}")),
     })
+}
+
+/// Which of a mailbox's servers an address is for.
+#[derive(Clone, Copy)]
+enum Server {
+    Smtp,
+    Imap,
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
@@ -170,7 +182,7 @@ pub(crate) async fn connect(
         username: req.smtp.username.clone(),
         xoauth2: false,
     };
-    reachable(&state, "smtp", &req.smtp.host, req.smtp.port).await?;
+    reachable(&state, Server::Smtp, &req.smtp.host, req.smtp.port).await?;
     if let Err(f) = mailroom_transport::verify(&state.smtp, &endpoint, &req.smtp.password).await {
         tracing::info!(from = %mask_email(from.as_str()), failure = %f, "SMTP login check failed at connect");
         let code = if f.answer.is_some() { "smtp_auth_failed" } else { "smtp_unreachable" };

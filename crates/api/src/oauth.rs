@@ -11,7 +11,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json,
-    extract::{ConnectInfo, Path, Query, State},
+    extract::{ConnectInfo, Path, State},
     http::StatusCode,
 };
 use chrono::Utc;
@@ -162,7 +162,7 @@ pub(crate) struct Callback {
 pub(crate) async fn callback(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(q): Query<Callback>,
+    crate::json::ApiQuery(q): crate::json::ApiQuery<Callback>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let value = q
         .state

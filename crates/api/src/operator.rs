@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
 };
 use mailroom_domain::{SendId, SendState};
 use mailroom_store::sends;
@@ -26,7 +26,7 @@ pub(crate) struct ListQuery {
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Query(q): Query<ListQuery>,
+    crate::json::ApiQuery(q): crate::json::ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let wanted: SendState =
         q.state.parse().map_err(|e| ApiError::bad_request("invalid_query", format!("`state`: {e}")))?;

@@ -19,7 +19,9 @@ use mailroom_domain::Scope;
 use crate::{
     ApiError, AppState, api_keys, audit, auth,
     auth::{Caller, Origin},
-    events, grants, keys, mailboxes, oauth, operator, pacing, recheck, sends, usage, webhooks, workspaces,
+    events, grants, keys, limits,
+    limits::RouteClass,
+    mailboxes, oauth, operator, pacing, recheck, sends, usage, webhooks, workspaces,
 };
 
 /// Who may call a route.
@@ -102,7 +104,10 @@ pub(crate) fn build(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     for (spec, handler) in table() {
         let handler = match spec.access {
             Access::Public => handler,
-            access => handler.route_layer(middleware::from_fn_with_state((state.clone(), access), require)),
+            access => {
+                let class = RouteClass::of(spec.method, spec.path);
+                handler.route_layer(middleware::from_fn_with_state((state.clone(), access, class), require))
+            }
         };
         let merged = match by_path.remove(spec.path) {
             Some(other) => other.merge(handler),
@@ -117,7 +122,7 @@ pub(crate) fn build(state: &Arc<AppState>) -> Router<Arc<AppState>> {
 /// that reaches the workspace it names (404) and holds the route's scope there (403 naming
 /// it). The handler finds the caller in the request.
 async fn require(
-    State((state, access)): State<(Arc<AppState>, Access)>,
+    State((state, access, class)): State<(Arc<AppState>, Access, RouteClass)>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -127,8 +132,11 @@ async fn require(
         (Access::Public, _) => return Ok(next.run(req).await),
         (Access::Admin, _) | (Access::AdminOrKey(_), true) => {
             if !auth::bearer(req.headers()).is_ok_and(|t| state.admin.verify(t)) {
-                if auth::bearer(req.headers()).is_ok() {
+                // Only a wrong admin token is a failed authentication; an API key (or nothing)
+                // at the operator's route is simply the wrong credential for it.
+                if presents_admin_token {
                     auth::record_failure(&state, req.headers(), &origin, "a wrong admin token").await;
+                    limits::failed_auth(&state, &origin.source).await?;
                 }
                 return Err(if access == Access::Admin { ApiError::AdminOnly } else { ApiError::Unauthorized });
             }
@@ -139,19 +147,32 @@ async fn require(
                 Ok(auth) => Caller::Key(auth),
                 Err(e @ (ApiError::Unauthorized | ApiError::BadChecksum)) => {
                     auth::record_failure(&state, req.headers(), &origin, &e.to_string()).await;
+                    // Past the source's limit on failures the answer is 429; a valid key from
+                    // the same address is never refused for them.
+                    limits::failed_auth(&state, &origin.source).await?;
                     return Err(e);
                 }
-                Err(e) => return Err(e),
+                // A valid key refused here (a scope it lacks, a workspace out of its reach)
+                // still draws on its own bucket: probing is limited like any other call.
+                Err(e) => {
+                    if let Some(key) = auth::bearer(req.headers()).ok().and_then(|t| auth::parse_token(t).ok()) {
+                        limits::admit_key(&state, key.0, class).await?;
+                    }
+                    return Err(e);
+                }
             }
         }
     };
-    let who = match &caller {
-        Caller::Admin(_) => "admin".to_owned(),
-        Caller::Key(auth) => auth.key.to_string(),
+    let (who, standing) = match &caller {
+        Caller::Admin(_) => ("admin".to_owned(), None),
+        Caller::Key(auth) => (auth.key.to_string(), limits::admit(&state, auth, class).await?),
     };
     req.extensions_mut().insert(caller);
     let mut resp = next.run(req).await;
     resp.extensions_mut().insert(crate::edge::AccessKey(who));
+    if let Some(s) = standing {
+        s.write_headers(&mut resp, false);
+    }
     Ok(resp)
 }
 

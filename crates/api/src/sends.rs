@@ -125,6 +125,8 @@ pub(crate) async fn create(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchRequest {
+    /// Read without the body-wide check for unstorable text (`ApiJsonParts`): each item is
+    /// checked on its own below, and `deny_unknown_fields` leaves no other field unchecked.
     /// Kept as raw text, so one item that cannot be read (a lone surrogate, a NUL) is rejected
     /// on its own while the good items are created.
     items: Vec<Box<serde_json::value::RawValue>>,
@@ -152,7 +154,7 @@ fn parse_item(
         }
     };
     let req: SendRequest = serde_path_to_error::deserialize(Value::Object(map))
-        .map_err(|e| ApiError::bad_request("invalid_item", format!("`{at}.{}`: {}", e.path(), e.inner())))?;
+        .map_err(|e| ApiError::bad_request("invalid_item", crate::json::at(&at, &e.path().to_string(), e.inner())))?;
     Ok((key, validate::send(req, &state.limits)?))
 }
 

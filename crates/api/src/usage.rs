@@ -4,10 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::{
-    Json,
-    extract::{Query, State},
-};
+use axum::{Json, extract::State};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -39,7 +36,7 @@ fn day(field: &'static str, value: Option<&str>) -> Result<Option<NaiveDate>, Ap
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    Query(range): Query<Range>,
+    crate::json::ApiQuery(range): crate::json::ApiQuery<Range>,
 ) -> Result<Json<Value>, ApiError> {
     let to = day("to", range.to.as_deref())?.unwrap_or_else(|| Utc::now().date_naive());
     let from = day("from", range.from.as_deref())?.unwrap_or(to - chrono::Duration::days(29));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
 };
 use mailroom_domain::{EventId, MailboxId, WebhookId};
@@ -138,7 +138,7 @@ pub(crate) async fn deliveries(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(id): Path<String>,
-    Query(q): Query<DeliveryQuery>,
+    crate::json::ApiQuery(q): crate::json::ApiQuery<DeliveryQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
     let wanted = q.state.as_deref().unwrap_or("failed");

@@ -6,6 +6,7 @@
 //! not even a killed test leaves them behind.
 #![deny(missing_docs)]
 
+pub mod api_bench;
 pub mod bench;
 pub mod chaos;
 pub mod imap;

@@ -3,7 +3,11 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use mailroom_api::{ApiLimits, AppState, admin_token::AdminToken};
+use mailroom_api::{
+    ApiLimits, AppState,
+    admin_token::AdminToken,
+    limits::{ClassLimits, Rate, RateLimits},
+};
 use mailroom_domain::backoff::Backoff;
 use mailroom_send_worker::SendWorkerConfig;
 use mailroom_store::PgPool;
@@ -65,6 +69,7 @@ pub fn api_state(
             request_timeout: Duration::from_secs(s.api.request_timeout_secs),
             max_connections: s.api.max_connections,
         },
+        rate: rate_limits(s),
     };
     let rotation_wait = Duration::from_secs(s.vault.cache_ttl_secs);
     let trusted_proxy_header = s.api.trusted_proxy_header.as_ref().map(|h| h.to_ascii_lowercase());
@@ -78,6 +83,20 @@ pub fn api_state(
         admin,
         trusted_proxy_header,
         failed_auth: Default::default(),
+        local_limits: Default::default(),
+    })
+}
+
+/// The API's rate limits, when on.
+fn rate_limits(s: &Settings) -> Option<RateLimits> {
+    let r = &s.rate_limits;
+    let rate = |per_minute| Rate::per_minute(per_minute, r.burst_secs);
+    let class = |key, workspace| ClassLimits { key: rate(key), workspace: rate(workspace) };
+    r.enabled.then(|| RateLimits {
+        sends: class(r.sends_per_key, r.sends_per_workspace),
+        reads: class(r.reads_per_key, r.reads_per_workspace),
+        writes: class(r.writes_per_key, r.writes_per_workspace),
+        failed_auth: rate(r.failed_auth_per_source),
     })
 }
 

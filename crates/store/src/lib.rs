@@ -14,6 +14,7 @@ pub mod mailboxes;
 pub mod oauth;
 pub mod pacing;
 pub mod queue;
+pub mod rate_limits;
 pub mod replies;
 pub mod secrets;
 pub mod sends;

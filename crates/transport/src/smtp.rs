@@ -101,16 +101,23 @@ impl AttemptFailure {
             // even be a mail server): the ledger gets the phase's plain words, the operator's
             // log the full error.
             None => {
-                tracing::info!(?phase, error = %e, "SMTP attempt failed without an answer");
+                // Debug-formatted: the peer's bytes are escaped, so they cannot forge log lines.
+                tracing::info!(?phase, error = ?e, "SMTP attempt failed without an answer");
                 plain_words(phase).to_owned()
             }
         };
         Self { phase, answer, detail, recipient: None, api_verdict: None }
     }
 
-    /// The egress policy refused the server's address: nothing was sent.
+    /// The egress policy refused the server's address: nothing was sent. A forbidden address
+    /// will be forbidden at every attempt, so the send fails at once; a name that did not
+    /// resolve may resolve later.
     fn refused(e: crate::Refused) -> Self {
-        Self { phase: Phase::Connect, answer: None, detail: e.to_string(), recipient: None, api_verdict: None }
+        let api_verdict = match &e {
+            crate::Refused::Unresolved { .. } => None,
+            _ => Some(Verdict::Permanent),
+        };
+        Self { phase: Phase::Connect, answer: None, detail: e.to_string(), recipient: None, api_verdict }
     }
 
     /// What a tenant may learn of a failed login check: the phase in plain words and, when
@@ -199,7 +206,10 @@ async fn open(
         TlsMode::StartTls => (None, Phase::Connect),
     };
     // Connect only to the addresses the egress policy checked (TLS still checks the name).
-    let addrs = settings.reach.egress.resolve(&ep.host, ep.port).await.map_err(AttemptFailure::refused)?;
+    let addrs = match tokio::time::timeout(t, settings.reach.egress.resolve(&ep.host, ep.port)).await {
+        Ok(resolved) => resolved.map_err(AttemptFailure::refused)?,
+        Err(_) => return Err(AttemptFailure::timeout(Phase::Connect)),
+    };
     let mut conn =
         timed(t, phase, AsyncSmtpConnection::connect_tokio1(&addrs[..], Some(t), &client_id, implicit, None)).await?;
     if ep.tls == TlsMode::StartTls {

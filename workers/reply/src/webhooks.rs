@@ -102,7 +102,10 @@ async fn deliver(ctx: &Ctx, d: &DueDelivery) -> anyhow::Result<()> {
 /// redirect could point a signed body anywhere) and a bounded wait.
 async fn client(ctx: &Ctx, url: &str) -> Result<reqwest::Client, Refused> {
     let url = reqwest::Url::parse(url).map_err(|_| Refused::BadUrl("the URL cannot be parsed"))?;
-    let target = ctx.config.reach.egress.vet_url(&url).await?;
+    // The lookup is bounded like the request: a tenant's slow DNS must not hold up the round.
+    let target = tokio::time::timeout(ctx.config.webhook_timeout, ctx.config.reach.egress.vet_url(&url))
+        .await
+        .map_err(|_| Refused::BadUrl("the URL's host did not resolve in time"))??;
     reqwest::Client::builder()
         .resolve_to_addrs(&target.host, &target.addrs)
         .no_proxy()

@@ -163,6 +163,17 @@ impl Api {
         Ok(body)
     }
 
+    /// Enqueues one send; returns its id.
+    pub(crate) async fn enqueue_one(&self, mailbox: &str, key: &str) -> anyhow::Result<String> {
+        let body = json!({ "mailbox_id": mailbox, "to": ["one@example.test"], "subject": "One", "text": "One." });
+        let resp = self.http.post(format!("{}/v1/sends", self.base)).bearer_auth(&self.token);
+        let resp = resp.header("Idempotency-Key", key).json(&body).send().await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        anyhow::ensure!(status.is_success(), "POST /v1/sends answered {status}: {body}");
+        Ok(body["id"].as_str().context("send id")?.to_owned())
+    }
+
     pub(crate) async fn connect_mailboxes(&self, peers: &Peers, n: usize) -> anyhow::Result<Vec<String>> {
         let p = &peers.info;
         let body = json!({

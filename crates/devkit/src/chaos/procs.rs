@@ -51,6 +51,8 @@ impl Fleet {
             ("MAILROOM_WORKER__RECONCILE_DELAY_SECS", "2".into()),
             ("MAILROOM_WORKER__POLL_INTERVAL_MS", "500".into()),
             ("MAILROOM_LOG__FILTER", "warn".into()),
+            // The harness connects hundreds of mailboxes in a burst; a benchmark turns them on.
+            ("MAILROOM_RATE_LIMITS__ENABLED", "false".into()),
         ];
         Self {
             bin: bin.to_owned(),
@@ -84,6 +86,20 @@ impl Fleet {
         self.started += 1;
         let file = OpenOptions::new().create(true).append(true).open(self.dir.join(log))?;
         Ok(self.command(args).stdout(file.try_clone()?).stderr(file).spawn()?)
+    }
+
+    /// Sets (or replaces) one variable of every process started from now on.
+    pub(crate) fn set(&mut self, key: &'static str, value: &str) {
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.to_owned()));
+    }
+
+    /// Stops the API (SIGTERM) and waits for it.
+    pub(crate) fn stop_api(&mut self) {
+        if let Some(mut api) = self.api.take() {
+            let _ = Command::new("kill").args(["-TERM", &api.id().to_string()]).status();
+            let _ = api.wait();
+        }
     }
 
     pub(crate) fn start_api(&mut self) -> anyhow::Result<()> {

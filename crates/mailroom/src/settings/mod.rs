@@ -44,6 +44,8 @@ pub struct Settings {
     pub smtp: Smtp,
     /// Where Mailroom may connect on a tenant's word.
     pub egress: Egress,
+    /// API rate limits.
+    pub rate_limits: RateLimits,
     /// Logging.
     pub log: Log,
     /// Where relative paths were resolved from (not a setting: computed at load).
@@ -209,6 +211,45 @@ pub struct Egress {
     pub allow: Vec<String>,
 }
 
+/// API rate limits, in requests per minute, shared by every API process on the database.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RateLimits {
+    /// Off: no limit at all (a private deployment behind its own gateway).
+    pub enabled: bool,
+    /// A burst may take this many seconds' worth of a rate at once.
+    pub burst_secs: u32,
+    /// `POST /v1/sends` and `/v1/sends/batch`, per API key.
+    pub sends_per_key: u32,
+    /// The same, per workspace.
+    pub sends_per_workspace: u32,
+    /// Every `GET`, per API key.
+    pub reads_per_key: u32,
+    /// The same, per workspace.
+    pub reads_per_workspace: u32,
+    /// Every other change (mailboxes, webhooks, keys, workspaces, grants), per API key.
+    pub writes_per_key: u32,
+    /// The same, per workspace.
+    pub writes_per_workspace: u32,
+    /// Failed authentications per source address (then 429 instead of 401).
+    pub failed_auth_per_source: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            burst_secs: 10,
+            sends_per_key: 600,
+            sends_per_workspace: 1_200,
+            reads_per_key: 1_200,
+            reads_per_workspace: 2_400,
+            writes_per_key: 60,
+            writes_per_workspace: 120,
+            failed_auth_per_source: 30,
+        }
+    }
+}
+
 /// Logging settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Log {
@@ -317,6 +358,7 @@ impl Default for Settings {
                 extra_ca_file: None,
             },
             egress: Egress::default(),
+            rate_limits: RateLimits::default(),
             log: Log { filter: "info".into(), format: "text".into() },
         }
     }

@@ -34,6 +34,12 @@ impl Settings {
         if let Err(e) = mailroom_transport::EgressPolicy::parse(&self.egress.allow) {
             return Err(SettingsError::Egress(e));
         }
+        let r = &self.rate_limits;
+        let rates = [r.sends_per_key, r.sends_per_workspace, r.reads_per_key, r.reads_per_workspace];
+        let rates = rates.into_iter().chain([r.writes_per_key, r.writes_per_workspace, r.failed_auth_per_source]);
+        if r.burst_secs == 0 || rates.into_iter().any(|n| n == 0) {
+            return bad("rate_limits", "every rate and burst_secs must be at least 1 (set enabled = false for none)");
+        }
         if self.api.max_connections == 0 {
             return bad("api.max_connections", "must be at least 1");
         }

@@ -163,7 +163,22 @@ async fn serving_beyond_loopback_needs_an_opt_in_and_a_rotated_admin_token() {
     std::fs::write(&token_file, stored.to_string()).unwrap();
 
     // Opted in with a fresh token: it serves, and logs each request once with its id.
-    let mut serve = mailroom(&app, &allowed, &["serve"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let (mut server, port, log) = serve(&app, &allowed);
+    let http = reqwest::Client::new();
+    let resp = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "the operator's surface needs the admin token");
+    let id = resp.headers()["mailroom-request-id"].to_str().unwrap().to_owned();
+    let access = next_line(&log, "access", &|l| l.contains("mailroom::access"));
+    assert!(access.contains(&id) && access.contains("route=/metrics") && access.contains("status=401"), "{access}");
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Starts `mailroom serve`; returns it, its port, and its log lines as they come.
+fn serve(app: &TestApp, config: &Path) -> (std::process::Child, u16, std::sync::mpsc::Receiver<String>) {
+    let mut serve = mailroom(app, config, &["serve"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let (lines, log) = std::sync::mpsc::channel::<String>();
     let stderr = serve.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -172,26 +187,57 @@ async fn serving_beyond_loopback_needs_an_opt_in_and_a_rotated_admin_token() {
             let _ = lines.send(line);
         }
     });
-    let next_line = |what: &str, pred: &dyn Fn(&str) -> bool| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = log.recv_timeout(left).unwrap_or_else(|_| panic!("no log line {what} within 30 s"));
-            if pred(&line) {
-                return line;
-            }
+    let listening = next_line(&log, "API listening", &|l| l.contains("API listening"));
+    let port = listening.rsplit(':').next().unwrap().trim().trim_matches('"').parse().unwrap();
+    (serve, port, log)
+}
+
+/// The next log line that `pred` accepts, within 30 s.
+fn next_line(log: &std::sync::mpsc::Receiver<String>, what: &str, pred: &dyn Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = log.recv_timeout(left).unwrap_or_else(|_| panic!("no log line {what} within 30 s"));
+        if pred(&line) {
+            return line;
         }
-    };
-    let listening = next_line("API listening", &|l| l.contains("API listening"));
-    let port = listening.rsplit(':').next().unwrap().trim().trim_matches('"').to_owned();
+    }
+}
+
+/// Two API processes on one database share one limit: a key gets its burst once, not once
+/// per process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_api_processes_share_one_rate_limit() {
+    let dir = scratch("limits");
+    let provider = LocalProvider::open_or_create(&dir.join("master.key")).unwrap();
+    let opts = Options { in_process_worker: false, provider: Some(Arc::new(provider)), ..Options::default() };
+    let app = TestApp::spawn_with(opts).await;
+    let limits = "[api]\nbind = \"127.0.0.1:0\"\nadmin_token_file = \"admin.token\"\n\n\
+                  [rate_limits]\nreads_per_key = 60\nburst_secs = 10\n";
+    let file = config(&dir, limits);
+    let (mut a, port_a, _log_a) = serve(&app, &file);
+    let (mut b, port_b, _log_b) = serve(&app, &file);
     let http = reqwest::Client::new();
-    let resp = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
-    assert_eq!(resp.status(), 401, "the operator's surface needs the admin token");
-    let id = resp.headers()["mailroom-request-id"].to_str().unwrap().to_owned();
-    let access = next_line("access", &|l| l.contains("mailroom::access"));
-    assert!(access.contains(&id) && access.contains("route=/metrics") && access.contains("status=401"), "{access}");
-    let _ = Command::new("kill").args(["-TERM", &serve.id().to_string()]).status();
-    let _ = serve.wait();
+    let (mut ok, mut limited) = ([0; 2], [0; 2]);
+    let started = std::time::Instant::now();
+    for i in 0..30 {
+        let port = [port_a, port_b][i % 2];
+        let resp = http.get(format!("http://127.0.0.1:{port}/v1/events")).bearer_auth(&app.token).send().await.unwrap();
+        match resp.status().as_u16() {
+            200 => ok[i % 2] += 1,
+            429 => limited[i % 2] += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // A burst of 10 and one more per second since: one shared bucket, not one per process.
+    let earned = started.elapsed().as_secs() as usize + 1;
+    let served = ok[0] + ok[1];
+    assert!(served >= 10 && served <= 10 + earned, "served {ok:?} in {earned} s, limited {limited:?}");
+    assert!(limited[0] > 0 && limited[1] > 0, "both processes refuse: {limited:?}");
+    for p in [&mut a, &mut b] {
+        let _ = Command::new("kill").args(["-TERM", &p.id().to_string()]).status();
+        let _ = p.wait();
+    }
     app.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -10,10 +10,12 @@
 //!   `request_timeout`; and it leaves one access-log line (method, route, status, duration,
 //!   key id; never bodies or secrets).
 
+mod gate;
+mod slots;
+
 use std::{
-    collections::BTreeMap,
     future::Future,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -25,11 +27,13 @@ use axum::{
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower::Service as _;
 use tracing::Instrument as _;
 
 use crate::ApiError;
+
+pub use gate::{MAX_TOKEN_AGE_DAYS, NetworkGate, network_gate};
+use slots::{Finished, Slots};
 
 /// The id of one request: made here (never taken from the client), answered in
 /// `Mailroom-Request-Id`, and written with every log line and audit row the request causes.
@@ -53,6 +57,9 @@ pub(crate) async fn observe(limit: Duration, mut req: Request, next: Next) -> Re
         Ok(resp) => resp,
         Err(_) => ApiError::Timeout(limit).into_response(),
     };
+    if resp.status().is_client_error() && !is_json(&resp) {
+        resp = in_our_shape(resp).await;
+    }
     if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
         resp.headers_mut().insert("mailroom-request-id", v);
     }
@@ -100,6 +107,7 @@ pub async fn serve(
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Slots::new(limits.max_connections));
+    let mut last_refusal_log: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -115,7 +123,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Some(slot) = slots.admit() else {
-            tracing::warn!(max = limits.max_connections, "connection refused: every slot is serving a request");
+            refuse_busy(stream, &mut last_refusal_log);
             continue;
         };
         let slot = Arc::new(slot);
@@ -123,16 +131,17 @@ pub async fn serve(
         let service = hyper::service::service_fn({
             let slot = slot.clone();
             move |mut req: hyper::Request<hyper::body::Incoming>| {
-                slot.started();
+                slot.busy();
                 req.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().call(req)
+                let (answer, slot) = (app.clone().call(req), slot.clone());
+                async move { answer.await.map(|resp| resp.map(|body| Finished::wrap(body, slot))) }
             }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             tokio::select! {
                 r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended") },
-                () = slot.evicted.cancelled() => tracing::debug!("evicted a connection that sent no request"),
+                () = slot.evicted.cancelled() => tracing::debug!("evicted a connection that was not serving a request"),
             }
         });
     }
@@ -144,137 +153,39 @@ pub async fn serve(
     Ok(())
 }
 
-/// Why `serve` refuses an address beyond loopback.
-#[derive(Debug, thiserror::Error)]
-pub enum NetworkGate {
-    /// Not opted in.
-    #[error(
-        "api.bind = {0} is reachable beyond this machine; set api.allow_network = true to serve there \
-         (and rotate the admin token with `mailroom admin rotate-token`), or bind to 127.0.0.1"
-    )]
-    NotAllowed(std::net::SocketAddr),
-    /// The admin token is the first, auto-created one.
-    #[error(
-        "api.bind = {0} serves the network, but the admin token is still the auto-created first one; \
-         run `mailroom admin rotate-token` and keep the new token somewhere safe"
-    )]
-    FirstToken(std::net::SocketAddr),
-    /// The admin token is older than 30 days.
-    #[error(
-        "api.bind = {0} serves the network, but the admin token was last rotated {1} days ago (at most \
-         {MAX_TOKEN_AGE_DAYS}); run `mailroom admin rotate-token`"
-    )]
-    StaleToken(std::net::SocketAddr, i64),
+/// Every slot is serving a request: a short 503 (written in the background, bounded), and a
+/// warning at most every ten seconds.
+fn refuse_busy(mut stream: tokio::net::TcpStream, last_log: &mut Option<Instant>) {
+    const BUSY: &[u8] =
+        b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    if last_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+        tracing::warn!("connection refused with 503: every connection slot is serving a request (api.max_connections)");
+        *last_log = Some(Instant::now());
+    }
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(BUSY)).await;
+    });
 }
 
-/// How old the admin token may be when the API serves beyond loopback.
-pub const MAX_TOKEN_AGE_DAYS: i64 = 30;
-
-/// Private by default: an address beyond loopback needs `allow_network` and an admin token
-/// rotated (not the auto-created first) within [`MAX_TOKEN_AGE_DAYS`].
-pub fn network_gate(
-    bind: std::net::SocketAddr,
-    allow_network: bool,
-    admin: &crate::admin_token::AdminToken,
-) -> Result<(), NetworkGate> {
-    if bind.ip().is_loopback() {
-        return Ok(());
-    }
-    if !allow_network {
-        return Err(NetworkGate::NotAllowed(bind));
-    }
-    let (generation, created_at) = admin.generation();
-    if generation <= 1 {
-        return Err(NetworkGate::FirstToken(bind));
-    }
-    let age = (chrono::Utc::now() - created_at).num_days();
-    if age >= MAX_TOKEN_AGE_DAYS {
-        return Err(NetworkGate::StaleToken(bind, age));
-    }
-    tracing::warn!(%bind, "serving beyond loopback (api.allow_network); keep the admin token safe");
-    Ok(())
+fn is_json(resp: &Response) -> bool {
+    resp.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
 }
 
-/// The open connections, and which of them have not yet sent a request (oldest first).
-struct Slots {
-    max: usize,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    open: usize,
-    next: u64,
-    waiting: BTreeMap<u64, CancellationToken>,
-}
-
-/// One admitted connection; its slot is given back when dropped.
-struct Slot {
-    id: u64,
-    slots: Arc<Slots>,
-    evicted: CancellationToken,
-}
-
-impl Slots {
-    fn new(max: usize) -> Self {
-        Self { max: max.max(1), inner: Mutex::new(Inner::default()) }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A slot for a new connection, evicting the oldest connection that sent no request when
-    /// all are taken; none when every open connection is serving requests.
-    fn admit(self: &Arc<Self>) -> Option<Slot> {
-        let mut inner = self.lock();
-        if inner.open >= self.max {
-            let (_, victim) = inner.waiting.pop_first()?;
-            // The victim's slot is given back here; its own drop then gives back nothing.
-            victim.cancel();
-            inner.open -= 1;
-        }
-        inner.open += 1;
-        inner.next += 1;
-        let (id, evicted) = (inner.next, CancellationToken::new());
-        inner.waiting.insert(id, evicted.clone());
-        Some(Slot { id, slots: self.clone(), evicted })
-    }
-}
-
-impl Slot {
-    /// The connection sent a request: it is no longer evictable.
-    fn started(&self) {
-        self.slots.lock().waiting.remove(&self.id);
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut inner = self.slots.lock();
-        inner.waiting.remove(&self.id);
-        if !self.evicted.is_cancelled() {
-            inner.open -= 1;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_house_evicts_the_oldest_idle_connection_and_never_a_busy_one() {
-        let slots = Arc::new(Slots::new(2));
-        let (a, b) = (slots.admit().unwrap(), slots.admit().unwrap());
-        let c = slots.admit().expect("evicts a");
-        assert!(a.evicted.is_cancelled() && !b.evicted.is_cancelled());
-        drop(a);
-        assert_eq!(slots.lock().open, 2);
-        b.started();
-        c.started();
-        assert!(slots.admit().is_none(), "both are serving requests");
-        drop(b);
-        assert!(slots.admit().is_some());
-    }
+/// A 4xx the framework wrote itself (a path segment that is not UTF-8, say) answered in our
+/// error shape like every other: its status, a code for it, and its text as the message.
+async fn in_our_shape(resp: Response) -> Response {
+    let status = resp.status();
+    let text = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap_or_default();
+    let code = match status.as_u16() {
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "too_large",
+        415 => "invalid_content_type",
+        _ => "invalid_request",
+    };
+    let message = String::from_utf8_lossy(&text).trim().to_owned();
+    let message =
+        if message.is_empty() { status.canonical_reason().unwrap_or("bad request").to_owned() } else { message };
+    (status, axum::Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
 }
