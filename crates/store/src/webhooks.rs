@@ -55,7 +55,7 @@ pub async fn list(conn: &mut PgConnection, ws: WorkspaceId) -> Result<Vec<Webhoo
 /// Removes an endpoint (its pending deliveries are dropped). Returns whether it existed.
 pub async fn delete(conn: &mut PgConnection, ws: WorkspaceId, id: uuid::Uuid) -> Result<bool> {
     let done = sqlx::query(
-        "WITH gone AS (DELETE FROM webhook_deliveries WHERE webhook_id = $2 AND state = 'pending')
+        "WITH gone AS (DELETE FROM webhook_deliveries WHERE workspace_id = $1 AND webhook_id = $2 AND state = 'pending')
          UPDATE webhooks SET deleted_at = now() WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
     )
     .bind(ws.as_uuid())
