@@ -21,6 +21,7 @@ mod pacing;
 mod recheck;
 mod reconcile;
 mod replies;
+mod roles;
 mod tenancy;
 mod validation;
 mod vault;

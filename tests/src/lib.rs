@@ -11,7 +11,10 @@ use mailroom_api::{ApiLimits, AppState, provision};
 use mailroom_devkit::{Peers, imap};
 use mailroom_domain::{WorkspaceId, backoff::Backoff};
 use mailroom_send_worker::SendWorkerConfig;
-use mailroom_store::{PgPool, admin};
+use mailroom_store::{
+    PgPool, admin,
+    roles::{self, ServiceRole},
+};
 use mailroom_transport::{EgressPolicy, Reach, SmtpSettings};
 use mailroom_vault::{CacheLimits, KeyProvider, LocalProvider, Vault};
 use secrecy::ExposeSecret;
@@ -106,6 +109,14 @@ pub struct TestApp {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// The URL of test database `db` on the suite's server.
+pub fn database_url_of(db: &str) -> String {
+    let server = server_url();
+    let server = server.split('?').next().unwrap_or_default();
+    let (root, _) = server.rsplit_once('/').expect("a database URL has a path");
+    format!("{root}/{db}")
+}
+
 /// The test suite's egress allow-list: its own peers, all on loopback.
 pub fn loopback_allowed() -> EgressPolicy {
     EgressPolicy::parse(&["127.0.0.0/8", "::1"]).expect("valid entries")
@@ -152,12 +163,24 @@ impl TestApp {
         let admin_token_file = std::env::temp_dir().join(format!("mailroom-admin-{db}")).join("admin.token");
         let admin = mailroom_api::admin_token::AdminToken::load_or_create(&admin_token_file).expect("admin token");
         let admin_token = mailroom_api::admin_token::read_token(&admin_token_file).unwrap().expose_secret().to_owned();
+        let db_url = database_url_of(&db);
+        let as_role = |role, max| {
+            let url = db_url.clone();
+            async move { roles::connect_as(&url, max, role).await.expect("a service pool") }
+        };
+        // The API and the workers run as their own database roles, as in production: every
+        // test also proves each service's grants are enough, and no wider than the roles'.
+        let (api_pool, send_pool, reply_pool) = (
+            as_role(ServiceRole::Api, 10).await,
+            as_role(ServiceRole::SendWorker, 8).await,
+            as_role(ServiceRole::ReplyWorker, 4).await,
+        );
         let state = AppState {
             admin: Arc::new(admin),
             trusted_proxy_header: None,
             failed_auth: Default::default(),
             local_limits: Default::default(),
-            pool: pool.clone(),
+            pool: api_pool,
             vault: vault.clone(),
             smtp: smtp_settings(&opts.egress),
             limits: opts.limits.clone(),
@@ -190,7 +213,7 @@ impl TestApp {
         let mut tasks = vec![api];
         if opts.in_process_worker {
             tasks.push(tokio::spawn({
-                let (pool, vault, stop, config) = (pool.clone(), vault.clone(), stop.clone(), config.clone());
+                let (pool, vault, stop, config) = (send_pool, vault.clone(), stop.clone(), config.clone());
                 async move { mailroom_send_worker::run(pool, vault, config, stop.cancelled_owned()).await.unwrap() }
             }));
         }
@@ -211,7 +234,7 @@ impl TestApp {
         };
         if opts.reply_worker {
             tasks.push(tokio::spawn({
-                let (pool, vault, stop, config) = (pool.clone(), vault.clone(), stop.clone(), reply_config.clone());
+                let (pool, vault, stop, config) = (reply_pool, vault.clone(), stop.clone(), reply_config.clone());
                 async move { mailroom_reply_worker::run(pool, vault, config, stop.cancelled_owned()).await.unwrap() }
             }));
         }
@@ -362,10 +385,12 @@ impl TestApp {
 
     /// A URL of the test database (for processes started by a test).
     pub fn database_url(&self) -> String {
-        let server = server_url();
-        let server = server.split('?').next().unwrap_or_default();
-        let (root, _) = server.rsplit_once('/').expect("a database URL has a path");
-        format!("{root}/{}", self.db)
+        database_url_of(&self.db)
+    }
+
+    /// A pool on the test database acting as `role` (tests of each role's boundaries).
+    pub async fn role_pool(&self, role: ServiceRole) -> PgPool {
+        roles::connect_as(&self.database_url(), 2, role).await.expect("a role's pool")
     }
 
     /// Waits until `probe` holds, or panics at the deadline naming `what`.

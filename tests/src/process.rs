@@ -5,7 +5,9 @@
 use tokio::runtime::{Builder, Runtime};
 use tokio_util::sync::CancellationToken;
 
-use crate::{TestApp, server_url};
+use mailroom_store::roles::{self, ServiceRole};
+
+use crate::TestApp;
 
 pub struct WorkerProcess {
     runtime: Option<Runtime>,
@@ -20,11 +22,10 @@ impl WorkerProcess {
         let runtime = Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("worker runtime");
         config.name = format!("test-reply-process-{}", uuid::Uuid::new_v4().simple());
         let name = config.name.clone();
-        let (url, db, vault, stop) =
-            (server_url(), app.database().to_owned(), app.vault.clone(), CancellationToken::new());
+        let (url, vault, stop) = (app.database_url(), app.vault.clone(), CancellationToken::new());
         let token = stop.clone();
         runtime.spawn(async move {
-            let pool = mailroom_store::admin::connect_to(&url, &db, 4).await.expect("worker pool");
+            let pool = roles::connect_as(&url, 4, ServiceRole::ReplyWorker).await.expect("worker pool");
             mailroom_reply_worker::run(pool, vault, config, token.cancelled_owned()).await.expect("reply worker")
         });
         Self { runtime: Some(runtime), stop, name }
@@ -41,10 +42,10 @@ impl WorkerProcess {
         let mut config = app.worker_config.clone();
         config.name = format!("test-process-{}", uuid::Uuid::new_v4().simple());
         let name = config.name.clone();
-        let (url, db, stop) = (server_url(), app.database().to_owned(), CancellationToken::new());
+        let (url, stop) = (app.database_url(), CancellationToken::new());
         let token = stop.clone();
         runtime.spawn(async move {
-            let pool = mailroom_store::admin::connect_to(&url, &db, 8).await.expect("worker pool");
+            let pool = roles::connect_as(&url, 8, ServiceRole::SendWorker).await.expect("worker pool");
             mailroom_send_worker::run(pool, vault, config, token.cancelled_owned()).await.expect("worker")
         });
         Self { runtime: Some(runtime), stop, name }

@@ -10,7 +10,7 @@ use mailroom_api::{
 };
 use mailroom_domain::backoff::Backoff;
 use mailroom_send_worker::SendWorkerConfig;
-use mailroom_store::PgPool;
+use mailroom_store::{PgPool, roles::ServiceRole};
 use mailroom_transport::{EgressPolicy, Reach, SmtpSettings};
 use mailroom_vault::Vault;
 
@@ -22,6 +22,28 @@ pub async fn pool(s: &Settings) -> anyhow::Result<PgPool> {
     mailroom_store::connect(url, s.database.max_connections)
         .await
         .context("cannot connect to PostgreSQL (check database.url)")
+}
+
+/// Opens `role`'s pool: its own login URL when configured, else the owner's; every connection
+/// acts as the role (`SET ROLE`), so the service holds that role's privileges only.
+pub async fn service_pool(s: &Settings, role: ServiceRole) -> anyhow::Result<PgPool> {
+    use secrecy::ExposeSecret;
+    let own = match role {
+        ServiceRole::Api => &s.database.api_url,
+        ServiceRole::SendWorker => &s.database.send_worker_url,
+        ServiceRole::ReplyWorker => &s.database.reply_worker_url,
+    };
+    let url = match own {
+        Some(url) => url.expose_secret(),
+        None => s.database_url()?,
+    };
+    mailroom_store::roles::connect_as(url, s.database.max_connections, role).await.with_context(|| {
+        format!(
+            "cannot connect to PostgreSQL as `{}` (check database.url, or this service's own URL, and that \
+             `mailroom migrate` has run)",
+            role.name()
+        )
+    })
 }
 
 /// Opens the vault with the configured provider, checked against the database before the

@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use mailroom_devkit::{Peers, PrivateCluster, imap, repo_root};
 use mailroom_domain::WorkspaceId;
+use mailroom_store::roles::ServiceRole;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -51,16 +52,24 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let state = app::api_state(&settings, pool.clone(), vault.clone(), app::admin_token(&settings)?)?;
+    // Each part on its own database role, as in production.
+    settings.database.max_connections = 10;
+    let as_role = |role| app::service_pool(&settings, role);
+    let (api_pool, send_pool, reply_pool) = (
+        as_role(ServiceRole::Api).await?,
+        as_role(ServiceRole::SendWorker).await?,
+        as_role(ServiceRole::ReplyWorker).await?,
+    );
+    let state = app::api_state(&settings, api_pool, vault.clone(), app::admin_token(&settings)?)?;
     let api = tokio::spawn(mailroom_api::serve(listener, state, stop.clone().cancelled_owned()));
     let worker = tokio::spawn(mailroom_send_worker::run(
-        pool.clone(),
+        send_pool,
         vault.clone(),
         app::worker_config(&settings)?,
         stop.clone().cancelled_owned(),
     ));
     let replies = tokio::spawn(mailroom_reply_worker::run(
-        pool.clone(),
+        reply_pool,
         vault,
         app::reply_config(&settings)?,
         stop.clone().cancelled_owned(),

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use mailroom_domain::WorkspaceId;
+use mailroom_store::roles::ServiceRole;
 use secrecy::ExposeSecret;
 
 use crate::settings::Settings;
@@ -171,12 +172,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => serve(&settings).await?,
         Command::Worker { kind: WorkerKind::Send } => {
-            let pool = app::pool(&settings).await?;
+            let pool = app::service_pool(&settings, ServiceRole::SendWorker).await?;
             let vault = app::vault(&settings, &pool).await?;
             mailroom_send_worker::run(pool, vault, app::worker_config(&settings)?, app::shutdown_signal()).await?;
         }
         Command::Worker { kind: WorkerKind::Reply } => {
-            let pool = app::pool(&settings).await?;
+            let pool = app::service_pool(&settings, ServiceRole::ReplyWorker).await?;
             let vault = app::vault(&settings, &pool).await?;
             mailroom_reply_worker::run(pool, vault, app::reply_config(&settings)?, app::shutdown_signal()).await?;
         }
@@ -194,7 +195,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     // Private by default: refuse an address beyond loopback before touching anything else.
     let admin = app::admin_token(settings)?;
     mailroom_api::edge::network_gate(settings.api.bind, settings.api.allow_network, &admin)?;
-    let pool = app::pool(settings).await?;
+    let pool = app::service_pool(settings, ServiceRole::Api).await?;
     let vault = app::vault(settings, &pool).await?;
     let state = app::api_state(settings, pool, vault, admin)?;
     let listener = tokio::net::TcpListener::bind(settings.api.bind)

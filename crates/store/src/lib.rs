@@ -16,6 +16,7 @@ pub mod pacing;
 pub mod queue;
 pub mod rate_limits;
 pub mod replies;
+pub mod roles;
 pub mod secrets;
 pub mod sends;
 pub mod unusable;
@@ -41,6 +42,9 @@ pub enum StoreError {
     /// The job queue failed.
     #[error("job queue error")]
     Queue(#[from] apalis_postgres::Error),
+    /// The service roles are missing and cannot be created.
+    #[error(transparent)]
+    Roles(#[from] roles::RolesMissing),
     /// A row holds a value the code does not understand (a bug or a newer schema).
     #[error("unexpected value in column `{column}`")]
     Corrupt {
@@ -61,9 +65,12 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
         .await?)
 }
 
-/// Applies Mailroom's migrations and the job queue's own (in schema `apalis`).
+/// Makes the service roles ready, then applies Mailroom's migrations (which grant each role
+/// its privileges) and the job queue's own (in schema `apalis`), and grants on the queue.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
+    roles::ensure(pool).await?;
     sqlx::migrate!("../../migrations").run(pool).await?;
     apalis_postgres::PostgresStorage::setup(pool).await?;
+    roles::grant_queue(pool).await?;
     Ok(())
 }

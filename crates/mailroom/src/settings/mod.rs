@@ -56,11 +56,21 @@ pub struct Settings {
 /// PostgreSQL settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Database {
-    /// Connection URL (`postgres://user@host:port/db`).
+    /// Connection URL (`postgres://user@host:port/db`): the owner's, for `migrate` and the
+    /// operator's commands, and each service's unless it has its own below.
     #[serde(serialize_with = "hide")]
     pub url: SecretString,
     /// Pool size per process.
     pub max_connections: u32,
+    /// `mailroom serve`'s own login (a member of `mailroom_api`); else `url`.
+    #[serde(serialize_with = "hide_some")]
+    pub api_url: Option<SecretString>,
+    /// `mailroom worker send`'s own login (a member of `mailroom_send`); else `url`.
+    #[serde(serialize_with = "hide_some")]
+    pub send_worker_url: Option<SecretString>,
+    /// `mailroom worker reply`'s own login (a member of `mailroom_reply`); else `url`.
+    #[serde(serialize_with = "hide_some")]
+    pub reply_worker_url: Option<SecretString>,
 }
 
 /// HTTP API settings.
@@ -263,6 +273,13 @@ fn hide<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error>
     s.serialize_str("")
 }
 
+fn hide_some<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str(""),
+        None => s.serialize_none(),
+    }
+}
+
 /// A setting that cannot be loaded or is out of range.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -297,7 +314,13 @@ impl Default for Settings {
         Self {
             state_dir: None,
             base_dir: PathBuf::new(),
-            database: Database { url: SecretString::from(""), max_connections: 20 },
+            database: Database {
+                url: SecretString::from(""),
+                max_connections: 20,
+                api_url: None,
+                send_worker_url: None,
+                reply_worker_url: None,
+            },
             api: Api {
                 bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 allow_network: false,

@@ -59,6 +59,15 @@ impl Settings {
             }
         };
         mask("/database/url", !self.database.url.expose_secret().is_empty());
+        for (pointer, url) in [
+            ("/database/api_url", &self.database.api_url),
+            ("/database/send_worker_url", &self.database.send_worker_url),
+            ("/database/reply_worker_url", &self.database.reply_worker_url),
+        ] {
+            if url.is_some() {
+                mask(pointer, true);
+            }
+        }
         mask("/oauth/google/client_secret", !self.oauth.google.client_secret.expose_secret().is_empty());
         mask("/oauth/microsoft/client_secret", !self.oauth.microsoft.client_secret.expose_secret().is_empty());
         v
