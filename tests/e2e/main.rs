@@ -2,6 +2,7 @@
 
 mod access;
 mod agencies;
+mod cancel;
 mod crashes;
 mod delivery;
 mod edge;

@@ -24,6 +24,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Like [`ApiJson`], for a route whose body is optional: no body at all is `T::default()`.
+pub(crate) struct ApiJsonOrEmpty<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOrEmpty<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let empty = req.headers().get(header::CONTENT_LENGTH).is_none_or(|l| l.as_bytes() == b"0")
+            && req.headers().get(header::TRANSFER_ENCODING).is_none();
+        if empty {
+            return Ok(Self(T::default()));
+        }
+        ApiJson::from_request(req, state).await.map(|ApiJson(v)| Self(v))
+    }
+}
+
 /// A body read straight into `T` with no check for unstorable text: for a body whose parts
 /// are checked one by one (a batch's items, kept as raw JSON, each rejected on its own).
 pub(crate) struct ApiJsonParts<T>(pub T);

@@ -9,6 +9,7 @@ pub mod admin_token;
 mod api_keys;
 mod audit;
 mod auth;
+mod cancel;
 pub mod edge;
 mod error;
 mod events;

@@ -112,6 +112,41 @@ pub async fn cancel_waiting(
     Ok(done.rows_affected())
 }
 
+/// Cancels one send that has not been handed to a provider (`queued` or `retry_wait`,
+/// scheduled or not), with its `send.cancelled` event carrying `reason`, in the caller's
+/// transaction. Returns the send as it stands afterwards and whether this call cancelled it
+/// (a worker's claim and this update take the same row lock: exactly one of them wins);
+/// `None` when the workspace has no such send.
+pub async fn cancel_one(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: SendId,
+    reason: &str,
+) -> Result<Option<(SendRow, bool)>> {
+    let cancelled: Option<SendRow> = sqlx::query_as(
+        "WITH c AS (
+             UPDATE sends SET state = 'cancelled', failure_reason = $3, next_attempt_at = NULL,
+                 finished_at = now(), updated_at = now()
+             WHERE workspace_id = $1 AND id = $2 AND state IN ('queued', 'retry_wait')
+             RETURNING *),
+         e AS (
+             INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
+             SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
+                    jsonb_build_object('reason', $3::text, 'message_id', message_id)
+             FROM c)
+         SELECT * FROM c",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .bind(reason)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match cancelled {
+        Some(row) => Ok(Some((row, true))),
+        None => Ok(super::get(conn, ws, id).await?.map(|row| (row, false))),
+    }
+}
+
 /// Whether the workspace already has a send with this idempotency key.
 pub async fn key_exists(conn: &mut PgConnection, ws: WorkspaceId, key: &IdempotencyKey) -> Result<bool> {
     Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sends WHERE workspace_id = $1 AND idempotency_key = $2)")
