@@ -71,3 +71,44 @@ async fn a_scheduled_send_is_withdrawn_and_never_goes_out() {
     assert_eq!(resp.status(), 422);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_cancels_every_waiting_send_it_matches_once() {
+    let app = TestApp::spawn_with(mailroom_tests::Options { in_process_worker: false, ..Default::default() }).await;
+    let mailbox = app.connect_mailbox().await;
+    let later = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    let step = |key: &str, sequence: &str, to: &str, campaign: &str| {
+        let mut b = TestApp::send_body(&mailbox, to, key);
+        b["send_at"] = json!(later);
+        b["sequence"] = json!(sequence);
+        b["metadata"] = json!({ "campaign": campaign, "step": key });
+        (key.to_owned(), b)
+    };
+    for (key, body) in [
+        step("a1", "lead-a", "Ann@Example.test", "spring"),
+        step("a2", "lead-a", "ann@example.test", "spring"),
+        step("b1", "lead-b", "bob@example.test", "spring"),
+        step("c1", "lead-c", "cid@example.test", "autumn"),
+    ] {
+        let (status, send) = app.send(&key, &body).await;
+        assert_eq!((status, send["sequence"].as_str().is_some()), (201, true), "{send}");
+    }
+    let cancel = |filter: Value| {
+        let req = app.post("/v1/sends/cancel").json(&json!({ "filter": filter, "reason": "lead replied" }));
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(cancel(json!({ "sequence": "lead-a" })).await, (200, json!({ "cancelled": 2 })));
+    assert_eq!(cancel(json!({ "sequence": "lead-a" })).await, (200, json!({ "cancelled": 0 })), "a repeat");
+    assert_eq!(cancel(json!({ "to": "BOB@example.test" })).await, (200, json!({ "cancelled": 1 })));
+    let (status, _) = cancel(json!({ "metadata": { "campaign": "spring" }, "mailbox_id": mailbox })).await;
+    assert_eq!(status, 200);
+    assert_eq!(cancel(json!({ "metadata": { "campaign": "autumn" } })).await, (200, json!({ "cancelled": 1 })));
+    let (status, body) = cancel(json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_field")));
+    assert_eq!(app.count("SELECT count(*) FROM sends WHERE state = 'cancelled'").await, 4);
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE kind = 'send.cancelled'").await, 4);
+    app.stop().await;
+}

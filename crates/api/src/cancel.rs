@@ -2,6 +2,8 @@
 //! provider yet (a follow-up after the lead replied, say). A send already in a worker's hands
 //! is never interrupted mid-transfer: the answer says so, and it ends sent, failed or
 //! ambiguous like any other. Repeating a cancel answers the cancelled send again.
+//! `POST /v1/sends/cancel` withdraws every waiting send a filter matches (a sequence, a
+//! mailbox, metadata, a recipient), each atomically with its event; repeating it cancels none.
 
 use std::sync::Arc;
 
@@ -9,12 +11,17 @@ use axum::{
     Json,
     extract::{Path, State},
 };
-use mailroom_domain::{SendId, SendState};
+use mailroom_domain::{EmailAddress, MailboxId, SendId, SendState};
 use mailroom_store::sends;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJsonOrEmpty, sends::view};
+use crate::{
+    ApiError, AppState,
+    auth::Auth,
+    json::{ApiJson, ApiJsonOrEmpty},
+    sends::view,
+};
 
 /// The longest reason accepted, in characters.
 const MAX_REASON_CHARS: usize = 200;
@@ -27,6 +34,18 @@ pub(crate) struct CancelRequest {
     reason: Option<String>,
 }
 
+/// Checks a cancel reason; the default when none was given.
+fn reason(given: Option<String>) -> Result<String, ApiError> {
+    let reason = given.unwrap_or_else(|| "cancelled through the API".to_owned());
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            format!("`reason`: 1 to {MAX_REASON_CHARS} characters, without control characters"),
+        ));
+    }
+    Ok(reason)
+}
+
 /// `POST /v1/sends/{id}/cancel` → 200 with the cancelled send; 409 when it is in flight or
 /// already finished.
 pub(crate) async fn one(
@@ -36,19 +55,12 @@ pub(crate) async fn one(
     ApiJsonOrEmpty(req): ApiJsonOrEmpty<CancelRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let id: SendId = id.parse().map_err(|_| ApiError::NotFound("send"))?;
-    let reason = req.reason.unwrap_or_else(|| "cancelled through the API".to_owned());
-    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            format!("`reason`: 1 to {MAX_REASON_CHARS} characters, without control characters"),
-        ));
-    }
+    let reason = reason(req.reason)?;
     let mut tx = state.pool.begin().await?;
     let (row, cancelled_now) =
         sends::cancel_one(&mut tx, auth.workspace, id, &reason).await?.ok_or(ApiError::NotFound("send"))?;
     tx.commit().await?;
-    let now: SendState = row.state.parse().map_err(|e| ApiError::Internal(Box::new(e)))?;
-    match now {
+    match row.state()? {
         SendState::Cancelled => {
             if cancelled_now {
                 tracing::info!(send.id = %id, "send cancelled");
@@ -71,4 +83,66 @@ pub(crate) async fn one(
             message: format!("the send is already {}; there is nothing to cancel", finished.as_str()),
         }),
     }
+}
+
+/// `POST /v1/sends/cancel` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkRequest {
+    filter: BulkFilter,
+    reason: Option<String>,
+}
+
+/// What a bulk cancel matches: at least one part, all of them together.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkFilter {
+    sequence: Option<String>,
+    mailbox_id: Option<String>,
+    metadata: Option<Value>,
+    to: Option<String>,
+}
+
+/// `POST /v1/sends/cancel` `{"filter": {...}, "reason"?}` → 200 `{"cancelled": n}`.
+pub(crate) async fn many(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    ApiJson(req): ApiJson<BulkRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let reason = reason(req.reason)?;
+    let f = req.filter;
+    if f.sequence.is_none() && f.mailbox_id.is_none() && f.metadata.is_none() && f.to.is_none() {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "`filter`: name a `sequence`, `mailbox_id`, `metadata` or `to` (cancelling everything takes a filter)",
+        ));
+    }
+    if let Some(seq) = &f.sequence {
+        crate::validate::sequence_name(seq)?;
+    }
+    let mailbox = f
+        .mailbox_id
+        .as_deref()
+        .map(str::parse::<MailboxId>)
+        .transpose()
+        .map_err(|e| ApiError::unprocessable("invalid_field", format!("`filter.mailbox_id`: {e}")))?;
+    if f.metadata.as_ref().is_some_and(|m| !m.is_object()) {
+        return Err(ApiError::unprocessable("invalid_field", "`filter.metadata`: must be a JSON object"));
+    }
+    let to =
+        f.to.as_deref()
+            .map(EmailAddress::parse)
+            .transpose()
+            .map_err(|e| ApiError::unprocessable("invalid_field", format!("`filter.to`: {e}")))?;
+    let filter = sends::CancelFilter {
+        sequence: f.sequence,
+        mailbox,
+        metadata: f.metadata,
+        to: to.map(|a| a.as_str().to_owned()),
+    };
+    let mut tx = state.pool.begin().await?;
+    let cancelled = sends::cancel_matching(&mut tx, auth.workspace, &filter, &reason).await?;
+    tx.commit().await?;
+    tracing::info!(cancelled, "sends cancelled by filter");
+    Ok(Json(json!({ "cancelled": cancelled })))
 }

@@ -70,6 +70,7 @@ fn table() -> Vec<(RouteSpec, Handler)> {
         r("POST", "/v1/sends/batch", Key(SendsWrite), post(sends::create_batch)),
         r("GET", "/v1/sends", Key(SendsRead), get(operator::list)),
         r("GET", "/v1/sends/{id}", Key(SendsRead), get(sends::show)),
+        r("POST", "/v1/sends/cancel", Key(SendsWrite), post(cancel::many)),
         r("POST", "/v1/sends/{id}/cancel", Key(SendsWrite), post(cancel::one)),
         r("POST", "/v1/sends/{id}/resolve", Key(SendsResolve), post(operator::resolve)),
         r("GET", "/v1/events", Key(EventsRead), get(events::list)),

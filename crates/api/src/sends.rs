@@ -79,6 +79,7 @@ async fn record(
         message_id: message_id.as_str(),
         send_at: v.send_at,
         metadata: v.metadata.as_ref(),
+        sequence: v.sequence.as_deref(),
     };
     match sends::insert_or_replay(conn, &new).await? {
         Recorded::Created(row) => Ok(Outcome::Created(row)),
@@ -253,6 +254,7 @@ pub(crate) fn view(row: &SendRow, replayed: bool) -> Value {
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "metadata": row.metadata,
+        "sequence": row.sequence,
         "replayed": replayed,
     })
 }

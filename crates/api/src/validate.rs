@@ -28,6 +28,8 @@ pub(crate) struct SendRequest {
     pub send_at: Option<DateTime<Utc>>,
     /// The scheduler's own data (a JSON object, at most 4 KiB), returned in the send's events.
     pub metadata: Option<serde_json::Value>,
+    /// The scheduler's sequence: one lead in one campaign, shared by its steps.
+    pub sequence: Option<String>,
 }
 
 /// The largest `metadata` object accepted, serialized.
@@ -42,6 +44,7 @@ pub(crate) struct ValidSend {
     pub message: OutgoingMessage,
     pub send_at: Option<DateTime<Utc>>,
     pub metadata: Option<serde_json::Value>,
+    pub sequence: Option<String>,
     pub hash: Vec<u8>,
 }
 
@@ -106,14 +109,32 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
             return Err(invalid("metadata", format!("{size} bytes; at most {MAX_METADATA_BYTES}")));
         }
     }
+    if let Some(seq) = &req.sequence {
+        sequence_name(seq)?;
+    }
     // The hash covers everything in the request, in a fixed field order (objects' keys sorted).
-    // `metadata` joins it only when given, so requests stored before it existed still replay.
+    // `metadata` and `sequence` join it only when given, so requests stored before they
+    // existed still replay.
     let mut payload = serde_json::json!({ "mailbox_id": mailbox, "message": message, "send_at": req.send_at });
     if let Some(m) = &req.metadata {
         payload["metadata"] = m.clone();
     }
+    if let Some(seq) = &req.sequence {
+        payload["sequence"] = serde_json::json!(seq);
+    }
     let hash = Sha256::digest(serde_json::to_vec(&payload).map_err(|e| ApiError::Internal(Box::new(e)))?).to_vec();
-    Ok(ValidSend { mailbox, message, send_at: req.send_at, metadata: req.metadata, hash })
+    Ok(ValidSend { mailbox, message, send_at: req.send_at, metadata: req.metadata, sequence: req.sequence, hash })
+}
+
+/// The longest sequence name, in characters.
+const MAX_SEQUENCE_CHARS: usize = 200;
+
+/// Checks a sequence name: 1 to 200 printable characters.
+pub(crate) fn sequence_name(seq: &str) -> Result<(), ApiError> {
+    if seq.is_empty() || seq.chars().count() > MAX_SEQUENCE_CHARS || seq.chars().any(char::is_control) {
+        return Err(invalid("sequence", format!("1 to {MAX_SEQUENCE_CHARS} characters, without control characters")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

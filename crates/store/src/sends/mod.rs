@@ -61,6 +61,8 @@ pub struct SendRow {
     pub updated_at: DateTime<Utc>,
     /// The scheduler's metadata.
     pub metadata: Option<serde_json::Value>,
+    /// The scheduler's sequence (one lead in one campaign), if it named one.
+    pub sequence: Option<String>,
 }
 
 impl SendRow {
@@ -105,6 +107,8 @@ pub struct NewSend<'a> {
     pub send_at: Option<DateTime<Utc>>,
     /// The scheduler's metadata.
     pub metadata: Option<&'a serde_json::Value>,
+    /// The scheduler's sequence.
+    pub sequence: Option<&'a str>,
 }
 
 /// The outcome of recording a send.
@@ -122,8 +126,8 @@ pub enum Recorded {
 pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Result<Recorded> {
     let created: Option<SendRow> = sqlx::query_as(
         "INSERT INTO sends (id, workspace_id, mailbox_id, idempotency_key, payload_hash, payload, message_id,
-            state, send_at, next_attempt_at, metadata)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9)
+            state, send_at, next_attempt_at, metadata, sequence)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9, $10)
          ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
          RETURNING *",
     )
@@ -136,6 +140,7 @@ pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Resul
     .bind(s.message_id)
     .bind(s.send_at)
     .bind(s.metadata)
+    .bind(s.sequence)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = created {

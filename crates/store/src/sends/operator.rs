@@ -147,6 +147,57 @@ pub async fn cancel_one(
     }
 }
 
+/// Which waiting sends a bulk cancel takes: every given part must match.
+#[derive(Debug, Default, Clone)]
+pub struct CancelFilter {
+    /// The scheduler's sequence.
+    pub sequence: Option<String>,
+    /// One mailbox.
+    pub mailbox: Option<MailboxId>,
+    /// Sends whose metadata contains this object (JSON containment).
+    pub metadata: Option<serde_json::Value>,
+    /// Sends with this address among their recipients (to, cc or bcc; case ignored).
+    pub to: Option<String>,
+}
+
+/// Cancels every waiting send of the workspace that `filter` matches, each atomically with
+/// its `send.cancelled` event; a send a worker holds is left to finish. Returns how many were
+/// cancelled (0 on a repeat).
+pub async fn cancel_matching(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    filter: &CancelFilter,
+    reason: &str,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "WITH c AS (
+             UPDATE sends SET state = 'cancelled', failure_reason = $6, next_attempt_at = NULL,
+                 finished_at = now(), updated_at = now()
+             WHERE workspace_id = $1 AND state IN ('queued', 'retry_wait')
+               AND ($2::text IS NULL OR sequence = $2)
+               AND ($3::uuid IS NULL OR mailbox_id = $3)
+               AND ($4::jsonb IS NULL OR metadata @> $4)
+               AND ($5::text IS NULL OR EXISTS (
+                   SELECT 1 FROM jsonb_array_elements_text(
+                       coalesce(payload->'to', '[]') || coalesce(payload->'cc', '[]') || coalesce(payload->'bcc', '[]')) r
+                   WHERE lower(r) = lower($5)))
+             RETURNING id, workspace_id, mailbox_id, message_id)
+         INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
+         SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
+                jsonb_build_object('reason', $6::text, 'message_id', message_id)
+         FROM c",
+    )
+    .bind(ws.as_uuid())
+    .bind(filter.sequence.as_deref())
+    .bind(filter.mailbox.map(|m| m.as_uuid()))
+    .bind(filter.metadata.as_ref())
+    .bind(filter.to.as_deref())
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Whether the workspace already has a send with this idempotency key.
 pub async fn key_exists(conn: &mut PgConnection, ws: WorkspaceId, key: &IdempotencyKey) -> Result<bool> {
     Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sends WHERE workspace_id = $1 AND idempotency_key = $2)")
