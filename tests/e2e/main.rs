@@ -23,6 +23,7 @@ mod recheck;
 mod reconcile;
 mod replies;
 mod roles;
+mod sequences;
 mod tenancy;
 mod validation;
 mod vault;

@@ -80,6 +80,7 @@ async fn record(
         send_at: v.send_at,
         metadata: v.metadata.as_ref(),
         sequence: v.sequence.as_deref(),
+        stop_on: v.stop_on.as_deref(),
     };
     match sends::insert_or_replay(conn, &new).await? {
         Recorded::Created(row) => Ok(Outcome::Created(row)),
@@ -255,6 +256,7 @@ pub(crate) fn view(row: &SendRow, replayed: bool) -> Value {
         "updated_at": row.updated_at,
         "metadata": row.metadata,
         "sequence": row.sequence,
+        "stop_on": row.stop_on,
         "replayed": replayed,
     })
 }

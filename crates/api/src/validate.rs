@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use mailroom_domain::{EmailAddress, HeaderName, HeaderValue, MailboxId, OutgoingMessage, Subject};
+use mailroom_domain::{EmailAddress, HeaderName, HeaderValue, MailboxId, OutgoingMessage, StopOn, Subject};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -30,6 +30,8 @@ pub(crate) struct SendRequest {
     pub metadata: Option<serde_json::Value>,
     /// The scheduler's sequence: one lead in one campaign, shared by its steps.
     pub sequence: Option<String>,
+    /// Which inbound messages of the sequence cancel this send while it waits.
+    pub stop_on: Option<Vec<String>>,
 }
 
 /// The largest `metadata` object accepted, serialized.
@@ -45,6 +47,7 @@ pub(crate) struct ValidSend {
     pub send_at: Option<DateTime<Utc>>,
     pub metadata: Option<serde_json::Value>,
     pub sequence: Option<String>,
+    pub stop_on: Option<Vec<StopOn>>,
     pub hash: Vec<u8>,
 }
 
@@ -112,6 +115,16 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
     if let Some(seq) = &req.sequence {
         sequence_name(seq)?;
     }
+    let stop_on = req
+        .stop_on
+        .as_ref()
+        .map(|list| {
+            list.iter()
+                .enumerate()
+                .map(|(i, s)| s.parse::<StopOn>().map_err(|e| invalid(&format!("stop_on[{i}]"), e)))
+                .collect()
+        })
+        .transpose()?;
     // The hash covers everything in the request, in a fixed field order (objects' keys sorted).
     // `metadata` and `sequence` join it only when given, so requests stored before they
     // existed still replay.
@@ -122,8 +135,19 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
     if let Some(seq) = &req.sequence {
         payload["sequence"] = serde_json::json!(seq);
     }
+    if let Some(list) = &req.stop_on {
+        payload["stop_on"] = serde_json::json!(list);
+    }
     let hash = Sha256::digest(serde_json::to_vec(&payload).map_err(|e| ApiError::Internal(Box::new(e)))?).to_vec();
-    Ok(ValidSend { mailbox, message, send_at: req.send_at, metadata: req.metadata, sequence: req.sequence, hash })
+    Ok(ValidSend {
+        mailbox,
+        message,
+        send_at: req.send_at,
+        metadata: req.metadata,
+        sequence: req.sequence,
+        stop_on,
+        hash,
+    })
 }
 
 /// The longest sequence name, in characters.

@@ -18,6 +18,7 @@ pub mod message;
 pub mod message_id;
 pub mod pacing;
 pub mod send;
+pub mod sequence;
 
 pub use access::{AccessError, Grant, Role, Scope};
 pub use answer::{Answer, Phase, Verdict};
@@ -30,3 +31,4 @@ pub use mask::mask_email;
 pub use message::OutgoingMessage;
 pub use message_id::MessageId;
 pub use send::SendState;
+pub use sequence::StopOn;

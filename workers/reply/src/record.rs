@@ -1,16 +1,28 @@
 //! Matching an inbound message to a send of the same workspace and recording what it is:
 //! one event per message, however often it is read, written in the same transaction as the
 //! sighting that makes it the first; hard bounces and unsubscribe requests suppress the
-//! address for the workspace.
+//! address for the workspace; and a reply, an unsubscribe request or a hard bounce stops the
+//! waiting sends of the matched send's sequence in that same transaction.
 
-use mailroom_domain::{MailboxId, SendId, WorkspaceId, mask_email};
-use mailroom_store::{PgPool, events, replies};
+use mailroom_domain::{MailboxId, SendId, StopOn, WorkspaceId, mask_email};
+use mailroom_store::{PgPool, events, replies, sends};
 use serde_json::json;
 
 use crate::{
     classify::{Kind, classify},
     parse::Inbound,
 };
+
+/// What an inbound message of this kind stops in its sequence (a soft bounce stops nothing).
+fn stops(kind: &Kind) -> Option<StopOn> {
+    match kind {
+        Kind::Reply => Some(StopOn::Reply),
+        Kind::AutoReply => Some(StopOn::AutoReply),
+        Kind::Unsubscribe => Some(StopOn::Unsubscribe),
+        Kind::BounceHard(_) => Some(StopOn::Bounce),
+        Kind::BounceSoft(_) => None,
+    }
+}
 
 /// Records one message; returns the event written, if any.
 pub(crate) async fn record(
@@ -66,6 +78,14 @@ pub(crate) async fn record(
         }
         (Kind::Unsubscribe, Some(from)) => events::suppress(&mut tx, ws, from, "unsubscribe request").await?,
         _ => {}
+    }
+    // Stop the rest of the sequence in this same transaction: a follow-up is either cancelled
+    // here or was already claimed by a worker before this commits, never sent after it.
+    if let (Some(sequence), Some(trigger)) = (&send.sequence, stops(&kind)) {
+        let stopped = sends::stop_sequence(&mut tx, ws, sequence, trigger).await?;
+        if stopped > 0 {
+            tracing::info!(send.id = %SendId::from_uuid(send.id), stopped, reason = trigger.reason(), "sequence stopped");
+        }
     }
     tx.commit().await?;
     let who = m.from.as_deref().map(mask_email).unwrap_or_default();

@@ -5,7 +5,7 @@
 //! taken over changes nothing.
 
 use chrono::{DateTime, Utc};
-use mailroom_domain::{IdempotencyKey, MailboxId, SendId, SendState, WorkspaceId};
+use mailroom_domain::{IdempotencyKey, MailboxId, SendId, SendState, StopOn, WorkspaceId};
 use sqlx::PgConnection;
 
 use crate::{Result, StoreError};
@@ -63,6 +63,8 @@ pub struct SendRow {
     pub metadata: Option<serde_json::Value>,
     /// The scheduler's sequence (one lead in one campaign), if it named one.
     pub sequence: Option<String>,
+    /// The inbound messages of its sequence that cancel it while it waits.
+    pub stop_on: Vec<String>,
 }
 
 impl SendRow {
@@ -109,6 +111,8 @@ pub struct NewSend<'a> {
     pub metadata: Option<&'a serde_json::Value>,
     /// The scheduler's sequence.
     pub sequence: Option<&'a str>,
+    /// What stops it; `None` for the default.
+    pub stop_on: Option<&'a [StopOn]>,
 }
 
 /// The outcome of recording a send.
@@ -126,8 +130,9 @@ pub enum Recorded {
 pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Result<Recorded> {
     let created: Option<SendRow> = sqlx::query_as(
         "INSERT INTO sends (id, workspace_id, mailbox_id, idempotency_key, payload_hash, payload, message_id,
-            state, send_at, next_attempt_at, metadata, sequence)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9, $10)
+            state, send_at, next_attempt_at, metadata, sequence, stop_on)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9, $10,
+                 coalesce($11, '{reply,unsubscribe,bounce}'))
          ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
          RETURNING *",
     )
@@ -141,6 +146,7 @@ pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Resul
     .bind(s.send_at)
     .bind(s.metadata)
     .bind(s.sequence)
+    .bind(s.stop_on.map(|l| l.iter().map(|x| x.as_str()).collect::<Vec<_>>()))
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = created {

@@ -1,7 +1,7 @@
 //! Reading and settling sends for operators and the API: counts, pages, resolutions of
 //! ambiguous sends, cancellation, idempotency-key lookups.
 
-use mailroom_domain::{IdempotencyKey, MailboxId, SendId, SendState, WorkspaceId};
+use mailroom_domain::{IdempotencyKey, MailboxId, SendId, SendState, StopOn, WorkspaceId};
 use sqlx::PgConnection;
 
 use super::SendRow;
@@ -193,6 +193,32 @@ pub async fn cancel_matching(
     .bind(filter.metadata.as_ref())
     .bind(filter.to.as_deref())
     .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Stops a sequence: cancels every waiting send of `sequence` in the workspace that stops on
+/// `trigger`, each with its `send.cancelled` event (reason `reply_received`, `unsubscribed`,
+/// ...), in the caller's transaction: the one recording the inbound message, so no follow-up
+/// is claimed between the reply and its effect. A send already claimed by a worker was claimed
+/// before this committed, and finishes. Returns how many were cancelled.
+pub async fn stop_sequence(conn: &mut PgConnection, ws: WorkspaceId, sequence: &str, trigger: StopOn) -> Result<u64> {
+    let done = sqlx::query(
+        "WITH c AS (
+             UPDATE sends SET state = 'cancelled', failure_reason = $4, next_attempt_at = NULL,
+                 finished_at = now(), updated_at = now()
+             WHERE workspace_id = $1 AND sequence = $2 AND state IN ('queued', 'retry_wait') AND $3 = ANY (stop_on)
+             RETURNING id, workspace_id, mailbox_id, message_id)
+         INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
+         SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
+                jsonb_build_object('reason', $4::text, 'message_id', message_id)
+         FROM c",
+    )
+    .bind(ws.as_uuid())
+    .bind(sequence)
+    .bind(trigger.as_str())
+    .bind(trigger.reason())
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
