@@ -15,7 +15,8 @@ GRANT USAGE ON SCHEMA public TO mailroom_api, mailroom_send, mailroom_reply;
 GRANT SELECT, INSERT, UPDATE ON workspaces, workspace_keys, api_keys, mailboxes, sends, webhooks,
     oauth_states, workspace_grants TO mailroom_api;
 GRANT SELECT, INSERT, DELETE ON mailbox_secrets TO mailroom_api;
-GRANT SELECT, INSERT, UPDATE ON events TO mailroom_api;
+GRANT SELECT, INSERT ON events TO mailroom_api;
+GRANT UPDATE (pos) ON events TO mailroom_api;
 GRANT SELECT ON suppressions, usage_daily TO mailroom_api;
 GRANT SELECT, INSERT ON audit_log, usage_deltas TO mailroom_api;
 GRANT SELECT, DELETE ON webhook_deliveries TO mailroom_api;
@@ -23,7 +24,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON rate_buckets TO mailroom_api;
 GRANT USAGE, SELECT ON SEQUENCE events_seq_seq, audit_log_id_seq, events_pos TO mailroom_api;
 
 -- The send worker: claiming and finishing sends, pacing, rotation's re-sealing, housekeeping.
-GRANT SELECT, UPDATE ON workspace_keys, mailboxes, sends, webhooks TO mailroom_send;
+GRANT SELECT, UPDATE ON workspace_keys, sends, webhooks TO mailroom_send;
+-- A mailbox's status, pauses and pacing slot; never where it connects or as whom.
+GRANT SELECT ON mailboxes TO mailroom_send;
+GRANT UPDATE (status, status_reason, paused_until, pause_reason, throttle_count, next_slot_at, token_expires_at,
+    updated_at) ON mailboxes TO mailroom_send;
 GRANT SELECT, INSERT, UPDATE ON mailbox_secrets, usage_daily TO mailroom_send;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailbox_sessions, usage_deltas TO mailroom_send;
 GRANT SELECT, INSERT ON events, suppressions TO mailroom_send;
@@ -31,9 +36,14 @@ GRANT INSERT ON audit_log TO mailroom_send;
 GRANT USAGE, SELECT ON SEQUENCE events_seq_seq, audit_log_id_seq TO mailroom_send;
 
 -- The reply worker: reading inboxes, recording replies and bounces, delivering webhooks.
-GRANT SELECT ON workspace_keys, sends TO mailroom_reply;
-GRANT SELECT, UPDATE ON mailboxes, webhooks TO mailroom_reply;
-GRANT SELECT, INSERT, UPDATE ON mailbox_secrets, mailbox_cursors, events, webhook_deliveries TO mailroom_reply;
+GRANT SELECT ON workspace_keys, sends, mailboxes, webhooks TO mailroom_reply;
+-- A refused grant marks the mailbox (and a refreshed token its expiry); a webhook's position
+-- moves; events get their feed position. Nothing about where a mailbox connects.
+GRANT UPDATE (status, status_reason, token_expires_at, updated_at) ON mailboxes TO mailroom_reply;
+GRANT UPDATE (last_pos) ON webhooks TO mailroom_reply;
+GRANT SELECT, INSERT ON events TO mailroom_reply;
+GRANT UPDATE (pos) ON events TO mailroom_reply;
+GRANT SELECT, INSERT, UPDATE ON mailbox_secrets, mailbox_cursors, webhook_deliveries TO mailroom_reply;
 GRANT SELECT, INSERT ON inbound_messages, suppressions TO mailroom_reply;
 GRANT USAGE, SELECT ON SEQUENCE events_seq_seq, events_pos TO mailroom_reply;
 

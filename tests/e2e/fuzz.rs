@@ -80,7 +80,16 @@ fn seed(method: &str, path: &str, mailbox: &str) -> Option<Value> {
         ("PUT", "/v1/mailboxes/{id}/pacing") => json!({ "daily_cap": 100, "min_gap_secs": 1.0, "jitter_secs": 0.0,
             "window": { "start": "09:00", "end": "17:00", "time_zone": "Europe/Paris" }, "max_sessions": 2 }),
         ("POST", "/v1/mailboxes/oauth/{provider}/start") => json!({ "transport": "api", "from_name": "A" }),
-        ("POST", "/v1/sends") => TestApp::send_body(mailbox, "fuzz@example.test", "Fuzz"),
+        ("POST", "/v1/sends") => {
+            let mut b = TestApp::send_body(mailbox, "fuzz@example.test", "Fuzz");
+            b["sequence"] = json!("fuzz/lead-1");
+            b["stop_on"] = json!(["reply", "auto_reply"]);
+            b["metadata"] = json!({ "campaign": "fuzz" });
+            b
+        }
+        ("POST", "/v1/sends/cancel") => json!({ "filter": { "sequence": "fuzz/lead-1", "mailbox_id": mailbox,
+            "metadata": { "campaign": "fuzz" }, "to": "fuzz@example.test" }, "reason": "fuzz" }),
+        ("POST", "/v1/sends/{id}/cancel") => json!({ "reason": "fuzz" }),
         ("POST", "/v1/sends/batch") => {
             let mut item = TestApp::send_body(mailbox, "fuzz@example.test", "Fuzz");
             item["idempotency_key"] = json!("fuzz-batch");

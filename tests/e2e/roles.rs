@@ -63,6 +63,13 @@ async fn each_service_role_holds_exactly_what_its_service_needs() {
     }
     assert_eq!(refusal(&api, revoke).await, None);
 
+    // Where a mailbox connects is the API's to change: a worker that could would send the
+    // credentials anywhere.
+    for pool in [&send, &reply] {
+        let redirect = "UPDATE mailboxes SET smtp_host = 'attacker.example' WHERE false";
+        assert_eq!(refusal(pool, redirect).await.as_deref(), DENIED);
+    }
+
     // The audit log: inserts only, for everyone (the API also reads it for GET /v1/audit).
     for pool in [&api, &send, &reply] {
         for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"] {
@@ -73,9 +80,10 @@ async fn each_service_role_holds_exactly_what_its_service_needs() {
     assert_eq!(refusal(&reply, "INSERT INTO audit_log (action, actor) VALUES ('x', 'y')").await.as_deref(), DENIED);
 
     // No service role owns a table or may bypass row-level security.
-    let powers = "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'mailroom\\_%' AND (rolsuper OR rolbypassrls)";
-    assert_eq!(app.count(powers).await, 0);
-    let owned = "SELECT count(*) FROM pg_tables WHERE tableowner LIKE 'mailroom\\_%'";
-    assert_eq!(app.count(owned).await, 0);
+    let ours = "('mailroom_api', 'mailroom_send', 'mailroom_reply')";
+    let powers = format!("SELECT count(*) FROM pg_roles WHERE rolname IN {ours} AND (rolsuper OR rolbypassrls)");
+    assert_eq!(app.count(&powers).await, 0);
+    let owned = format!("SELECT count(*) FROM pg_tables WHERE tableowner IN {ours}");
+    assert_eq!(app.count(&owned).await, 0);
     app.stop().await;
 }

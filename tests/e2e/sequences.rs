@@ -77,5 +77,16 @@ async fn a_reply_stops_the_rest_of_its_sequence_and_nothing_else() {
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     // The reply was recorded in the same transaction: its event and the cancellations agree.
     assert_eq!(app.count("SELECT count(*) FROM events WHERE kind = 'reply.received'").await, 1);
+
+    // The sequence stays stopped: a step the scheduler enqueues afterwards is cancelled by the
+    // worker before it is tried (cancelled is final: it is never sent).
+    let late = step(&app, &mailbox, "a-late", &a, true, None).await;
+    let id = late["id"].as_str().unwrap();
+    let settled = app.wait_for_send(id, Duration::from_secs(30), |s| s["state"] != "queued").await;
+    assert_eq!(
+        (settled["state"].as_str(), settled["failure_reason"].as_str()),
+        (Some("cancelled"), Some("reply_received"))
+    );
+    assert_eq!(app.count("SELECT count(*) FROM sends WHERE idempotency_key = 'a-late' AND attempts = 0").await, 1);
     app.stop().await;
 }

@@ -73,6 +73,15 @@ pub(crate) async fn one(
                       or ambiguous (watch its events)"
                 .into(),
         }),
+        // Still waiting, yet not cancelled: its last attempt may have delivered it, and it
+        // waits to be checked against the Sent folder (or a worker claimed and released it in
+        // between; a retry of the cancel settles that case).
+        SendState::Queued | SendState::RetryWait => Err(ApiError::StateConflict {
+            code: "send_in_flight",
+            message: "the send's last attempt may have delivered it and is being confirmed against the mailbox's \
+                      Sent folder; it cannot be withdrawn now (retry the cancel if it is merely waiting)"
+                .into(),
+        }),
         SendState::Ambiguous => Err(ApiError::StateConflict {
             code: "send_finished",
             message: "the send is ambiguous (it may have been delivered); settle it with POST /v1/sends/{id}/resolve"
@@ -126,8 +135,8 @@ pub(crate) async fn many(
         .map(str::parse::<MailboxId>)
         .transpose()
         .map_err(|e| ApiError::unprocessable("invalid_field", format!("`filter.mailbox_id`: {e}")))?;
-    if f.metadata.as_ref().is_some_and(|m| !m.is_object()) {
-        return Err(ApiError::unprocessable("invalid_field", "`filter.metadata`: must be a JSON object"));
+    if f.metadata.as_ref().is_some_and(|m| m.as_object().is_none_or(serde_json::Map::is_empty)) {
+        return Err(ApiError::unprocessable("invalid_field", "`filter.metadata`: must be a JSON object with a key"));
     }
     let to =
         f.to.as_deref()

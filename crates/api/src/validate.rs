@@ -115,16 +115,10 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
     if let Some(seq) = &req.sequence {
         sequence_name(seq)?;
     }
-    let stop_on = req
-        .stop_on
-        .as_ref()
-        .map(|list| {
-            list.iter()
-                .enumerate()
-                .map(|(i, s)| s.parse::<StopOn>().map_err(|e| invalid(&format!("stop_on[{i}]"), e)))
-                .collect()
-        })
-        .transpose()?;
+    let stop_on = req.stop_on.as_ref().map(|list| stop_on_list(list)).transpose()?;
+    if stop_on.is_some() && req.sequence.is_none() {
+        return Err(invalid("stop_on", "applies to the steps of a sequence: give the send a `sequence`"));
+    }
     // The hash covers everything in the request, in a fixed field order (objects' keys sorted).
     // `metadata` and `sequence` join it only when given, so requests stored before they
     // existed still replay.
@@ -135,8 +129,8 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
     if let Some(seq) = &req.sequence {
         payload["sequence"] = serde_json::json!(seq);
     }
-    if let Some(list) = &req.stop_on {
-        payload["stop_on"] = serde_json::json!(list);
+    if let Some(list) = &stop_on {
+        payload["stop_on"] = serde_json::json!(list.iter().map(|x| x.as_str()).collect::<Vec<_>>());
     }
     let hash = Sha256::digest(serde_json::to_vec(&payload).map_err(|e| ApiError::Internal(Box::new(e)))?).to_vec();
     Ok(ValidSend {
@@ -148,6 +142,19 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
         stop_on,
         hash,
     })
+}
+
+/// Parses `stop_on` into its canonical form (each kind once, in a fixed order), so a retry
+/// that lists them in another order is the same request.
+fn stop_on_list(list: &[String]) -> Result<Vec<StopOn>, ApiError> {
+    let mut parsed = list
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.parse::<StopOn>().map_err(|e| invalid(&format!("stop_on[{i}]"), e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    parsed.sort_by_key(|k| StopOn::ALL.iter().position(|a| a == k));
+    parsed.dedup();
+    Ok(parsed)
 }
 
 /// The longest sequence name, in characters.

@@ -18,8 +18,11 @@ pub enum StopOn {
 }
 
 impl StopOn {
-    /// What a send stops on unless it says otherwise.
+    /// What a send stops on unless it says otherwise (the `sends.stop_on` column's default).
     pub const DEFAULT: [Self; 3] = [Self::Reply, Self::Unsubscribe, Self::Bounce];
+
+    /// Every kind, in the order they are stored.
+    pub const ALL: [Self; 4] = [Self::Reply, Self::AutoReply, Self::Unsubscribe, Self::Bounce];
 
     /// The name stored and shown.
     pub fn as_str(self) -> &'static str {

@@ -25,7 +25,7 @@ pub async fn pool(s: &Settings) -> anyhow::Result<PgPool> {
 }
 
 /// Opens `role`'s pool: its own login URL when configured, else the owner's; every connection
-/// acts as the role (`SET ROLE`), so the service holds that role's privileges only.
+/// acts as the role (a startup parameter), so the service holds that role's privileges only.
 pub async fn service_pool(s: &Settings, role: ServiceRole) -> anyhow::Result<PgPool> {
     use secrecy::ExposeSecret;
     let own = match role {

@@ -6,14 +6,18 @@
 //!
 //! Roles are cluster-wide while migrations are per database: [`ensure`] creates the missing
 //! ones before the migrations run (several databases migrating at once may race to create the
-//! same role; the loser retries), and lets the migrating user act as them. Every service pool
-//! then runs `SET ROLE` on each new connection, so a service holds its role's privileges even
-//! when it logs in as the owner; a deployment that gives each service its own login user (a
-//! member of its role: `deploy/sql/roles.sql`) loses nothing.
+//! same role; the loser retries), and lets the migrating user act as them. Every service
+//! connection then acts as its role from its first statement (the role is a startup
+//! parameter), so a service holds its role's privileges even when it logs in as the owner; a
+//! deployment that gives each service its own login user (a member of its role:
+//! `deploy/sql/roles.sql`) loses nothing.
 
-use std::time::Duration;
+use std::{str::FromStr, time::Duration};
 
-use sqlx::{Executor as _, PgPool, postgres::PgPoolOptions};
+use sqlx::{
+    Executor as _, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 
 use crate::Result;
 
@@ -78,8 +82,9 @@ pub async fn ensure(pool: &PgPool) -> Result<()> {
 async fn ensure_one(pool: &PgPool, name: &'static str) -> sqlx::Result<()> {
     let (exists, member): (bool, bool) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
-                COALESCE((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false)
-                OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AND pg_has_role(current_user, $1, 'MEMBER'))",
+                CASE WHEN COALESCE((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) THEN true
+                     WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) THEN false
+                     ELSE pg_has_role(current_user, $1, 'MEMBER') END",
     )
     .bind(name)
     .fetch_one(pool)
@@ -100,20 +105,16 @@ fn raced(e: &sqlx::Error) -> bool {
     matches!(code.as_deref(), Some("23505" | "42710" | "XX000" | "40001"))
 }
 
-/// Opens a pool for `role`: every connection runs `SET ROLE` before it is used.
+/// Opens a pool for `role`. The role rides in the connection's startup parameters
+/// (`options=-c role=...`), so every connection made from these options acts as it from its
+/// first statement, including those of a pool or a listener built from `connect_options()`
+/// (the send worker's queue pool, apalis's LISTEN connection).
 pub async fn connect_as(url: &str, max_connections: u32, role: ServiceRole) -> Result<PgPool> {
-    let set_role = format!("SET ROLE {}", role.name());
+    let options = PgConnectOptions::from_str(url)?.options([("role", role.name())]);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .after_connect(move |conn, _| {
-            let set_role = set_role.clone();
-            Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(set_role)).await?;
-                Ok(())
-            })
-        })
-        .connect(url)
+        .connect_with(options)
         .await?)
 }
 

@@ -54,6 +54,16 @@ async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
                 "disconnected" => return cancel(ctx, &row).await,
                 _ => {}
             }
+            // A step of a sequence stopped by a reply (enqueued after it, or back after an
+            // attempt that was under way when it came) is cancelled, never tried.
+            if row.reconcile_reason.is_none() && row.sequence.is_some() {
+                let mut tx = ctx.pool.begin().await?;
+                if let Some(trigger) = sends::stopped_by(&mut tx, &row).await? {
+                    sends::cancel_stopped(&mut tx, &row, trigger).await?;
+                    tx.commit().await?;
+                    return Ok(());
+                }
+            }
             // A reconciliation is a read of Sent, not a send: it needs no slot.
             if row.reconcile_reason.is_none() && !pace::slot_due_now(ctx, &row, &mailbox).await? {
                 return Ok(());

@@ -131,8 +131,7 @@ pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Resul
     let created: Option<SendRow> = sqlx::query_as(
         "INSERT INTO sends (id, workspace_id, mailbox_id, idempotency_key, payload_hash, payload, message_id,
             state, send_at, next_attempt_at, metadata, sequence, stop_on)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9, $10,
-                 coalesce($11, '{reply,unsubscribe,bounce}'))
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9, $10, $11)
          ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
          RETURNING *",
     )
@@ -146,7 +145,7 @@ pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Resul
     .bind(s.send_at)
     .bind(s.metadata)
     .bind(s.sequence)
-    .bind(s.stop_on.map(|l| l.iter().map(|x| x.as_str()).collect::<Vec<_>>()))
+    .bind(s.stop_on.unwrap_or(&StopOn::DEFAULT).iter().map(|x| x.as_str()).collect::<Vec<_>>())
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = created {

@@ -5,7 +5,7 @@ use mailroom_domain::{IdempotencyKey, MailboxId, SendId, SendState, StopOn, Work
 use sqlx::PgConnection;
 
 use super::SendRow;
-use crate::Result;
+use crate::{Result, StoreError};
 
 /// Counts a workspace's sends per state (tests, the demo's summary).
 pub async fn count_by_state(conn: &mut PgConnection, ws: WorkspaceId) -> Result<Vec<(String, i64)>> {
@@ -98,6 +98,7 @@ pub async fn cancel_waiting(
              UPDATE sends SET state = 'cancelled', failure_reason = $3, next_attempt_at = NULL,
                  finished_at = now(), updated_at = now()
              WHERE workspace_id = $1 AND ($2::uuid IS NULL OR mailbox_id = $2) AND state IN ('queued', 'retry_wait')
+               AND reconcile_reason IS NULL
              RETURNING id, workspace_id, mailbox_id, message_id)
          INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
          SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
@@ -127,7 +128,7 @@ pub async fn cancel_one(
         "WITH c AS (
              UPDATE sends SET state = 'cancelled', failure_reason = $3, next_attempt_at = NULL,
                  finished_at = now(), updated_at = now()
-             WHERE workspace_id = $1 AND id = $2 AND state IN ('queued', 'retry_wait')
+             WHERE workspace_id = $1 AND id = $2 AND state IN ('queued', 'retry_wait') AND reconcile_reason IS NULL
              RETURNING *),
          e AS (
              INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
@@ -173,7 +174,7 @@ pub async fn cancel_matching(
         "WITH c AS (
              UPDATE sends SET state = 'cancelled', failure_reason = $6, next_attempt_at = NULL,
                  finished_at = now(), updated_at = now()
-             WHERE workspace_id = $1 AND state IN ('queued', 'retry_wait')
+             WHERE workspace_id = $1 AND state IN ('queued', 'retry_wait') AND reconcile_reason IS NULL
                AND ($2::text IS NULL OR sequence = $2)
                AND ($3::uuid IS NULL OR mailbox_id = $3)
                AND ($4::jsonb IS NULL OR metadata @> $4)
@@ -205,10 +206,13 @@ pub async fn cancel_matching(
 /// before this committed, and finishes. Returns how many were cancelled.
 pub async fn stop_sequence(conn: &mut PgConnection, ws: WorkspaceId, sequence: &str, trigger: StopOn) -> Result<u64> {
     let done = sqlx::query(
-        "WITH c AS (
+        "WITH stop AS (
+             INSERT INTO sequence_stops (workspace_id, sequence, trigger) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING),
+         c AS (
              UPDATE sends SET state = 'cancelled', failure_reason = $4, next_attempt_at = NULL,
                  finished_at = now(), updated_at = now()
-             WHERE workspace_id = $1 AND sequence = $2 AND state IN ('queued', 'retry_wait') AND $3 = ANY (stop_on)
+             WHERE workspace_id = $1 AND sequence = $2 AND state IN ('queued', 'retry_wait') AND reconcile_reason IS NULL
+               AND $3 = ANY (stop_on)
              RETURNING id, workspace_id, mailbox_id, message_id)
          INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
          SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
@@ -222,6 +226,45 @@ pub async fn stop_sequence(conn: &mut PgConnection, ws: WorkspaceId, sequence: &
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// What stopped `row`'s sequence, if anything that `row` stops on did (the stop recorded by
+/// [`stop_sequence`]): a step enqueued after the reply, or one that comes round again after an
+/// attempt that was under way when the reply came.
+pub async fn stopped_by(conn: &mut PgConnection, row: &SendRow) -> Result<Option<StopOn>> {
+    let Some(sequence) = &row.sequence else { return Ok(None) };
+    let trigger: Option<String> = sqlx::query_scalar(
+        "SELECT trigger FROM sequence_stops WHERE workspace_id = $1 AND sequence = $2 AND trigger = ANY ($3)
+         ORDER BY created_at LIMIT 1",
+    )
+    .bind(row.workspace_id)
+    .bind(sequence)
+    .bind(&row.stop_on)
+    .fetch_optional(conn)
+    .await?;
+    trigger.map(|t| t.parse().map_err(|_| StoreError::Corrupt { column: "sequence_stops.trigger" })).transpose()
+}
+
+/// Cancels one waiting send because its sequence was stopped by `trigger`, with its event;
+/// false when it is no longer waiting.
+pub async fn cancel_stopped(conn: &mut PgConnection, row: &SendRow, trigger: StopOn) -> Result<bool> {
+    let done = sqlx::query(
+        "WITH c AS (
+             UPDATE sends SET state = 'cancelled', failure_reason = $3, next_attempt_at = NULL,
+                 finished_at = now(), updated_at = now()
+             WHERE workspace_id = $1 AND id = $2 AND state IN ('queued', 'retry_wait') AND reconcile_reason IS NULL
+             RETURNING id, workspace_id, mailbox_id, message_id)
+         INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
+         SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
+                jsonb_build_object('reason', $3::text, 'message_id', message_id)
+         FROM c",
+    )
+    .bind(row.workspace_id)
+    .bind(row.id)
+    .bind(trigger.reason())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Whether the workspace already has a send with this idempotency key.
