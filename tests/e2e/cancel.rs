@@ -116,5 +116,6 @@ async fn a_filter_cancels_every_waiting_send_it_matches_once() {
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_field")));
     assert_eq!(app.count("SELECT count(*) FROM sends WHERE state = 'cancelled'").await, 4);
     assert_eq!(app.count("SELECT count(*) FROM events WHERE kind = 'send.cancelled'").await, 4);
+    assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'sends.cancel'").await, 5, "each bulk cancel");
     app.stop().await;
 }

@@ -70,6 +70,10 @@ async fn each_service_role_holds_exactly_what_its_service_needs() {
         assert_eq!(refusal(pool, redirect).await.as_deref(), DENIED);
     }
 
+    // The reply worker stops sequences through one function, and touches sends no other way.
+    assert_eq!(refusal(&reply, "UPDATE sends SET state = 'sent' WHERE false").await.as_deref(), DENIED);
+    assert_eq!(refusal(&send, "SELECT stop_sequence(gen_random_uuid(), 'x', 'reply', 'x')").await.as_deref(), DENIED);
+
     // The audit log: inserts only, for everyone (the API also reads it for GET /v1/audit).
     for pool in [&api, &send, &reply] {
         for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"] {

@@ -11,7 +11,7 @@ use axum::{
     Json,
     extract::{Path, State},
 };
-use mailroom_domain::{EmailAddress, MailboxId, SendId, SendState};
+use mailroom_domain::{EmailAddress, MailboxId, SendId, SendState, mask_email};
 use mailroom_store::sends;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -151,6 +151,17 @@ pub(crate) async fn many(
     };
     let mut tx = state.pool.begin().await?;
     let cancelled = sends::cancel_matching(&mut tx, auth.workspace, &filter, &reason).await?;
+    // A bulk change is audited with what it matched (one send's cancel is its own event).
+    let target = json!({ "sequence": filter.sequence, "mailbox_id": filter.mailbox, "metadata": filter.metadata,
+        "to": filter.to.as_deref().map(mask_email), "cancelled": cancelled });
+    mailroom_store::audit::record(
+        &mut tx,
+        Some(auth.workspace),
+        &auth.actor(),
+        "sends.cancel",
+        Some(&target.to_string()),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(cancelled, "sends cancelled by filter");
     Ok(Json(json!({ "cancelled": cancelled })))

@@ -94,12 +94,16 @@ pub async fn cancel_waiting(
     reason: &str,
 ) -> Result<u64> {
     let done = sqlx::query(
-        "WITH c AS (
-             UPDATE sends SET state = 'cancelled', failure_reason = $3, next_attempt_at = NULL,
-                 finished_at = now(), updated_at = now()
+        "WITH t AS (
+             SELECT id FROM sends
              WHERE workspace_id = $1 AND ($2::uuid IS NULL OR mailbox_id = $2) AND state IN ('queued', 'retry_wait')
                AND reconcile_reason IS NULL
-             RETURNING id, workspace_id, mailbox_id, message_id)
+             ORDER BY id FOR UPDATE),
+         c AS (
+             UPDATE sends SET state = 'cancelled', failure_reason = $3, next_attempt_at = NULL,
+                 finished_at = now(), updated_at = now()
+             FROM t WHERE sends.id = t.id AND sends.state IN ('queued', 'retry_wait') AND sends.reconcile_reason IS NULL
+             RETURNING sends.id, sends.workspace_id, sends.mailbox_id, sends.message_id)
          INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
          SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
                 jsonb_build_object('reason', $3::text, 'message_id', message_id)
@@ -148,7 +152,8 @@ pub async fn cancel_one(
     }
 }
 
-/// Which waiting sends a bulk cancel takes: every given part must match.
+/// Which waiting sends a bulk cancel takes: every given part must match. (Every bulk cancel
+/// locks its sends in id order first, so two of them over overlapping sends never deadlock.)
 #[derive(Debug, Default, Clone)]
 pub struct CancelFilter {
     /// The scheduler's sequence.
@@ -171,9 +176,8 @@ pub async fn cancel_matching(
     reason: &str,
 ) -> Result<u64> {
     let done = sqlx::query(
-        "WITH c AS (
-             UPDATE sends SET state = 'cancelled', failure_reason = $6, next_attempt_at = NULL,
-                 finished_at = now(), updated_at = now()
+        "WITH t AS (
+             SELECT id FROM sends
              WHERE workspace_id = $1 AND state IN ('queued', 'retry_wait') AND reconcile_reason IS NULL
                AND ($2::text IS NULL OR sequence = $2)
                AND ($3::uuid IS NULL OR mailbox_id = $3)
@@ -182,7 +186,12 @@ pub async fn cancel_matching(
                    SELECT 1 FROM jsonb_array_elements_text(
                        coalesce(payload->'to', '[]') || coalesce(payload->'cc', '[]') || coalesce(payload->'bcc', '[]')) r
                    WHERE lower(r) = lower($5)))
-             RETURNING id, workspace_id, mailbox_id, message_id)
+             ORDER BY id FOR UPDATE),
+         c AS (
+             UPDATE sends SET state = 'cancelled', failure_reason = $6, next_attempt_at = NULL,
+                 finished_at = now(), updated_at = now()
+             FROM t WHERE sends.id = t.id AND sends.state IN ('queued', 'retry_wait') AND sends.reconcile_reason IS NULL
+             RETURNING sends.id, sends.workspace_id, sends.mailbox_id, sends.message_id)
          INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
          SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
                 jsonb_build_object('reason', $6::text, 'message_id', message_id)
@@ -205,27 +214,16 @@ pub async fn cancel_matching(
 /// is claimed between the reply and its effect. A send already claimed by a worker was claimed
 /// before this committed, and finishes. Returns how many were cancelled.
 pub async fn stop_sequence(conn: &mut PgConnection, ws: WorkspaceId, sequence: &str, trigger: StopOn) -> Result<u64> {
-    let done = sqlx::query(
-        "WITH stop AS (
-             INSERT INTO sequence_stops (workspace_id, sequence, trigger) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING),
-         c AS (
-             UPDATE sends SET state = 'cancelled', failure_reason = $4, next_attempt_at = NULL,
-                 finished_at = now(), updated_at = now()
-             WHERE workspace_id = $1 AND sequence = $2 AND state IN ('queued', 'retry_wait') AND reconcile_reason IS NULL
-               AND $3 = ANY (stop_on)
-             RETURNING id, workspace_id, mailbox_id, message_id)
-         INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
-         SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
-                jsonb_build_object('reason', $4::text, 'message_id', message_id)
-         FROM c",
-    )
-    .bind(ws.as_uuid())
-    .bind(sequence)
-    .bind(trigger.as_str())
-    .bind(trigger.reason())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+    // The work is in the `stop_sequence` function (its migration): the reply worker may call it
+    // and holds no UPDATE on sends itself.
+    let stopped: i64 = sqlx::query_scalar("SELECT stop_sequence($1, $2, $3, $4)")
+        .bind(ws.as_uuid())
+        .bind(sequence)
+        .bind(trigger.as_str())
+        .bind(trigger.reason())
+        .fetch_one(conn)
+        .await?;
+    Ok(u64::try_from(stopped).unwrap_or(0))
 }
 
 /// What stopped `row`'s sequence, if anything that `row` stops on did (the stop recorded by
