@@ -57,10 +57,9 @@ async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
             // A step of a sequence stopped by a reply (enqueued after it, or back after an
             // attempt that was under way when it came) is cancelled, never tried.
             if row.reconcile_reason.is_none() && row.sequence.is_some() {
-                let mut tx = ctx.pool.begin().await?;
-                if let Some(trigger) = sends::stopped_by(&mut tx, &row).await? {
-                    sends::cancel_stopped(&mut tx, &row, trigger).await?;
-                    tx.commit().await?;
+                let mut conn = ctx.pool.acquire().await?;
+                if let Some(trigger) = sends::stopped_by(&mut conn, &row).await? {
+                    sends::cancel_one(&mut conn, row.workspace(), row.send_id(), trigger.reason()).await?;
                     return Ok(());
                 }
             }

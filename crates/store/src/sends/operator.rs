@@ -93,28 +93,7 @@ pub async fn cancel_waiting(
     mailbox: Option<MailboxId>,
     reason: &str,
 ) -> Result<u64> {
-    let done = sqlx::query(
-        "WITH t AS (
-             SELECT id FROM sends
-             WHERE workspace_id = $1 AND ($2::uuid IS NULL OR mailbox_id = $2) AND state IN ('queued', 'retry_wait')
-               AND reconcile_reason IS NULL
-             ORDER BY id FOR UPDATE),
-         c AS (
-             UPDATE sends SET state = 'cancelled', failure_reason = $3, next_attempt_at = NULL,
-                 finished_at = now(), updated_at = now()
-             FROM t WHERE sends.id = t.id AND sends.state IN ('queued', 'retry_wait') AND sends.reconcile_reason IS NULL
-             RETURNING sends.id, sends.workspace_id, sends.mailbox_id, sends.message_id)
-         INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
-         SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
-                jsonb_build_object('reason', $3::text, 'message_id', message_id)
-         FROM c",
-    )
-    .bind(ws.as_uuid())
-    .bind(mailbox.map(|m| m.as_uuid()))
-    .bind(reason)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+    cancel_matching(conn, ws, &CancelFilter { mailbox, ..CancelFilter::default() }, reason).await
 }
 
 /// Cancels one send that has not been handed to a provider (`queued` or `retry_wait`,
@@ -241,28 +220,6 @@ pub async fn stopped_by(conn: &mut PgConnection, row: &SendRow) -> Result<Option
     .fetch_optional(conn)
     .await?;
     trigger.map(|t| t.parse().map_err(|_| StoreError::Corrupt { column: "sequence_stops.trigger" })).transpose()
-}
-
-/// Cancels one waiting send because its sequence was stopped by `trigger`, with its event;
-/// false when it is no longer waiting.
-pub async fn cancel_stopped(conn: &mut PgConnection, row: &SendRow, trigger: StopOn) -> Result<bool> {
-    let done = sqlx::query(
-        "WITH c AS (
-             UPDATE sends SET state = 'cancelled', failure_reason = $3, next_attempt_at = NULL,
-                 finished_at = now(), updated_at = now()
-             WHERE workspace_id = $1 AND id = $2 AND state IN ('queued', 'retry_wait') AND reconcile_reason IS NULL
-             RETURNING id, workspace_id, mailbox_id, message_id)
-         INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
-         SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
-                jsonb_build_object('reason', $3::text, 'message_id', message_id)
-         FROM c",
-    )
-    .bind(row.workspace_id)
-    .bind(row.id)
-    .bind(trigger.reason())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// Whether the workspace already has a send with this idempotency key.
