@@ -23,6 +23,7 @@ mod recheck;
 mod reconcile;
 mod replies;
 mod roles;
+mod row_security;
 mod sequences;
 mod tenancy;
 mod validation;

@@ -80,7 +80,7 @@ pub(crate) async fn create(
 
 /// `GET /v1/keys`: the workspace's keys, revoked ones included; never a secret.
 pub(crate) async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Value>, ApiError> {
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(auth.workspace).await?;
     let rows = api_keys::list(&mut conn, auth.workspace).await?;
     let keys: Vec<Value> = rows
         .iter()
@@ -101,7 +101,7 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id: ApiKeyId = id.parse().map_err(|_| ApiError::NotFound("key"))?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(auth.workspace).await?;
     let revoked = api_keys::revoke(&mut tx, auth.workspace, id).await?.ok_or(ApiError::NotFound("key"))?;
     if revoked {
         mailroom_store::audit::record(

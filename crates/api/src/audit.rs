@@ -16,7 +16,7 @@ pub(crate) async fn list(
     crate::json::ApiQuery(page): crate::json::ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let (after, limit) = page.bounds()?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(auth.workspace).await?;
     let rows = mailroom_store::audit::page(&mut conn, auth.workspace, after, limit).await?;
     let next = rows.last().map_or(after, |r| r.id);
     let entries: Vec<Value> = rows

@@ -148,42 +148,53 @@ pub(crate) async fn authenticate(
         return Err(ApiError::Unauthorized); // the operator's token is no workspace key
     }
     let (id, secret) = parse_token(token)?;
-    let mut conn = state.pool.acquire().await?;
-    let row = mailroom_store::api_keys::find(&mut conn, id).await?.ok_or(ApiError::Unauthorized)?;
+    // The key names its workspace: the lookup is the one read across workspaces.
+    let row =
+        mailroom_store::api_keys::find(&mut *state.pool.acquire().await?, id).await?.ok_or(ApiError::Unauthorized)?;
     let matches: bool = row.secret_hash.ct_eq(&hash_secret(secret)).into();
     let live = row.revoked_at.is_none() && row.expires_at.is_none_or(|e| e > Utc::now());
     if !(matches && live) {
         return Err(ApiError::Unauthorized);
     }
-    // A key an agency made in a client through a grant dies with the grant.
-    if let Some(g) = row.via_grant
-        && !mailroom_store::grants::is_live(&mut conn, g).await?
-    {
-        return Err(ApiError::Unauthorized);
-    }
-    if row.last_used_at.is_none_or(|t| t < Utc::now() - chrono::Duration::minutes(1)) {
-        mailroom_store::api_keys::touch(&mut conn, id).await?;
-    }
     let home = row.workspace;
-    let role = match &row.grant {
-        Grant::Role(r) => r.as_str(),
-        Grant::Scopes(_) => "scopes",
-    };
     let named = match headers.get(WORKSPACE_HEADER) {
         None => None,
         Some(v) => {
             Some(v.to_str().ok().and_then(|v| v.parse::<WorkspaceId>().ok()).ok_or(ApiError::NotFound("workspace"))?)
         }
     };
-    let (workspace, grant, via_grant) = match named {
-        Some(child) if child != home => {
+    let child = named.filter(|c| *c != home);
+    let stale = row.last_used_at.is_none_or(|t| t < Utc::now() - chrono::Duration::minutes(1));
+    // The rest looks from the key's own workspace, and only when there is something to look at.
+    let mut tx = match row.via_grant.is_some() || stale || child.is_some() {
+        true => Some(state.begin(home).await?),
+        false => None,
+    };
+    // A key an agency made in a client through a grant dies with the grant.
+    if let (Some(g), Some(tx)) = (row.via_grant, tx.as_mut())
+        && !mailroom_store::grants::is_live(tx, g).await?
+    {
+        return Err(ApiError::Unauthorized);
+    }
+    let role = match &row.grant {
+        Grant::Role(r) => r.as_str(),
+        Grant::Scopes(_) => "scopes",
+    };
+    let (workspace, grant, via_grant) = match (child, tx.as_mut()) {
+        (Some(child), Some(tx)) => {
             // Only a live grant of a live child this workspace created reaches it.
             let (through, scopes) =
-                mailroom_store::grants::reach(&mut conn, home, child).await?.ok_or(ApiError::NotFound("workspace"))?;
+                mailroom_store::grants::reach(tx, home, child).await?.ok_or(ApiError::NotFound("workspace"))?;
             (child, row.grant.intersect(&scopes), Some(through))
         }
         _ => (home, row.grant, None),
     };
+    if let Some(mut tx) = tx {
+        if stale {
+            mailroom_store::api_keys::touch(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+    }
     if !grant.allows(scope) {
         return Err(ApiError::MissingScope(scope));
     }

@@ -56,7 +56,7 @@ pub(crate) async fn one(
 ) -> Result<Json<Value>, ApiError> {
     let id: SendId = id.parse().map_err(|_| ApiError::NotFound("send"))?;
     let reason = reason(req.reason)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(auth.workspace).await?;
     let (row, cancelled_now) =
         sends::cancel_one(&mut tx, auth.workspace, id, &reason).await?.ok_or(ApiError::NotFound("send"))?;
     tx.commit().await?;
@@ -149,7 +149,7 @@ pub(crate) async fn many(
         metadata: f.metadata,
         to: to.map(|a| a.as_str().to_owned()),
     };
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(auth.workspace).await?;
     let cancelled = sends::cancel_matching(&mut tx, auth.workspace, &filter, &reason).await?;
     // A bulk change is audited with what it matched (one send's cancel is its own event).
     let target = json!({ "sequence": filter.sequence, "mailbox_id": filter.mailbox, "metadata": filter.metadata,

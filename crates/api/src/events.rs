@@ -19,7 +19,7 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let (after, limit) = page.bounds()?;
     mailroom_store::events::publish(&state.pool).await?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(auth.workspace).await?;
     let rows = mailroom_store::events::page(&mut conn, auth.workspace, after, limit).await?;
     let next = rows.last().map_or(after, |e| e.pos);
     let events: Vec<Value> = rows.iter().map(|e| e.wire()).collect();

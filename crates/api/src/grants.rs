@@ -38,7 +38,7 @@ enum Standing {
 /// one it acts in through a grant: a grant cannot widen itself.
 async fn standing(state: &AppState, auth: &Auth, child: &str) -> Result<(WorkspaceId, Standing), ApiError> {
     let child: WorkspaceId = child.parse().map_err(|_| ApiError::NotFound("workspace"))?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(auth.home).await?;
     let row = workspaces::get(&mut conn, child).await?.ok_or(ApiError::NotFound("workspace"))?;
     match row.parent() {
         Some(parent) if child == auth.home => Ok((child, Standing::Own { parent })),
@@ -70,7 +70,7 @@ pub(crate) async fn create(
         Standing::Own { parent } => (parent, format!("{} (the workspace's own key)", actor.name)),
         Standing::Agency => (auth.home, format!("{} (the agency, for a client it created)", actor.name)),
     };
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(child).await?;
     let grant = grants::replace(&mut tx, child, grantee, &scopes, &created_by).await?;
     let audited = mailroom_store::audit::Actor { name: &created_by, ..actor };
     mailroom_store::audit::record(&mut tx, Some(child), &audited, "grant.create", Some(&grant.id.to_string())).await?;
@@ -92,7 +92,7 @@ pub(crate) async fn list(
     Path(child): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (child, _) = standing(&state, &auth, &child).await?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(child).await?;
     let rows = grants::list(&mut conn, child).await?;
     Ok(Json(json!({ "grants": rows.iter().map(view).collect::<Vec<_>>() })))
 }
@@ -105,7 +105,7 @@ pub(crate) async fn revoke(
 ) -> Result<Json<Value>, ApiError> {
     let (child, _) = standing(&state, &auth, &child).await?;
     let grant: GrantId = grant.parse().map_err(|_| ApiError::NotFound("grant"))?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(child).await?;
     if grants::revoke(&mut tx, child, grant).await?.ok_or(ApiError::NotFound("grant"))? {
         mailroom_store::audit::record(&mut tx, Some(child), &auth.actor(), "grant.revoke", Some(&grant.to_string()))
             .await?;

@@ -10,7 +10,7 @@ use crate::{ApiError, AppState, auth::Auth};
 /// `GET /v1/keys`: every key version of the workspace, with how many sealed values use it.
 /// Key material, wrapped or not, is never shown.
 pub(crate) async fn status(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Value>, ApiError> {
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(auth.workspace).await?;
     let rows = mailroom_store::keys::status(&mut conn, Some(auth.workspace)).await?;
     let keys: Vec<Value> = rows
         .iter()

@@ -36,6 +36,7 @@ mod workspaces;
 use std::{future::Future, sync::Arc};
 
 use axum::{Router, extract::DefaultBodyLimit};
+use mailroom_domain::WorkspaceId;
 use mailroom_store::PgPool;
 use mailroom_transport::SmtpSettings;
 use mailroom_vault::Vault;
@@ -97,6 +98,15 @@ pub struct AppState {
     pub failed_auth: FailedAuthLimiter,
     /// This process's own rate-limit buckets (the first gate for failed authentications).
     pub local_limits: limits::LocalBuckets,
+}
+
+impl AppState {
+    /// A transaction working in `ws`: row-level security admits only that workspace's rows,
+    /// whatever a statement names. A write commits it; a read may drop it (its connection rolls
+    /// it back on the way back to the pool, off the request's path).
+    pub(crate) async fn begin(&self, ws: WorkspaceId) -> Result<mailroom_store::scope::Scoped, ApiError> {
+        Ok(mailroom_store::scope::begin(&self.pool, ws).await?)
+    }
 }
 
 /// The API's routes (see [`routes`]: every route with the scope it needs), behind the edge's

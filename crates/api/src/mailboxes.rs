@@ -189,7 +189,7 @@ pub(crate) async fn connect(
         return Err(ApiError::unprocessable(code, f.for_tenant()));
     }
     let id = MailboxId::new();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(auth.workspace).await?;
     let key = active_key(&mut tx, auth.workspace).await?;
     let mut sealed = vec![];
     let mut secrets = vec![(Field::SmtpPassword, &req.smtp.password)];
@@ -302,7 +302,7 @@ pub(crate) async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(auth.workspace).await?;
     let row = mailboxes::get(&mut conn, auth.workspace, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     Ok(Json(view_row(&row)))
 }

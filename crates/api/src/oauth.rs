@@ -141,7 +141,7 @@ pub(crate) async fn start(
         request: json!({ "from_name": req.from_name, "pacing": req.pacing }),
         expires_at,
     };
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(auth.workspace).await?;
     oauth::insert(&mut tx, &row).await?;
     let target = format!("{provider} ({})", row.transport);
     mailroom_store::audit::record(&mut tx, Some(auth.workspace), &auth.actor(), "mailbox.oauth.start", Some(&target))
@@ -168,6 +168,7 @@ pub(crate) async fn callback(
         .state
         .filter(|s| !s.is_empty())
         .ok_or_else(|| bad_state("oauth_state_missing", "the `state` parameter is missing"))?;
+    // The callback carries no key: the state names the workspace (read across workspaces).
     let mut conn = state.pool.acquire().await?;
     let row = oauth::consume(&mut conn, &Sha256::digest(value.as_bytes())).await?.ok_or_else(|| {
         bad_state("oauth_state_invalid", "this connection was not started here, or was already completed; start again")

@@ -86,7 +86,7 @@ pub(crate) async fn create(
     m.oauth_scopes = Some(tokens.scopes.clone());
     m.token_expires_at = tokens.expires_at;
     crate::pacing::apply(&mut m, &pacing);
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(ws).await?;
     let key = active_key(&mut tx, ws).await?;
     let mut sealed = vec![];
     for (field, secret) in [(Field::RefreshToken, &tokens.refresh), (Field::AccessToken, &tokens.access)] {

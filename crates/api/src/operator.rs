@@ -40,7 +40,7 @@ pub(crate) async fn list(
     if !(1..=1_000).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", "`limit` must be 1 to 1000"));
     }
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(auth.workspace).await?;
     let rows = sends::list(&mut conn, auth.workspace, wanted, after, limit).await?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.send_id())).flatten();
     Ok(Json(json!({ "sends": rows.iter().map(|r| view(r, false)).collect::<Vec<_>>(), "next_after": next })))

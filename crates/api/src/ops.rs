@@ -28,7 +28,7 @@ pub async fn resolve(
     actor: &Actor<'_>,
     note: &str,
 ) -> Result<SendRow, ApiError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = mailroom_store::scope::begin(pool, ws).await?;
     let what = format!("resolved by {}: {r:?}{}{note}", actor.name, if note.is_empty() { "" } else { ": " });
     let Some(row) = sends::resolve(&mut tx, ws, id, r, &what).await? else {
         return match sends::get(&mut tx, ws, id).await? {

@@ -129,7 +129,7 @@ pub(crate) async fn put(
 ) -> Result<Json<Value>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
     let pacing = req.parse()?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(auth.workspace).await?;
     if !mailroom_store::pacing::set(&mut tx, auth.workspace, id, &PacingRow::from_domain(&pacing)).await? {
         return Err(ApiError::NotFound("mailbox"));
     }

@@ -39,7 +39,7 @@ pub async fn create_workspace_in(
     }
     let id = WorkspaceId::new();
     let wrapped = vault.create_workspace_key(id, 1).await?;
-    let mut tx = pool.begin().await?;
+    let mut tx = mailroom_store::scope::begin(pool, id).await?;
     workspaces::insert(&mut tx, id, name, parent).await?;
     let row = WorkspaceKeyRow {
         workspace_id: id.as_uuid(),
@@ -50,8 +50,11 @@ pub async fn create_workspace_in(
         state: "active".into(),
     };
     mailroom_store::keys::insert(&mut tx, &row).await?;
+    // A client's creation is recorded in its agency's trail, in the agency's scope.
     let trail = parent.unwrap_or(id);
+    mailroom_store::scope::enter_if(&mut tx, trail != id, trail).await?;
     mailroom_store::audit::record(&mut tx, Some(trail), &actor, "workspace.create", Some(&id.to_string())).await?;
+    mailroom_store::scope::enter_if(&mut tx, trail != id, id).await?;
     let owner = Grant::Role(Role::Owner);
     let key = match with_owner_key {
         true => Some(
@@ -106,7 +109,7 @@ pub async fn issue_key(
     spec: &KeySpec<'_>,
     actor: Actor<'_>,
 ) -> Result<NewToken, ApiError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = mailroom_store::scope::begin(pool, ws).await?;
     if !workspaces::exists(&mut tx, ws).await? {
         return Err(ApiError::NotFound("workspace"));
     }

@@ -46,7 +46,7 @@ pub(crate) async fn get(
             format!("`from` must not be after `to`, and the range at most {MAX_DAYS} days"),
         ));
     }
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(auth.workspace).await?;
     let days = mailroom_store::usage::days(&mut conn, auth.workspace, from, to).await?;
     let total = |f: fn(&mailroom_store::usage::UsageDay) -> i64| days.iter().map(f).sum::<i64>();
     Ok(Json(json!({

@@ -64,7 +64,7 @@ pub(crate) async fn create(
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let secret = SecretString::from(format!("whsec_{}", hex::encode(raw)));
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(auth.workspace).await?;
     let key = active_key(&mut tx, auth.workspace).await?;
     let ctx = SealContext {
         workspace: auth.workspace,
@@ -99,7 +99,7 @@ pub(crate) async fn create(
 
 /// `GET /v1/webhooks`.
 pub(crate) async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Value>, ApiError> {
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(auth.workspace).await?;
     let rows = webhooks::list(&mut conn, auth.workspace).await?;
     Ok(Json(json!({ "webhooks": rows.iter().map(view).collect::<Vec<_>>() })))
 }
@@ -111,7 +111,7 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin(auth.workspace).await?;
     if !webhooks::delete(&mut tx, auth.workspace, id.as_uuid()).await? {
         return Err(ApiError::NotFound("webhook"));
     }
@@ -145,7 +145,7 @@ pub(crate) async fn deliveries(
     if !matches!(wanted, "pending" | "delivered" | "failed") {
         return Err(ApiError::bad_request("invalid_state", "`state` is pending, delivered or failed"));
     }
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(auth.workspace).await?;
     let rows = webhooks::deliveries(&mut conn, auth.workspace, id.as_uuid(), wanted, 500).await?;
     let list: Vec<Value> = rows
         .iter()

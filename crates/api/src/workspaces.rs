@@ -47,7 +47,7 @@ pub(crate) async fn create(
     let parent = match &caller {
         Caller::Admin(_) => None,
         Caller::Key(auth) => {
-            let mut conn = state.pool.acquire().await?;
+            let mut conn = state.begin(auth.workspace).await?;
             let here = workspaces::get(&mut conn, auth.workspace).await?.ok_or(ApiError::NotFound("workspace"))?;
             if here.parent_id.is_some() {
                 return Err(ApiError::unprocessable(
@@ -59,7 +59,7 @@ pub(crate) async fn create(
         }
     };
     let (id, key) = provision::create_workspace_in(&state.pool, &state.vault, &req.name, parent, true, actor).await?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(id).await?;
     let row = workspaces::get(&mut conn, id).await?.ok_or(ApiError::NotFound("workspace"))?;
     let mut body = json!({ "workspace": view(&row) });
     if let Some((key, token)) = key {
@@ -71,12 +71,10 @@ pub(crate) async fn create(
 /// `GET /v1/workspaces`: every workspace for the operator; for a key, its workspace and the
 /// client sub-workspaces it created.
 pub(crate) async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let family = match &caller {
-        Caller::Admin(_) => None,
-        Caller::Key(auth) => Some(auth.workspace),
+    let rows = match &caller {
+        Caller::Admin(_) => workspaces::list(&mut *state.pool.acquire().await?, None).await?,
+        Caller::Key(auth) => workspaces::list(&mut *state.begin(auth.workspace).await?, Some(auth.workspace)).await?,
     };
-    let mut conn = state.pool.acquire().await?;
-    let rows = workspaces::list(&mut conn, family).await?;
     Ok(Json(json!({ "workspaces": rows.iter().map(view).collect::<Vec<_>>() })))
 }
 
@@ -84,7 +82,12 @@ pub(crate) async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> 
 /// sub-workspace it created.
 async fn reachable(state: &AppState, caller: &Caller, id: &str) -> Result<WorkspaceRow, ApiError> {
     let id: WorkspaceId = id.parse().map_err(|_| ApiError::NotFound("workspace"))?;
-    let mut conn = state.pool.acquire().await?;
+    // The operator reaches any workspace: it looks in that one; a key looks from its own.
+    let scope = match caller {
+        Caller::Admin(_) => id,
+        Caller::Key(auth) => auth.workspace,
+    };
+    let mut conn = state.begin(scope).await?;
     let row = workspaces::get(&mut conn, id).await?.ok_or(ApiError::NotFound("workspace"))?;
     match caller {
         Caller::Admin(_) => Ok(row),
@@ -125,7 +128,7 @@ pub(crate) async fn delete(
         return Err(ApiError::unprocessable("confirmation_mismatch", "`confirm` must repeat the workspace's id"));
     }
     let actor = caller.actor();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.begin(ws).await?;
     let children: Vec<WorkspaceId> =
         workspaces::list(&mut conn, Some(ws)).await?.iter().map(WorkspaceRow::workspace).filter(|c| *c != ws).collect();
     drop(conn);
@@ -137,9 +140,9 @@ pub(crate) async fn delete(
     }
     // A client's deletion also shows in its agency's trail, where its creation is.
     if let Some(parent) = row.parent() {
-        let mut conn = state.pool.acquire().await?;
-        mailroom_store::audit::record(&mut conn, Some(parent), &actor, "workspace.delete", Some(&ws.to_string()))
-            .await?;
+        let mut tx = state.begin(parent).await?;
+        mailroom_store::audit::record(&mut tx, Some(parent), &actor, "workspace.delete", Some(&ws.to_string())).await?;
+        tx.commit().await?;
     }
     Ok(Json(json!({ "deleted": deleted })))
 }

@@ -64,13 +64,16 @@ pub async fn open_secret(
     mbx: MailboxId,
     field: Field,
 ) -> Result<SecretString, OpenError> {
-    let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
-    let Some((sealed, _)) = mailboxes::secret(&mut conn, ws, mbx, field.as_str()).await? else {
+    let ctx = SealContext { workspace: ws, mailbox: mbx, field };
+    // One transaction in the workspace for both reads; none is held while the vault works.
+    let mut tx = mailroom_store::scope::begin(pool, ws).await?;
+    let Some((sealed, _)) = mailboxes::secret(&mut tx, ws, mbx, field.as_str()).await? else {
         let why = "no sealed value is stored (destroyed, or never connected)".into();
         return Err(OpenError::Unusable { workspace: ws, mailbox: mbx, field: field.as_str(), why });
     };
-    drop(conn);
-    open_sealed(pool, vault, SealContext { workspace: ws, mailbox: mbx, field }, &sealed).await
+    let wrapped = sealing_key(&mut tx, &ctx, &sealed).await?;
+    drop(tx);
+    open_with(vault, &wrapped, &ctx, &sealed).await
 }
 
 /// Opens a sealed value stored elsewhere than `mailbox_secrets` (a webhook's signing secret),
@@ -81,20 +84,36 @@ pub async fn open_sealed(
     ctx: SealContext,
     sealed: &[u8],
 ) -> Result<SecretString, OpenError> {
-    let (ws, mbx, field) = (ctx.workspace, ctx.mailbox, ctx.field);
-    let unusable = |why: String| OpenError::Unusable { workspace: ws, mailbox: mbx, field: field.as_str(), why };
-    let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
-    let version = mailroom_vault::key_version(sealed).map_err(|e| unusable(e.to_string()))?;
-    let row = keys::version(&mut conn, ws, i32::try_from(version).unwrap_or(i32::MAX)).await?;
-    drop(conn);
-    let Some(wrapped) = row.and_then(|r| wrapped_key(ws, r)) else {
-        return Err(unusable(format!("key version {version} is missing or destroyed")));
-    };
-    vault.open(&wrapped, &ctx, sealed).await.map_err(|e| match e {
+    let mut tx = mailroom_store::scope::begin(pool, ctx.workspace).await?;
+    let wrapped = sealing_key(&mut tx, &ctx, sealed).await?;
+    drop(tx);
+    open_with(vault, &wrapped, &ctx, sealed).await
+}
+
+fn unusable(ctx: &SealContext, why: String) -> OpenError {
+    OpenError::Unusable { workspace: ctx.workspace, mailbox: ctx.mailbox, field: ctx.field.as_str(), why }
+}
+
+/// The wrapped key the sealed header names.
+async fn sealing_key(conn: &mut PgConnection, ctx: &SealContext, sealed: &[u8]) -> Result<WrappedKey, OpenError> {
+    let ws = ctx.workspace;
+    let version = mailroom_vault::key_version(sealed).map_err(|e| unusable(ctx, e.to_string()))?;
+    let row = keys::version(conn, ws, i32::try_from(version).unwrap_or(i32::MAX)).await?;
+    row.and_then(|r| wrapped_key(ws, r))
+        .ok_or_else(|| unusable(ctx, format!("key version {version} is missing or destroyed")))
+}
+
+async fn open_with(
+    vault: &Vault,
+    wrapped: &WrappedKey,
+    ctx: &SealContext,
+    sealed: &[u8],
+) -> Result<SecretString, OpenError> {
+    vault.open(wrapped, ctx, sealed).await.map_err(|e| match e {
         VaultError::Provider(ProviderError::Unavailable(_)) => OpenError::Unavailable(e),
         VaultError::Provider(ProviderError::WrongMasterKey { .. } | ProviderError::Refused { .. }) => {
             OpenError::ForeignMasterKey(e)
         }
-        other => unusable(other.to_string()),
+        other => unusable(ctx, other.to_string()),
     })
 }

@@ -4,7 +4,7 @@
 
 use mailroom_domain::{MailboxId, WorkspaceId};
 pub use mailroom_store::audit::Actor;
-use mailroom_store::{PgPool, StoreError, mailboxes, unusable};
+use mailroom_store::{PgPool, mailboxes, unusable};
 use mailroom_vault::{Field, SealContext, Vault};
 
 use crate::{KeyringError, OpenError, open_sealed};
@@ -38,7 +38,7 @@ pub async fn mailbox(
     mbx: MailboxId,
     actor: &Actor<'_>,
 ) -> Result<Option<Recheck>, KeyringError> {
-    let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
+    let mut conn = mailroom_store::scope::begin(pool, ws).await?;
     let Some(row) = mailboxes::get(&mut conn, ws, mbx).await? else { return Ok(None) };
     if row.status != "unusable" {
         return Ok(Some(Recheck::NotUnusable { status: row.status }));
@@ -48,7 +48,7 @@ pub async fn mailbox(
     // A key unwrapped before the fix must not answer for the fixed configuration.
     vault.forget_workspace(ws);
     let failure = first_failure(pool, vault, ws, mbx, &fields).await?;
-    let mut tx = pool.begin().await?;
+    let mut tx = mailroom_store::scope::begin(pool, ws).await?;
     let found = match failure {
         Some(reason) => {
             unusable::still_unusable(&mut tx, ws, mbx, &reason).await?;
@@ -76,7 +76,7 @@ pub async fn workspace(
     ws: WorkspaceId,
     actor: &Actor<'_>,
 ) -> Result<Vec<(MailboxId, Recheck)>, KeyringError> {
-    let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
+    let mut conn = mailroom_store::scope::begin(pool, ws).await?;
     let ids = unusable::of_workspace(&mut conn, ws).await?;
     drop(conn);
     let mut out = Vec::with_capacity(ids.len());
@@ -105,7 +105,7 @@ async fn first_failure(
             return Ok(Some(format!("an unknown sealed field `{name}` is stored")));
         };
         let sealed = {
-            let mut conn = pool.acquire().await.map_err(StoreError::Database)?;
+            let mut conn = mailroom_store::scope::begin(pool, ws).await?;
             mailboxes::secret(&mut conn, ws, mbx, field.as_str()).await?
         };
         let Some((sealed, _)) = sealed else { continue };

@@ -38,7 +38,7 @@ pub async fn begin(
     wait: Duration,
     actor: &Actor<'_>,
 ) -> Result<Started, KeyringError> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = mailroom_store::scope::begin(pool, ws).await?;
     if !workspaces::exists(&mut conn, ws).await? {
         return Err(KeyringError::NoWorkspace(ws));
     }
@@ -55,7 +55,7 @@ pub async fn begin(
         state: "pending".into(),
     };
     let activate_after = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-    let mut tx = pool.begin().await?;
+    let mut tx = mailroom_store::scope::begin(pool, ws).await?;
     if keys::add_pending(&mut tx, ws, next, &row, activate_after).await?.is_none() {
         return Err(KeyringError::RotationInProgress(ws));
     }

@@ -29,7 +29,7 @@ pub async fn disconnect_mailbox(
     mbx: MailboxId,
     actor: &Actor<'_>,
 ) -> Result<Option<Disconnected>, KeyringError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = mailroom_store::scope::begin(pool, ws).await?;
     if mailboxes::get(&mut tx, ws, mbx).await?.is_none() {
         return Ok(None);
     }
@@ -72,7 +72,7 @@ pub async fn delete_workspace(
     ws: WorkspaceId,
     actor: &Actor<'_>,
 ) -> Result<WorkspaceDeleted, KeyringError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = mailroom_store::scope::begin(pool, ws).await?;
     if !workspaces::mark_deleted(&mut tx, ws).await? {
         return Err(KeyringError::NoWorkspace(ws));
     }

@@ -62,13 +62,13 @@ pub async fn access_token(
     mbx: MailboxId,
 ) -> Result<SecretString, TokenError> {
     let fresh = |m: &mailboxes::MailboxRow| m.token_expires_at.is_some_and(|t| t > Utc::now() + MARGIN);
-    let mut conn = pool.acquire().await?;
+    let mut conn = mailroom_store::scope::begin(pool, ws).await?;
     let m = mailboxes::get(&mut conn, ws, mbx).await?.ok_or_else(|| TokenError::Passing("mailbox gone".into()))?;
     drop(conn);
     if fresh(&m) {
         return Ok(open_secret(pool, vault, ws, mbx, Field::AccessToken).await?);
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = mailroom_store::scope::begin(pool, ws).await?;
     let m = mailboxes::lock(&mut tx, ws, mbx).await?.ok_or_else(|| TokenError::Passing("mailbox gone".into()))?;
     if fresh(&m) {
         // Another job refreshed it while this one waited for the lock.
@@ -128,7 +128,7 @@ pub async fn revoke_grant(
     ws: WorkspaceId,
     mbx: MailboxId,
 ) -> Result<Option<String>, TokenError> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = mailroom_store::scope::begin(pool, ws).await?;
     let Some(m) = mailboxes::get(&mut conn, ws, mbx).await? else { return Ok(None) };
     drop(conn);
     let (Some(name), "oauth") = (m.oauth_provider.as_deref(), m.auth_kind.as_str()) else { return Ok(None) };

@@ -53,3 +53,13 @@ pub async fn scalar_strings(pool: &PgPool, sql: &str) -> Result<Vec<String>> {
 pub async fn execute(pool: &PgPool, sql: &str) -> Result<u64> {
     Ok(sqlx::query(AssertSqlSafe(sql.to_owned())).execute(pool).await?.rows_affected())
 }
+
+/// [`scalar_count`] on one connection (a test's query inside a transaction it opened).
+pub async fn scalar_count_on(conn: &mut PgConnection, sql: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(AssertSqlSafe(sql.to_owned())).fetch_one(conn).await?)
+}
+
+/// [`execute`] on one connection.
+pub async fn execute_on(conn: &mut PgConnection, sql: &str) -> Result<u64> {
+    Ok(sqlx::query(AssertSqlSafe(sql.to_owned())).execute(conn).await?.rows_affected())
+}

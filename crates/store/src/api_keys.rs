@@ -159,12 +159,14 @@ pub async fn touch(conn: &mut PgConnection, id: ApiKeyId) -> Result<()> {
     Ok(())
 }
 
-/// Looks a key up by its id; the caller checks the secret, expiry and revocation.
+/// Looks a key up by its id, in whichever workspace it is (authentication learns the
+/// workspace from it: the one read across workspaces, through `mailroom_api_key`); the caller
+/// checks the secret, expiry and revocation.
 pub async fn find(conn: &mut PgConnection, id: ApiKeyId) -> Result<Option<ApiKeyRow>> {
     let raw: Option<Raw> = sqlx::query_as(
         "SELECT id, workspace_id, name, secret_hash, role, scopes, expires_at, revoked_at, created_at, created_by, last_used_at,
                 via_grant
-         FROM api_keys WHERE id = $1",
+         FROM mailroom_api_key($1)",
     )
     .bind(id.as_uuid())
     .fetch_optional(conn)

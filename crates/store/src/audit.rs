@@ -94,19 +94,14 @@ pub async fn failed_auth(
     actor: &Actor<'_>,
     what: &str,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO audit_log (workspace_id, actor, role, action, target, source, request_id)
-         SELECT (SELECT workspace_id FROM api_keys WHERE id = $1), $2, $3, 'auth.failed', $4, $5, $6
-         WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE action = 'auth.failed' AND source = $5
-                             AND created_at > now() - interval '1 minute')",
-    )
-    .bind(key.map(|k| k.as_uuid()))
-    .bind(actor.name)
-    .bind(actor.role)
-    .bind(what)
-    .bind(actor.source)
-    .bind(actor.request_id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    // Across workspaces (the key's, or none), through `mailroom_failed_auth`.
+    Ok(sqlx::query_scalar("SELECT mailroom_failed_auth($1, $2, $3, $4, $5, $6)")
+        .bind(key.map(|k| k.as_uuid()))
+        .bind(actor.name)
+        .bind(actor.role)
+        .bind(what)
+        .bind(actor.source)
+        .bind(actor.request_id)
+        .fetch_one(conn)
+        .await?)
 }

@@ -73,18 +73,10 @@ pub async fn suppressed(conn: &mut PgConnection, ws: WorkspaceId, addresses: &[S
 /// paging by position never skips an event whose transaction committed after a later one's.
 /// Returns how many were published.
 pub async fn publish(pool: &sqlx::PgPool) -> Result<u64> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7243001)").execute(&mut *tx).await?;
-    let done = sqlx::query(
-        "UPDATE events e SET pos = n.pos
-         FROM (SELECT seq, nextval('events_pos') AS pos
-               FROM (SELECT seq FROM events WHERE pos IS NULL ORDER BY seq LIMIT 10000) t) n
-         WHERE e.seq = n.seq",
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(done.rows_affected())
+    // Across workspaces, through `mailroom_publish_events` (one statement, so the lock it takes
+    // lasts until its positions are committed).
+    let n: i64 = sqlx::query_scalar("SELECT mailroom_publish_events()").fetch_one(pool).await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// An event as the feed shows it, with its send's scheduler metadata.

@@ -48,14 +48,10 @@ pub struct KeyStatusRow {
 /// first, of different workspaces), with how many keys that master key wraps: the start-up
 /// check unwraps them until one opens.
 pub async fn master_key_samples(conn: &mut PgConnection, per_master: i64) -> Result<Vec<(WorkspaceKeyRow, i64)>> {
+    // Across workspaces, through `mailroom_master_key_samples`.
     let rows: Vec<MasterKeySample> = sqlx::query_as(
-        "SELECT workspace_id, version, wrapped_key, provider, kms_key_id, state, wrapped FROM (
-             SELECT *, count(*) OVER (PARTITION BY provider, kms_key_id) AS wrapped,
-                    row_number() OVER (PARTITION BY provider, kms_key_id
-                                       ORDER BY (state = 'active') DESC, created_at DESC) AS n
-             FROM workspace_keys WHERE wrapped_key IS NOT NULL) k
-         WHERE n <= $1
-         ORDER BY provider, kms_key_id, n",
+        "SELECT workspace_id, version, wrapped_key, provider, kms_key_id, state, wrapped
+         FROM mailroom_master_key_samples($1)",
     )
     .bind(per_master)
     .fetch_all(conn)

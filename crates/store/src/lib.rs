@@ -17,6 +17,7 @@ pub mod queue;
 pub mod rate_limits;
 pub mod replies;
 pub mod roles;
+pub mod scope;
 pub mod secrets;
 pub mod sends;
 pub mod unusable;

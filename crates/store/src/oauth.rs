@@ -47,11 +47,12 @@ pub async fn insert(conn: &mut PgConnection, s: &StateRow) -> Result<()> {
 }
 
 /// Uses up a state: returns it the first time only (expired or not: the caller checks), and
-/// never again, so a replayed callback finds nothing.
+/// never again, so a replayed callback finds nothing. The callback carries no key, so this is
+/// read across workspaces (through `mailroom_consume_oauth_state`).
 pub async fn consume(conn: &mut PgConnection, state_hash: &[u8]) -> Result<Option<StateRow>> {
     Ok(sqlx::query_as(
-        "UPDATE oauth_states SET used_at = now() WHERE state_hash = $1 AND used_at IS NULL
-         RETURNING state_hash, workspace_id, api_key_id, provider, transport, pkce_verifier, request, expires_at",
+        "SELECT state_hash, workspace_id, api_key_id, provider, transport, pkce_verifier, request, expires_at
+         FROM mailroom_consume_oauth_state($1)",
     )
     .bind(state_hash)
     .fetch_optional(conn)

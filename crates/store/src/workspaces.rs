@@ -52,14 +52,20 @@ pub async fn get(conn: &mut PgConnection, id: WorkspaceId) -> Result<Option<Work
 /// Live workspaces: every one (`None`, the operator), or one workspace and the
 /// sub-workspaces it created.
 pub async fn list(conn: &mut PgConnection, family_of: Option<WorkspaceId>) -> Result<Vec<WorkspaceRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, name, parent_id, created_at FROM workspaces
-         WHERE deleted_at IS NULL AND ($1::uuid IS NULL OR id = $1 OR parent_id = $1)
-         ORDER BY parent_id NULLS FIRST, created_at, id",
-    )
-    .bind(family_of.map(|w| w.as_uuid()))
-    .fetch_all(conn)
-    .await?)
+    let rows = match family_of {
+        Some(ws) => sqlx::query_as(
+            "SELECT id, name, parent_id, created_at FROM workspaces
+             WHERE deleted_at IS NULL AND (id = $1 OR parent_id = $1)
+             ORDER BY parent_id NULLS FIRST, created_at, id",
+        )
+        .bind(ws.as_uuid()),
+        // The operator's list, across workspaces through `mailroom_workspaces`.
+        None => sqlx::query_as(
+            "SELECT id, name, parent_id, created_at FROM mailroom_workspaces()
+             ORDER BY parent_id NULLS FIRST, created_at, id",
+        ),
+    };
+    Ok(rows.fetch_all(conn).await?)
 }
 
 /// Whether a workspace exists.

@@ -1,5 +1,5 @@
 //! `mailroom-api-bench`: requests/s and latency of a read and a write through one API process,
-//! rate limiter off and on (see `mailroom_devkit::api_bench`).
+//! rate limiter off and on, or another build against this one (see `mailroom_devkit::api_bench`).
 #![allow(clippy::print_stdout)] // A benchmark's output is its figures.
 
 use clap::Parser;
@@ -19,6 +19,13 @@ struct Args {
     /// The `mailroom` binary to run.
     #[arg(long, default_value = "target/release/mailroom")]
     mailroom: std::path::PathBuf,
+    /// Another `mailroom` binary (a build before a change) to compare with, rounds alternating;
+    /// without it, the rate limiter off and on are compared.
+    #[arg(long)]
+    baseline: Option<std::path::PathBuf>,
+    /// With `--baseline`: run both sides with the rate limiter on.
+    #[arg(long)]
+    limits: bool,
 }
 
 #[tokio::main]
@@ -29,6 +36,8 @@ async fn main() -> anyhow::Result<()> {
         concurrency: a.concurrency,
         rounds: a.rounds,
         mailroom: a.mailroom,
+        baseline: a.baseline,
+        limits: a.limits,
     };
     mailroom_devkit::api_bench::run(plan).await?;
     Ok(())
