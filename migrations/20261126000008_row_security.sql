@@ -13,8 +13,9 @@
 -- Tables stay owned by the migrating user, who is no service; RLS is not FORCEd, so these
 -- functions (and `stop_sequence`) run as the owner.
 
--- The workspace a transaction works in, or NULL. STABLE and plain SQL, so the planner inlines
--- it and compares it to `workspace_id` once per statement, through the tables' indexes.
+-- The workspace a transaction works in, or NULL. The policies call it as a scalar subquery,
+-- `(SELECT mailroom_scope())`: an init plan evaluated once per statement whose value the
+-- tables' indexes can use, rather than once per row examined.
 CREATE FUNCTION mailroom_scope() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT nullif(current_setting('mailroom.workspace', true), '')::uuid
@@ -35,7 +36,8 @@ BEGIN
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant ON %I TO mailroom_api
-                            USING (workspace_id = mailroom_scope()) WITH CHECK (workspace_id = mailroom_scope())', t);
+                            USING (workspace_id = (SELECT mailroom_scope()))
+                            WITH CHECK (workspace_id = (SELECT mailroom_scope()))', t);
         IF t <> 'mailbox_secrets' THEN
             EXECUTE format('CREATE POLICY workers ON %I TO mailroom_send, mailroom_reply USING (true) WITH CHECK (true)', t);
         END IF;
@@ -45,16 +47,16 @@ END $$;
 -- A workspace sees itself and the sub-workspaces it created, never its parent or siblings.
 ALTER TABLE workspaces ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON workspaces TO mailroom_api
-    USING (id = mailroom_scope() OR parent_id = mailroom_scope())
-    WITH CHECK (id = mailroom_scope() OR parent_id = mailroom_scope());
+    USING (id = (SELECT mailroom_scope()) OR parent_id = (SELECT mailroom_scope()))
+    WITH CHECK (id = (SELECT mailroom_scope()) OR parent_id = (SELECT mailroom_scope()));
 CREATE POLICY workers ON workspaces TO mailroom_send, mailroom_reply USING (true) WITH CHECK (true);
 
 -- A grant belongs to the child it opens (`workspace_id`) and is seen by the parent it opens it
 -- to (`grantee_id`): the parent's key checks its reach through it.
 ALTER TABLE workspace_grants ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON workspace_grants TO mailroom_api
-    USING (workspace_id = mailroom_scope() OR grantee_id = mailroom_scope())
-    WITH CHECK (workspace_id = mailroom_scope() OR grantee_id = mailroom_scope());
+    USING (workspace_id = (SELECT mailroom_scope()) OR grantee_id = (SELECT mailroom_scope()))
+    WITH CHECK (workspace_id = (SELECT mailroom_scope()) OR grantee_id = (SELECT mailroom_scope()));
 CREATE POLICY workers ON workspace_grants TO mailroom_send, mailroom_reply USING (true) WITH CHECK (true);
 CREATE INDEX workspace_grants_grantee ON workspace_grants (grantee_id, workspace_id);
 

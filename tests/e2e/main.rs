@@ -26,6 +26,7 @@ mod roles;
 mod row_security;
 mod sequences;
 mod tenancy;
+mod threads;
 mod validation;
 mod vault;
 mod webhooks;

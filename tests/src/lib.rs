@@ -355,6 +355,13 @@ impl TestApp {
         imap::message_ids(p.imap_port, &p.inbox, &p.inbox_password, &folder).await.unwrap()
     }
 
+    /// The headers of every message delivered to `rcpt` (lower-case names).
+    pub async fn delivered_headers(&self, rcpt: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+        let p = &peers().info;
+        let folder = rcpt.split('@').next().unwrap().to_lowercase();
+        imap::headers(p.imap_port, &p.inbox, &p.inbox_password, &folder).await.unwrap()
+    }
+
     /// Runs a scalar SQL count (assertions on what the engine wrote).
     pub async fn count(&self, sql: &str) -> i64 {
         mailroom_store::admin::scalar_count(&self.pool, sql).await.unwrap()

@@ -28,6 +28,7 @@ pub mod provision;
 mod recheck;
 pub mod routes;
 mod sends;
+mod thread;
 mod usage;
 mod validate;
 mod webhooks;

@@ -69,18 +69,28 @@ async fn record(
     }
     let from = mailroom_domain::EmailAddress::parse(mailbox_from).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let message_id = MessageId::generate(&from);
+    let threaded;
+    let message = match v.in_reply_to {
+        // A replay answers with the send recorded first, whatever became of its parent since.
+        Some(parent) if !sends::key_exists(conn, ws, key).await? => {
+            threaded = crate::thread::follow_up(conn, ws, parent, v).await?;
+            &threaded
+        }
+        _ => &v.message,
+    };
     let new = NewSend {
         id: SendId::new(),
         workspace: ws,
         mailbox: v.mailbox,
         key,
         payload_hash: &v.hash,
-        payload: &serde_json::to_value(&v.message).map_err(|e| ApiError::Internal(Box::new(e)))?,
+        payload: &serde_json::to_value(message).map_err(|e| ApiError::Internal(Box::new(e)))?,
         message_id: message_id.as_str(),
         send_at: v.send_at,
         metadata: v.metadata.as_ref(),
         sequence: v.sequence.as_deref(),
         stop_on: v.stop_on.as_deref(),
+        in_reply_to: v.in_reply_to,
     };
     match sends::insert_or_replay(conn, &new).await? {
         Recorded::Created(row) => Ok(Outcome::Created(row)),
@@ -257,6 +267,7 @@ pub(crate) fn view(row: &SendRow, replayed: bool) -> Value {
         "metadata": row.metadata,
         "sequence": row.sequence,
         "stop_on": row.stop_on,
+        "in_reply_to": row.in_reply_to.map(SendId::from_uuid),
         "replayed": replayed,
     })
 }

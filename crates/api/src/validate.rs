@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use mailroom_domain::{EmailAddress, HeaderName, HeaderValue, MailboxId, OutgoingMessage, StopOn, Subject};
+use mailroom_domain::{EmailAddress, HeaderName, HeaderValue, MailboxId, OutgoingMessage, SendId, StopOn, Subject};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -20,7 +20,8 @@ pub(crate) struct SendRequest {
     pub cc: Vec<String>,
     #[serde(default)]
     pub bcc: Vec<String>,
-    pub subject: String,
+    /// Required, unless `in_reply_to` is given (then `Re:` and the thread's subject).
+    pub subject: Option<String>,
     pub text: Option<String>,
     pub html: Option<String>,
     #[serde(default)]
@@ -32,6 +33,9 @@ pub(crate) struct SendRequest {
     pub sequence: Option<String>,
     /// Which inbound messages of the sequence cancel this send while it waits.
     pub stop_on: Option<Vec<String>>,
+    /// The send this one follows up (`snd_...`, same workspace and mailbox): the engine writes
+    /// `In-Reply-To` and `References`.
+    pub in_reply_to: Option<String>,
 }
 
 /// The largest `metadata` object accepted, serialized.
@@ -48,6 +52,8 @@ pub(crate) struct ValidSend {
     pub metadata: Option<serde_json::Value>,
     pub sequence: Option<String>,
     pub stop_on: Option<Vec<StopOn>>,
+    /// The send it follows up; its subject is empty when it is to be taken from the thread.
+    pub in_reply_to: Option<SendId>,
     pub hash: Vec<u8>,
 }
 
@@ -73,7 +79,15 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
     if count > limits.max_recipients {
         return Err(invalid("to", format!("{count} recipients; at most {} per send", limits.max_recipients)));
     }
-    let subject = Subject::parse(&req.subject).map_err(|e| invalid("subject", e))?;
+    let in_reply_to = req.in_reply_to.as_deref().map(|p| p.parse::<SendId>().map_err(|e| invalid("in_reply_to", e)));
+    let in_reply_to = in_reply_to.transpose()?;
+    let subject = match (&req.subject, in_reply_to) {
+        (Some(s), _) => Subject::parse(s).map_err(|e| invalid("subject", e))?.as_str().to_owned(),
+        (None, Some(_)) => String::new(), // `Re:` and the thread's, filled in when it is recorded
+        (None, None) => {
+            return Err(invalid("subject", "is required (unless `in_reply_to` names the send it follows up)"));
+        }
+    };
     if req.text.is_none() && req.html.is_none() {
         return Err(invalid("text", "a `text` or `html` body (or both) is required"));
     }
@@ -93,8 +107,13 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
             Ok((n.as_str().to_owned(), v.as_str().to_owned()))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let message =
-        OutgoingMessage { to, cc, bcc, subject: subject.as_str().to_owned(), text: req.text, html: req.html, headers };
+    let message = OutgoingMessage { to, cc, bcc, subject, text: req.text, html: req.html, headers };
+    if in_reply_to.is_some()
+        && let Some((name, _)) =
+            message.headers.iter().find(|(n, _)| crate::thread::WRITTEN.contains(&n.to_ascii_lowercase().as_str()))
+    {
+        return Err(invalid(&format!("headers.{name}"), "written by the engine from `in_reply_to`; leave it out"));
+    }
     if let Some(m) = &req.metadata {
         let Some(map) = m.as_object() else {
             return Err(invalid("metadata", "must be a JSON object"));
@@ -129,6 +148,9 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
     if let Some(seq) = &req.sequence {
         payload["sequence"] = serde_json::json!(seq);
     }
+    if let Some(parent) = in_reply_to {
+        payload["in_reply_to"] = serde_json::json!(parent);
+    }
     if let Some(list) = &stop_on {
         payload["stop_on"] = serde_json::json!(list.iter().map(|x| x.as_str()).collect::<Vec<_>>());
     }
@@ -140,6 +162,7 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
         metadata: req.metadata,
         sequence: req.sequence,
         stop_on,
+        in_reply_to,
         hash,
     })
 }
@@ -187,7 +210,7 @@ mod tests {
         let mut b = SendRequest { mailbox_id: a.mailbox_id.clone(), ..req() };
         let ha = send(SendRequest { mailbox_id: a.mailbox_id.clone(), ..req() }, &limits).unwrap().hash;
         assert_eq!(send(a, &limits).unwrap().hash, ha);
-        b.subject = "Other".into();
+        b.subject = Some("Other".into());
         assert_ne!(send(b, &limits).unwrap().hash, ha);
     }
 
@@ -195,7 +218,7 @@ mod tests {
     fn bad_fields_are_named() {
         let limits = ApiLimits::default();
         let mut r = req();
-        r.subject = "a\r\nBcc: x@y.com".into();
+        r.subject = Some("a\r\nBcc: x@y.com".into());
         assert!(send(r, &limits).unwrap_err().to_string().contains("`subject`"));
         let mut r = req();
         r.to = vec!["nope".into()];

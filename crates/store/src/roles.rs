@@ -14,10 +14,7 @@
 
 use std::{str::FromStr, time::Duration};
 
-use sqlx::{
-    Executor as _, PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{Executor as _, PgPool, postgres::PgConnectOptions};
 
 use crate::Result;
 
@@ -111,11 +108,7 @@ fn raced(e: &sqlx::Error) -> bool {
 /// (the send worker's queue pool, apalis's LISTEN connection).
 pub async fn connect_as(url: &str, max_connections: u32, role: ServiceRole) -> Result<PgPool> {
     let options = PgConnectOptions::from_str(url)?.options([("role", role.name())]);
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
-        .await?)
+    Ok(crate::pool_options(max_connections).connect_with(options).await?)
 }
 
 /// The grants on the job queue's schema, made after the queue's own migrations create it.

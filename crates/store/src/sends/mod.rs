@@ -65,6 +65,8 @@ pub struct SendRow {
     pub sequence: Option<String>,
     /// The inbound messages of its sequence that cancel it while it waits.
     pub stop_on: Vec<String>,
+    /// The send it follows up, if any.
+    pub in_reply_to: Option<uuid::Uuid>,
 }
 
 impl SendRow {
@@ -113,6 +115,8 @@ pub struct NewSend<'a> {
     pub sequence: Option<&'a str>,
     /// What stops it; `None` for the default.
     pub stop_on: Option<&'a [StopOn]>,
+    /// The send it follows up, in one thread.
+    pub in_reply_to: Option<SendId>,
 }
 
 /// The outcome of recording a send.
@@ -130,8 +134,8 @@ pub enum Recorded {
 pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Result<Recorded> {
     let created: Option<SendRow> = sqlx::query_as(
         "INSERT INTO sends (id, workspace_id, mailbox_id, idempotency_key, payload_hash, payload, message_id,
-            state, send_at, next_attempt_at, metadata, sequence, stop_on)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9, $10, $11)
+            state, send_at, next_attempt_at, metadata, sequence, stop_on, in_reply_to)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $9, $10, $11, $12)
          ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
          RETURNING *",
     )
@@ -146,6 +150,7 @@ pub async fn insert_or_replay(conn: &mut PgConnection, s: &NewSend<'_>) -> Resul
     .bind(s.metadata)
     .bind(s.sequence)
     .bind(s.stop_on.unwrap_or(&StopOn::DEFAULT).iter().map(|x| x.as_str()).collect::<Vec<_>>())
+    .bind(s.in_reply_to.map(|p| p.as_uuid()))
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = created {
