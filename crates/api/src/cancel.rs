@@ -35,8 +35,9 @@ pub(crate) struct CancelRequest {
 }
 
 /// Checks a cancel reason; the default when none was given.
-fn reason(given: Option<String>) -> Result<String, ApiError> {
-    let reason = given.unwrap_or_else(|| "cancelled through the API".to_owned());
+/// A reason given with an action (or `default`): 1 to 500 characters, no control characters.
+pub(crate) fn reason(given: Option<String>, default: &str) -> Result<String, ApiError> {
+    let reason = given.unwrap_or_else(|| default.to_owned());
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
         return Err(ApiError::unprocessable(
             "invalid_field",
@@ -55,7 +56,7 @@ pub(crate) async fn one(
     ApiJsonOrEmpty(req): ApiJsonOrEmpty<CancelRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let id: SendId = id.parse().map_err(|_| ApiError::NotFound("send"))?;
-    let reason = reason(req.reason)?;
+    let reason = reason(req.reason, "cancelled through the API")?;
     let mut tx = state.begin(auth.workspace).await?;
     let (row, cancelled_now) =
         sends::cancel_one(&mut tx, auth.workspace, id, &reason).await?.ok_or(ApiError::NotFound("send"))?;
@@ -118,7 +119,7 @@ pub(crate) async fn many(
     auth: Auth,
     ApiJson(req): ApiJson<BulkRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let reason = reason(req.reason)?;
+    let reason = reason(req.reason, "cancelled through the API")?;
     let f = req.filter;
     if f.sequence.is_none() && f.mailbox_id.is_none() && f.metadata.is_none() && f.to.is_none() {
         return Err(ApiError::unprocessable(

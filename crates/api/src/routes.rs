@@ -21,7 +21,7 @@ use crate::{
     auth::{Caller, Origin},
     cancel, events, grants, keys, limits,
     limits::RouteClass,
-    mailboxes, oauth, operator, pacing, recheck, sends, usage, webhooks, workspaces,
+    mailbox_state, mailboxes, oauth, operator, pacing, recheck, sends, usage, webhooks, workspaces,
 };
 
 /// Who may call a route.
@@ -59,7 +59,10 @@ fn table() -> Vec<(RouteSpec, Handler)> {
         r("GET", "/health", Public, get(crate::health)),
         r("GET", "/metrics", Admin, get(crate::metrics)),
         r("POST", "/v1/mailboxes", Key(MailboxesWrite), post(mailboxes::connect)),
+        r("GET", "/v1/mailboxes", Key(MailboxesRead), get(mailbox_state::list)),
         r("GET", "/v1/mailboxes/{id}", Key(MailboxesRead), get(mailboxes::show)),
+        r("POST", "/v1/mailboxes/{id}/pause", Key(MailboxesWrite), post(mailbox_state::pause)),
+        r("POST", "/v1/mailboxes/{id}/resume", Key(MailboxesWrite), post(mailbox_state::resume)),
         r("DELETE", "/v1/mailboxes/{id}", Key(MailboxesWrite), delete(mailboxes::disconnect)),
         r("PUT", "/v1/mailboxes/{id}/pacing", Key(MailboxesWrite), put(pacing::put)),
         r("POST", "/v1/mailboxes/recheck", Key(MailboxesWrite), post(recheck::all)),

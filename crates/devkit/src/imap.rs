@@ -76,7 +76,9 @@ fn header_value(header: &str, name: &str) -> Option<String> {
             let mut value = v.trim().to_owned();
             // Unfolding removes the line break, not the white space that follows it.
             while let Some(cont) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
-                value.push(' ');
+                if !value.is_empty() {
+                    value.push(' ');
+                }
                 value.push_str(cont.trim());
                 lines.next();
             }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod events;
 pub mod grants;
 pub mod keys;
+pub mod mailbox_state;
 pub mod mailboxes;
 pub mod oauth;
 pub mod pacing;

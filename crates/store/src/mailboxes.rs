@@ -202,7 +202,7 @@ pub async fn clear_throttle(conn: &mut PgConnection, ws: WorkspaceId, id: Mailbo
 pub async fn mark_needs_reauth(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, reason: &str) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE mailboxes SET status = 'needs_reauth', updated_at = now()
-         WHERE workspace_id = $1 AND id = $2 AND status = 'active'",
+         WHERE workspace_id = $1 AND id = $2 AND status IN ('active', 'paused')",
     )
     .bind(ws.as_uuid())
     .bind(id.as_uuid())
@@ -251,7 +251,7 @@ impl MailboxRow {
 pub async fn mark_unusable(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, reason: &str) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE mailboxes SET status = 'unusable', status_reason = $3, updated_at = now()
-         WHERE workspace_id = $1 AND id = $2 AND status IN ('active', 'needs_reauth')",
+         WHERE workspace_id = $1 AND id = $2 AND status IN ('active', 'paused', 'needs_reauth')",
     )
     .bind(ws.as_uuid())
     .bind(id.as_uuid())

@@ -37,7 +37,7 @@ pub async fn ensure_cursors(conn: &mut PgConnection) -> Result<u64> {
          SELECT m.workspace_id, m.id,
                 CASE WHEN m.imap_host IS NOT NULL THEN 'imap' WHEN m.oauth_provider = 'google' THEN 'gmail' ELSE 'graph' END
          FROM mailboxes m
-         WHERE m.status = 'active'
+         WHERE m.status IN ('active', 'paused')
            AND (m.imap_host IS NOT NULL OR (m.oauth_provider IN ('google', 'microsoft') AND m.transport = 'api'))
          ON CONFLICT DO NOTHING",
     )
@@ -53,7 +53,7 @@ pub async fn claim_due(conn: &mut PgConnection, worker: &str, lease_secs: f64, l
         "UPDATE mailbox_cursors c SET locked_by = $1, lease_until = now() + make_interval(secs => $2)
          WHERE (c.mailbox_id, c.source) IN (
              SELECT d.mailbox_id, d.source FROM mailbox_cursors d
-             JOIN mailboxes m ON m.workspace_id = d.workspace_id AND m.id = d.mailbox_id AND m.status = 'active'
+             JOIN mailboxes m ON m.workspace_id = d.workspace_id AND m.id = d.mailbox_id AND m.status IN ('active', 'paused')
              WHERE d.next_check_at <= now() AND (d.lease_until IS NULL OR d.lease_until < now())
              ORDER BY d.next_check_at LIMIT $3
              FOR UPDATE OF d SKIP LOCKED)

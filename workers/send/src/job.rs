@@ -50,7 +50,7 @@ async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
         _ => {
             let mailbox = mailbox.ok_or_else(|| anyhow::anyhow!("the send's mailbox is missing"))?;
             match mailbox.status.as_str() {
-                "needs_reauth" | "unusable" => return park(ctx, &row, &mailbox.status).await,
+                "needs_reauth" | "unusable" | "paused" => return park(ctx, &row, &mailbox.status).await,
                 "disconnected" => return cancel(ctx, &row).await,
                 _ => {}
             }
@@ -169,10 +169,10 @@ async fn park(ctx: &Ctx, row: &sends::SendRow, status: &str) -> anyhow::Result<(
         tx.commit().await?;
         return Ok(());
     }
-    let why = if status == "unusable" {
-        "mailbox unusable: its credential cannot be opened"
-    } else {
-        "mailbox needs re-authentication"
+    let why = match status {
+        "unusable" => "mailbox unusable: its credential cannot be opened",
+        "paused" => "mailbox paused: waiting for it to be resumed",
+        _ => "mailbox needs re-authentication",
     };
     sends::postpone(&mut tx, row, None, why).await?;
     tx.commit().await?;
