@@ -22,6 +22,7 @@ mod oauth_send;
 mod pacing;
 mod recheck;
 mod reconcile;
+mod reconnect;
 mod replies;
 mod roles;
 mod row_security;

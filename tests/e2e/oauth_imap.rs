@@ -40,7 +40,7 @@ async fn an_oauth_smtp_mailbox_is_read_for_replies_over_imap_xoauth2() {
     let events = loop {
         let feed: Value = app.get("/v1/events?limit=1000").send().await.unwrap().json().await.unwrap();
         let all = feed["events"].as_array().unwrap().iter();
-        let events: Vec<Value> = all.filter(|e| !e["type"].as_str().unwrap().starts_with("send.")).cloned().collect();
+        let events: Vec<Value> = all.filter(|e| e["type"].as_str().unwrap().starts_with("reply.")).cloned().collect();
         if !events.is_empty() {
             break events;
         }

@@ -27,6 +27,7 @@ mod pacing;
 mod page;
 pub mod provision;
 mod recheck;
+mod reconnect;
 pub mod routes;
 mod sends;
 mod thread;

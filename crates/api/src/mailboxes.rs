@@ -115,7 +115,12 @@ async fn check_imap(state: &AppState, req: &ConnectRequest) -> Result<String, Ap
 
 /// Whether the egress policy lets Mailroom reach `host` (a tenant's word): the addresses it
 /// resolves to, or a 422 naming the field.
-async fn reachable(state: &AppState, server: Server, host: &str, port: u16) -> Result<Vec<SocketAddr>, ApiError> {
+pub(crate) async fn reachable(
+    state: &AppState,
+    server: Server,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, ApiError> {
     let (field, unreachable) = match server {
         Server::Smtp => ("smtp.host", "smtp_unreachable"),
         Server::Imap => ("imap.host", "imap_unreachable"),
@@ -132,7 +137,7 @@ async fn reachable(state: &AppState, server: Server, host: &str, port: u16) -> R
 
 /// Which of a mailbox's servers an address is for.
 #[derive(Clone, Copy)]
-enum Server {
+pub(crate) enum Server {
     Smtp,
     Imap,
 }
@@ -216,6 +221,7 @@ pub(crate) async fn connect(
     let rows: Vec<_> =
         sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
     mailboxes::insert(&mut tx, &row, &rows).await?;
+    mailroom_store::mailbox_state::connected(&mut tx, &row).await?;
     mailroom_store::audit::record(
         &mut tx,
         Some(auth.workspace),

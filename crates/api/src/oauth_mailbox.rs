@@ -101,6 +101,7 @@ pub(crate) async fn create(
     let actor = format!("api_key:{}", mailroom_domain::ApiKeyId::from_uuid(row.api_key_id));
     let who =
         mailroom_store::audit::Actor { name: &actor, source: Some(source), ..mailroom_store::audit::Actor::default() };
+    mailroom_store::mailbox_state::connected(&mut tx, &m).await?;
     mailroom_store::audit::record(&mut tx, Some(ws), &who, "mailbox.connect.oauth", Some(&id.to_string())).await?;
     tx.commit().await?;
     tracing::info!(mailbox.id = %id, provider = %row.provider, from = %mask_email(from.as_str()), "mailbox connected over OAuth");

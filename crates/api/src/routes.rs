@@ -21,7 +21,7 @@ use crate::{
     auth::{Caller, Origin},
     cancel, events, grants, keys, limits,
     limits::RouteClass,
-    mailbox_state, mailboxes, oauth, operator, pacing, recheck, sends, usage, webhooks, workspaces,
+    mailbox_state, mailboxes, oauth, operator, pacing, recheck, reconnect, sends, usage, webhooks, workspaces,
 };
 
 /// Who may call a route.
@@ -61,6 +61,7 @@ fn table() -> Vec<(RouteSpec, Handler)> {
         r("POST", "/v1/mailboxes", Key(MailboxesWrite), post(mailboxes::connect)),
         r("GET", "/v1/mailboxes", Key(MailboxesRead), get(mailbox_state::list)),
         r("GET", "/v1/mailboxes/{id}", Key(MailboxesRead), get(mailboxes::show)),
+        r("PUT", "/v1/mailboxes/{id}/credentials", Key(MailboxesWrite), put(reconnect::put)),
         r("POST", "/v1/mailboxes/{id}/pause", Key(MailboxesWrite), post(mailbox_state::pause)),
         r("POST", "/v1/mailboxes/{id}/resume", Key(MailboxesWrite), post(mailbox_state::resume)),
         r("DELETE", "/v1/mailboxes/{id}", Key(MailboxesWrite), delete(mailboxes::disconnect)),

@@ -78,6 +78,17 @@ async fn set(
     Ok(())
 }
 
+/// The `mailbox.connected` event of a new mailbox, written with it: the scheduler learns of
+/// every mailbox it can send from, however it was connected.
+pub async fn connected(conn: &mut PgConnection, m: &MailboxRow) -> Result<()> {
+    let (ws, id) = (WorkspaceId::from_uuid(m.workspace_id), MailboxId::from_uuid(m.id));
+    let provider = m.oauth_provider.as_deref().unwrap_or("password");
+    let data = serde_json::json!({ "from_address": m.from_address, "provider": provider, "transport": m.transport });
+    let e = events::NewEvent { workspace: ws, kind: "mailbox.connected", send: None, mailbox: Some(id), data };
+    events::insert(conn, &e).await?;
+    Ok(())
+}
+
 /// Which mailboxes a listing asks for.
 #[derive(Debug, Default)]
 pub struct ListFilter<'a> {
@@ -106,4 +117,52 @@ pub async fn list(conn: &mut PgConnection, ws: WorkspaceId, f: &ListFilter<'_>, 
     .bind(limit)
     .fetch_all(conn)
     .await?)
+}
+
+/// Replaces a mailbox's sealed credentials with newly verified ones (the fields given; the
+/// others stay), under the mailbox row's lock so a concurrent disconnect either comes first
+/// (and this refuses) or after (and destroys these). A mailbox that needed re-authentication
+/// or was unusable is active again, its parked sends queued in the order they were accepted; a
+/// paused one stays paused. With a `mailbox.reconnected` event. `None` when the workspace has
+/// no such mailbox.
+pub async fn reconnect(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: MailboxId,
+    secrets: &[mailboxes::SealedSecret<'_>],
+) -> Result<Option<Change>> {
+    let Some(m) = mailboxes::lock(conn, ws, id).await? else { return Ok(None) };
+    if m.status == "disconnected" {
+        return Ok(Some(Change::Refused(m.status)));
+    }
+    let fields: Vec<&str> = secrets.iter().map(|s| s.field).collect();
+    sqlx::query("DELETE FROM mailbox_secrets WHERE workspace_id = $1 AND mailbox_id = $2 AND field = ANY($3)")
+        .bind(ws.as_uuid())
+        .bind(id.as_uuid())
+        .bind(&fields)
+        .execute(&mut *conn)
+        .await?;
+    for s in secrets {
+        sqlx::query(
+            "INSERT INTO mailbox_secrets (workspace_id, mailbox_id, field, sealed, key_version) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(ws.as_uuid())
+        .bind(id.as_uuid())
+        .bind(s.field)
+        .bind(s.sealed)
+        .bind(s.key_version)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let revived = matches!(m.status.as_str(), "needs_reauth" | "unusable");
+    let resumed = if revived {
+        set(conn, ws, id, "active", None).await?;
+        unusable::resume_parked(conn, ws, id).await?
+    } else {
+        0
+    };
+    let data = serde_json::json!({ "fields": fields, "previous_status": m.status, "resumed_sends": resumed });
+    let e = events::NewEvent { workspace: ws, kind: "mailbox.reconnected", send: None, mailbox: Some(id), data };
+    events::insert(conn, &e).await?;
+    Ok(Some(Change::Done { resumed }))
 }
