@@ -44,19 +44,22 @@ BEGIN
     END LOOP;
 END $$;
 
--- A workspace sees itself and the sub-workspaces it created, never its parent or siblings.
+-- A workspace sees itself and the sub-workspaces it created, never its parent or siblings;
+-- it writes only its own row (a sub-workspace is created in its own scope).
 ALTER TABLE workspaces ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_read ON workspaces FOR SELECT TO mailroom_api
+    USING (id = (SELECT mailroom_scope()) OR parent_id = (SELECT mailroom_scope()));
 CREATE POLICY tenant ON workspaces TO mailroom_api
-    USING (id = (SELECT mailroom_scope()) OR parent_id = (SELECT mailroom_scope()))
-    WITH CHECK (id = (SELECT mailroom_scope()) OR parent_id = (SELECT mailroom_scope()));
+    USING (id = (SELECT mailroom_scope())) WITH CHECK (id = (SELECT mailroom_scope()));
 CREATE POLICY workers ON workspaces TO mailroom_send, mailroom_reply USING (true) WITH CHECK (true);
 
--- A grant belongs to the child it opens (`workspace_id`) and is seen by the parent it opens it
--- to (`grantee_id`): the parent's key checks its reach through it.
+-- A grant belongs to the child it opens (`workspace_id`), which alone writes it, and is seen by
+-- the parent it opens it to (`grantee_id`): the parent's key checks its reach through it.
 ALTER TABLE workspace_grants ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_read ON workspace_grants FOR SELECT TO mailroom_api
+    USING (workspace_id = (SELECT mailroom_scope()) OR grantee_id = (SELECT mailroom_scope()));
 CREATE POLICY tenant ON workspace_grants TO mailroom_api
-    USING (workspace_id = (SELECT mailroom_scope()) OR grantee_id = (SELECT mailroom_scope()))
-    WITH CHECK (workspace_id = (SELECT mailroom_scope()) OR grantee_id = (SELECT mailroom_scope()));
+    USING (workspace_id = (SELECT mailroom_scope())) WITH CHECK (workspace_id = (SELECT mailroom_scope()));
 CREATE POLICY workers ON workspace_grants TO mailroom_send, mailroom_reply USING (true) WITH CHECK (true);
 CREATE INDEX workspace_grants_grantee ON workspace_grants (grantee_id, workspace_id);
 
@@ -131,7 +134,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
                row_number() OVER (PARTITION BY w.provider, w.kms_key_id
                                   ORDER BY (w.state = 'active') DESC, w.created_at DESC) AS n
         FROM workspace_keys w WHERE w.wrapped_key IS NOT NULL) k
-    WHERE k.n <= p_per_master
+    WHERE k.n <= LEAST(p_per_master, 3) -- a check needs a few, never the whole table
     ORDER BY k.provider, k.kms_key_id, k.n
 $$;
 

@@ -27,6 +27,7 @@ mod replies;
 mod roles;
 mod row_security;
 mod sequences;
+mod suppressions;
 mod tenancy;
 mod threads;
 mod validation;

@@ -30,6 +30,7 @@ mod recheck;
 mod reconnect;
 pub mod routes;
 mod sends;
+mod suppressions;
 mod thread;
 mod usage;
 mod validate;

@@ -69,6 +69,13 @@ pub(crate) async fn put(
             "this mailbox signs in over OAuth, not with a password; authorise it again with its provider",
         ));
     }
+    // An unusable mailbox may hold no password that opens: all of them are given anew.
+    if m.status == "unusable" && m.imap_host.is_some() && req.imap.is_none() {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "`imap`: the mailbox is unusable, so every password it holds is replaced: give the IMAP password too",
+        ));
+    }
     if req.imap.is_some() && m.imap_host.is_none() {
         return Err(ApiError::unprocessable("invalid_field", "`imap`: this mailbox has no IMAP settings"));
     }

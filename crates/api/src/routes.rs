@@ -21,7 +21,8 @@ use crate::{
     auth::{Caller, Origin},
     cancel, events, grants, keys, limits,
     limits::RouteClass,
-    mailbox_state, mailboxes, oauth, operator, pacing, recheck, reconnect, sends, usage, webhooks, workspaces,
+    mailbox_state, mailboxes, oauth, operator, pacing, recheck, reconnect, sends, suppressions, usage, webhooks,
+    workspaces,
 };
 
 /// Who may call a route.
@@ -94,6 +95,10 @@ fn table() -> Vec<(RouteSpec, Handler)> {
         r("POST", "/v1/keys", Key(KeysWrite), post(api_keys::create)),
         r("GET", "/v1/keys", Key(KeysRead), get(api_keys::list)),
         r("DELETE", "/v1/keys/{id}", Key(KeysWrite), delete(api_keys::revoke)),
+        r("GET", "/v1/suppressions", Key(SuppressionsRead), get(suppressions::list)),
+        r("POST", "/v1/suppressions", Key(SuppressionsWrite), post(suppressions::add)),
+        r("POST", "/v1/suppressions/import", Key(SuppressionsWrite), post(suppressions::import)),
+        r("DELETE", "/v1/suppressions/{address}", Key(SuppressionsWrite), delete(suppressions::remove)),
         r("GET", "/v1/audit", Key(AuditRead), get(audit::list)),
         r("GET", "/v1/usage", Key(UsageRead), get(usage::get)),
     ]

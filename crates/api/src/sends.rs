@@ -11,7 +11,7 @@ use axum::{
 use chrono::Utc;
 use mailroom_domain::{IdempotencyKey, MailboxId, MessageId, SendId, SendJob, WorkspaceId};
 use mailroom_store::{
-    PgConnection, events,
+    PgConnection,
     mailboxes::{self, MailboxRow},
     queue,
     sends::{self, NewSend, Recorded, SendRow},
@@ -60,11 +60,21 @@ async fn record(
     }
     let mailbox_from = mailbox.from_address.as_str();
     let recipients: Vec<String> = v.message.recipients().map(|a| a.as_str().to_owned()).collect();
-    let suppressed = events::suppressed(conn, ws, &recipients).await?;
-    if !suppressed.is_empty() {
+    let suppressed = mailroom_store::suppressions::matching(conn, ws, &recipients).await?;
+    if let Some(first) = suppressed.first() {
+        let more = match suppressed.len() - 1 {
+            0 => String::new(),
+            n => format!(", and {n} more recipient(s)"),
+        };
         return Err(ApiError::unprocessable(
             "recipient_suppressed",
-            format!("{} recipient(s) are on the workspace's suppression list after a hard bounce", suppressed.len()),
+            format!(
+                "`{}` is on the workspace's suppression list ({}, since {}){more}; take it off with \
+                 DELETE /v1/suppressions/{{address}} if that was a mistake",
+                first.address,
+                first.reason,
+                first.created_at.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
         ));
     }
     let from = mailroom_domain::EmailAddress::parse(mailbox_from).map_err(|e| ApiError::Internal(Box::new(e)))?;

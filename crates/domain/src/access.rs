@@ -50,6 +50,8 @@ scopes! {
     KeysWrite => "keys:write", "Create and revoke API keys, never wider than the creating key.";
     AuditRead => "audit:read", "Read the workspace's audit trail.";
     UsageRead => "usage:read", "Read the workspace's usage.";
+    SuppressionsRead => "suppressions:read", "See the suppression list.";
+    SuppressionsWrite => "suppressions:write", "Add to, import into and remove from the suppression list.";
 }
 
 impl Scope {
@@ -70,10 +72,10 @@ pub enum Role {
     Owner,
     /// Everything but the workspace's data keys, its sub-workspaces and its grants.
     Admin,
-    /// Runs campaigns: mailboxes, sends, events (a copywriter, a campaign manager). Cannot rotate
+    /// Runs campaigns: mailboxes, sends, events, suppressions (a copywriter, a campaign manager). Cannot rotate
     /// keys, settle ambiguous sends or change webhooks.
     Operator,
-    /// Reads: mailboxes, sends, events, webhooks, usage.
+    /// Reads: mailboxes, sends, events, webhooks, usage, suppressions.
     Analyst,
     /// Usage only.
     Billing,
@@ -114,9 +116,20 @@ impl Role {
                 KeysWrite,
                 AuditRead,
                 UsageRead,
+                SuppressionsRead,
+                SuppressionsWrite,
             ],
-            Role::Operator => &[MailboxesRead, MailboxesWrite, SendsRead, SendsWrite, EventsRead, WebhooksRead],
-            Role::Analyst => &[MailboxesRead, SendsRead, EventsRead, WebhooksRead, UsageRead],
+            Role::Operator => &[
+                MailboxesRead,
+                MailboxesWrite,
+                SendsRead,
+                SendsWrite,
+                EventsRead,
+                WebhooksRead,
+                SuppressionsRead,
+                SuppressionsWrite,
+            ],
+            Role::Analyst => &[MailboxesRead, SendsRead, EventsRead, WebhooksRead, UsageRead, SuppressionsRead],
             Role::Billing => &[UsageRead],
         }
     }

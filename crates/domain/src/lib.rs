@@ -19,6 +19,7 @@ pub mod message_id;
 pub mod pacing;
 pub mod send;
 pub mod sequence;
+pub mod suppression;
 
 pub use access::{AccessError, Grant, Role, Scope};
 pub use answer::{Answer, Phase, Verdict};
@@ -32,3 +33,4 @@ pub use message::OutgoingMessage;
 pub use message_id::MessageId;
 pub use send::SendState;
 pub use sequence::StopOn;
+pub use suppression::SuppressionReason;

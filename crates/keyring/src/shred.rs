@@ -30,7 +30,8 @@ pub async fn disconnect_mailbox(
     actor: &Actor<'_>,
 ) -> Result<Option<Disconnected>, KeyringError> {
     let mut tx = mailroom_store::scope::begin(pool, ws).await?;
-    if mailboxes::get(&mut tx, ws, mbx).await?.is_none() {
+    // The row lock first: a reconnect sealing a new password waits, then finds it disconnected.
+    if mailboxes::lock(&mut tx, ws, mbx).await?.is_none() {
         return Ok(None);
     }
     let destroyed = secrets::destroy_mailbox(&mut tx, ws, mbx).await?;
@@ -76,6 +77,7 @@ pub async fn delete_workspace(
     if !workspaces::mark_deleted(&mut tx, ws).await? {
         return Err(KeyringError::NoWorkspace(ws));
     }
+    mailboxes::lock_all(&mut tx, ws).await?;
     let keys_destroyed = keys::destroy_all(&mut tx, ws).await?;
     let values_destroyed = secrets::destroy_workspace(&mut tx, ws).await?;
     let mailboxes_disconnected = mailboxes::mark_disconnected(&mut tx, ws, None, "the workspace was deleted").await?;

@@ -45,29 +45,6 @@ pub async fn count(conn: &mut PgConnection, ws: WorkspaceId, kind: &str) -> Resu
         .await?)
 }
 
-/// Adds an address to the workspace's suppression list (idempotent).
-pub async fn suppress(conn: &mut PgConnection, ws: WorkspaceId, address: &str, reason: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO suppressions (workspace_id, address, reason) VALUES ($1, lower($2), $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(ws.as_uuid())
-    .bind(address)
-    .bind(reason)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The addresses among `addresses` that the workspace has suppressed.
-pub async fn suppressed(conn: &mut PgConnection, ws: WorkspaceId, addresses: &[String]) -> Result<Vec<String>> {
-    let lowered: Vec<String> = addresses.iter().map(|a| a.to_lowercase()).collect();
-    Ok(sqlx::query_scalar("SELECT address FROM suppressions WHERE workspace_id = $1 AND address = ANY($2)")
-        .bind(ws.as_uuid())
-        .bind(&lowered)
-        .fetch_all(conn)
-        .await?)
-}
-
 /// Gives feed positions to committed events that have none, under a lock that makes
 /// publishers take turns: positions then follow commit order as readers see it, so a reader
 /// paging by position never skips an event whose transaction committed after a later one's.

@@ -21,6 +21,7 @@ pub mod roles;
 pub mod scope;
 pub mod secrets;
 pub mod sends;
+pub mod suppressions;
 pub mod unusable;
 pub mod usage;
 pub mod webhooks;

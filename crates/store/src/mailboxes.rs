@@ -202,7 +202,7 @@ pub async fn clear_throttle(conn: &mut PgConnection, ws: WorkspaceId, id: Mailbo
 pub async fn mark_needs_reauth(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, reason: &str) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE mailboxes SET status = 'needs_reauth', updated_at = now()
-         WHERE workspace_id = $1 AND id = $2 AND status IN ('active', 'paused')",
+         WHERE workspace_id = $1 AND id = $2 AND status = 'active'",
     )
     .bind(ws.as_uuid())
     .bind(id.as_uuid())
@@ -251,7 +251,7 @@ impl MailboxRow {
 pub async fn mark_unusable(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, reason: &str) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE mailboxes SET status = 'unusable', status_reason = $3, updated_at = now()
-         WHERE workspace_id = $1 AND id = $2 AND status IN ('active', 'paused', 'needs_reauth')",
+         WHERE workspace_id = $1 AND id = $2 AND status IN ('active', 'needs_reauth')",
     )
     .bind(ws.as_uuid())
     .bind(id.as_uuid())
@@ -289,6 +289,26 @@ pub async fn lock(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId) -> Re
         .bind(id.as_uuid())
         .fetch_optional(conn)
         .await?)
+}
+
+/// The mailbox's status, its row locked until the transaction ends (a claim decides under it
+/// whether the mailbox may send, so a pause that commits first is never passed by).
+pub async fn lock_status(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT status FROM mailboxes WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
+        .bind(ws.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Every mailbox row of a workspace, locked in id order until the transaction ends (a
+/// workspace's deletion, so no reconnect can seal a credential behind it).
+pub async fn lock_all(conn: &mut PgConnection, ws: WorkspaceId) -> Result<()> {
+    sqlx::query("SELECT id FROM mailboxes WHERE workspace_id = $1 ORDER BY id FOR UPDATE")
+        .bind(ws.as_uuid())
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Records when the sealed access token expires.

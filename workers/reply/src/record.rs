@@ -4,8 +4,8 @@
 //! address for the workspace; and a reply, an unsubscribe request or a hard bounce stops the
 //! waiting sends of the matched send's sequence in that same transaction.
 
-use mailroom_domain::{MailboxId, SendId, StopOn, WorkspaceId, mask_email};
-use mailroom_store::{PgPool, events, replies, sends};
+use mailroom_domain::{MailboxId, SendId, StopOn, SuppressionReason, WorkspaceId, mask_email};
+use mailroom_store::{PgPool, events, replies, sends, suppressions};
 use serde_json::json;
 
 use crate::{
@@ -74,9 +74,12 @@ pub(crate) async fn record(
     events::insert(&mut tx, &event).await?;
     match (&kind, &m.from) {
         (Kind::BounceHard(r), _) => {
-            events::suppress(&mut tx, ws, &r.recipient, &format!("hard bounce {}", r.status)).await?
+            let detail = format!("hard bounce {}", r.status);
+            suppressions::add(&mut tx, ws, &r.recipient, SuppressionReason::HardBounce, &detail).await?
         }
-        (Kind::Unsubscribe, Some(from)) => events::suppress(&mut tx, ws, from, "unsubscribe request").await?,
+        (Kind::Unsubscribe, Some(from)) => {
+            suppressions::add(&mut tx, ws, from, SuppressionReason::Unsubscribe, "unsubscribe request").await?
+        }
         _ => {}
     }
     // Stop the rest of the sequence in this same transaction: a follow-up is either cancelled

@@ -2,12 +2,13 @@
 //! all in one transaction.
 
 use chrono::{DateTime, Utc};
-use mailroom_domain::{Answer, SendState, Verdict, mask_email};
+use mailroom_domain::{Answer, SendState, SuppressionReason, Verdict, mask_email};
 use mailroom_keyring::OpenError;
 use mailroom_store::mailboxes::MailboxRow;
 use mailroom_store::{
     PgConnection, Postgres, Transaction, events, mailboxes, queue,
     sends::{self, Finish, SendRow},
+    suppressions,
 };
 use mailroom_transport::{AttemptFailure, DeliverError};
 use rand::Rng;
@@ -174,7 +175,7 @@ async fn failed(
         }
         Verdict::BadRecipient => {
             if let Some(rcpt) = &f.recipient {
-                events::suppress(tx, ws, rcpt, &f.detail).await?;
+                suppressions::add(tx, ws, rcpt, SuppressionReason::HardBounce, &f.detail).await?;
                 tracing::info!(recipient = %mask_email(rcpt), "recipient refused; suppressed");
             }
             terminal(tx, row, SendState::Failed, &f.detail).await

@@ -9,7 +9,11 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use mailroom_store::{mailboxes::MailboxRow, pacing, queue, sends::SendRow};
+use mailroom_store::{
+    mailboxes::{self, MailboxRow},
+    pacing, queue,
+    sends::SendRow,
+};
 use rand::Rng;
 
 use crate::Ctx;
@@ -67,7 +71,17 @@ pub(crate) async fn claim(ctx: &Ctx, row: &SendRow, mailbox: &MailboxRow) -> any
     let (ws, mbx, send) = (row.workspace(), row.mailbox(), row.send_id());
     let lease = ctx.config.lease;
     let mut tx = ctx.pool.begin().await?;
-    if pacing::lock(&mut tx, ws, mbx).await?.is_none() {
+    let Some(status) = mailboxes::lock_status(&mut tx, ws, mbx).await? else { return Ok(None) };
+    // Paused (or parked) since the job looked: the send waits, under the same lock the pause
+    // took, so a pause that committed first is never passed by.
+    if let Some(why) = match status.as_str() {
+        "paused" => Some("mailbox paused: waiting for it to be resumed"),
+        "needs_reauth" => Some("mailbox needs re-authentication"),
+        "unusable" => Some("mailbox unusable: its credential cannot be opened"),
+        _ => None,
+    } {
+        mailroom_store::sends::postpone(&mut tx, row, None, why).await?;
+        tx.commit().await?;
         return Ok(None);
     }
     let until = Utc::now() + std_to_chrono(lease);
