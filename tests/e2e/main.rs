@@ -15,6 +15,7 @@ mod graph_replies;
 mod idempotency;
 mod kms;
 mod limits;
+mod listings;
 mod mailbox_lifecycle;
 mod oauth;
 mod oauth_imap;

@@ -1,5 +1,5 @@
-//! `GET /v1/sends?state=...` and `POST /v1/sends/{id}/resolve`: what an operator needs to find
-//! ambiguous sends and settle them.
+//! `GET /v1/sends` (the workspace's sends, filtered, a page at a time) and
+//! `POST /v1/sends/{id}/resolve` (settling an ambiguous send).
 
 use std::sync::Arc;
 
@@ -7,43 +7,86 @@ use axum::{
     Json,
     extract::{Path, State},
 };
-use mailroom_domain::{SendId, SendState};
-use mailroom_store::sends;
+use chrono::{DateTime, Utc};
+use mailroom_domain::{MailboxId, SendId, SendState};
+use mailroom_store::sends::{self, SendFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{ApiError, AppState, auth::Auth, json::ApiJson, ops, sends::view};
 
+/// `GET /v1/sends` filters, every one optional.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    state: String,
+    state: Option<String>,
+    mailbox_id: Option<String>,
+    sequence: Option<String>,
+    /// With `metadata_value`: sends whose metadata has this key with this (string) value.
+    metadata_key: Option<String>,
+    metadata_value: Option<String>,
+    created_from: Option<DateTime<Utc>>,
+    created_to: Option<DateTime<Utc>>,
+    sent_from: Option<DateTime<Utc>>,
+    sent_to: Option<DateTime<Utc>>,
     after: Option<String>,
     limit: Option<i64>,
 }
 
-/// `GET /v1/sends?state=ambiguous&after=snd_...&limit=100`.
+fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("invalid_query", format!("`{field}`: {problem}"))
+}
+
+impl ListQuery {
+    fn filter(self) -> Result<SendFilter, ApiError> {
+        let state = self.state.as_deref().map(str::parse::<SendState>).transpose().map_err(|e| bad("state", e))?;
+        let mailbox =
+            self.mailbox_id.as_deref().map(str::parse::<MailboxId>).transpose().map_err(|e| bad("mailbox_id", e))?;
+        if let Some(seq) = &self.sequence {
+            crate::validate::sequence_name(seq).map_err(|_| bad("sequence", "1 to 200 characters"))?;
+        }
+        let metadata = match (self.metadata_key, self.metadata_value) {
+            (None, None) => None,
+            (Some(k), Some(v)) if !k.is_empty() => Some(json!({ k: v })),
+            _ => return Err(bad("metadata_key", "comes with `metadata_value`, both non-empty")),
+        };
+        let after = match self.after.as_deref().filter(|a| !a.is_empty()) {
+            Some(a) => Some(a.parse::<SendId>().map_err(|_| {
+                ApiError::bad_request("invalid_cursor", "`after` must be the `next` value of an earlier page")
+            })?),
+            None => None,
+        };
+        Ok(SendFilter {
+            state,
+            mailbox,
+            sequence: self.sequence,
+            metadata,
+            created_from: self.created_from,
+            created_to: self.created_to,
+            sent_from: self.sent_from,
+            sent_to: self.sent_to,
+            after,
+        })
+    }
+}
+
+/// `GET /v1/sends?state=&mailbox_id=&sequence=&metadata_key=&metadata_value=&created_from=&created_to=&sent_from=&sent_to=&after=&limit=`:
+/// oldest first; `next` is the last id of a full page.
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     crate::json::ApiQuery(q): crate::json::ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let wanted: SendState =
-        q.state.parse().map_err(|e| ApiError::bad_request("invalid_query", format!("`state`: {e}")))?;
-    let after = q
-        .after
-        .as_deref()
-        .map(str::parse::<SendId>)
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_query", format!("`after`: {e}")))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "`limit` must be 1 to 1000"));
+        return Err(ApiError::bad_request("invalid_limit", "`limit` must be 1 to 1000"));
     }
+    let filter = q.filter()?;
     let mut conn = state.begin(auth.workspace).await?;
-    let rows = sends::list(&mut conn, auth.workspace, wanted, after, limit).await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.send_id())).flatten();
-    Ok(Json(json!({ "sends": rows.iter().map(|r| view(r, false)).collect::<Vec<_>>(), "next_after": next })))
+    let rows = sends::list_filtered(&mut conn, auth.workspace, &filter, limit).await?;
+    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
+    let next = rows.last().filter(|_| full).map(|r| r.send_id());
+    Ok(Json(json!({ "sends": rows.iter().map(|r| view(r, false)).collect::<Vec<_>>(), "next": next })))
 }
 
 #[derive(Deserialize)]

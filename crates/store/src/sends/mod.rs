@@ -313,8 +313,10 @@ pub async fn finish(conn: &mut PgConnection, claimed: &SendRow, outcome: &Finish
     Ok(done.rows_affected() == 1)
 }
 
+mod listing;
 mod operator;
 mod recovery;
 
+pub use listing::{SendFilter, list as list_filtered, plan as list_plan};
 pub use operator::*;
 pub use recovery::*;

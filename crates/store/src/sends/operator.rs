@@ -23,16 +23,8 @@ pub async fn list(
     after: Option<SendId>,
     limit: i64,
 ) -> Result<Vec<SendRow>> {
-    Ok(sqlx::query_as(
-        "SELECT * FROM sends WHERE workspace_id = $1 AND state = $2 AND ($3::uuid IS NULL OR id > $3)
-         ORDER BY id LIMIT $4",
-    )
-    .bind(ws.as_uuid())
-    .bind(state.as_str())
-    .bind(after.map(|a| a.as_uuid()))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
+    let filter = super::SendFilter { state: Some(state), after, ..Default::default() };
+    super::list_filtered(conn, ws, &filter, limit).await
 }
 
 /// What an operator decided about an ambiguous send.
