@@ -182,3 +182,60 @@ async fn an_unknown_transport_is_refused_and_starts_nothing() {
     assert_eq!(app.count("SELECT count(*) FROM oauth_states").await, 0);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_returns_to_the_platforms_page_with_the_outcome() {
+    let settings = OAuthSettings { return_origins: vec!["https://app.example.test".into()], ..google() };
+    let app = TestApp::spawn_with(Options { oauth: Some(settings), ..Options::default() }).await;
+    let start_to = |url: &str| {
+        let body = json!({ "transport": "smtp", "return_url": url });
+        app.post("/v1/mailboxes/oauth/google/start").json(&body).send()
+    };
+    for elsewhere in [
+        "https://evil.example/done",
+        "http://app.example.test/done",
+        "https://user@app.example.test/done",
+        "javascript:alert(1)",
+        "/relative",
+    ] {
+        let resp = start_to(elsewhere).await.unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!((status, body["error"]["code"].as_str()), (422, Some("return_url_not_allowed")), "{elsewhere}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM oauth_states").await, 0, "nothing started");
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let back = |query: String| {
+        let url = format!("{}/v1/oauth/callback?{query}", app.base);
+        let browser = browser.clone();
+        async move {
+            let resp = browser.get(url).send().await.unwrap();
+            assert_eq!(resp.status(), 303, "{:?}", resp.text().await);
+            let location = reqwest::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+            let pairs: std::collections::BTreeMap<String, String> = location.query_pairs().into_owned().collect();
+            (format!("{}{}", location.origin().ascii_serialization(), location.path()), pairs)
+        }
+    };
+
+    // Connected: back to the page, its own query kept, with the new mailbox.
+    let started: Value = start_to("https://app.example.test/mailboxes/done?tab=1").await.unwrap().json().await.unwrap();
+    let (page, pairs) = back(consent(started["authorization_url"].as_str().unwrap()).await).await;
+    assert_eq!(page, "https://app.example.test/mailboxes/done");
+    assert_eq!((pairs["tab"].as_str(), pairs["status"].as_str()), ("1", "connected"));
+    let id = pairs["mailbox_id"].parse::<MailboxId>().unwrap();
+    assert_eq!(app.count(&format!("SELECT count(*) FROM mailboxes WHERE id = '{}'", id.as_uuid())).await, 1);
+
+    // Refused by the user at the provider: back with the error, nothing connected.
+    let started: Value = start_to("https://app.example.test/done").await.unwrap().json().await.unwrap();
+    let state = state_of(started["authorization_url"].as_str().unwrap());
+    let (_, pairs) = back(format!("state={state}&error=access_denied")).await;
+    assert_eq!(pairs["error"], "oauth_access_denied");
+    assert!(pairs["error_description"].contains("nothing was connected"), "{pairs:?}");
+    assert!(!pairs.contains_key("mailbox_id"));
+    assert_eq!(app.count("SELECT count(*) FROM mailboxes").await, 1);
+
+    // A state that cannot be read names no page to trust: JSON.
+    let (status, body) = callback(&app, "state=forged").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("oauth_state_invalid")));
+    app.stop().await;
+}

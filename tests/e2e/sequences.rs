@@ -90,3 +90,74 @@ async fn a_reply_stops_the_rest_of_its_sequence_and_nothing_else() {
     assert_eq!(app.count("SELECT count(*) FROM sends WHERE idempotency_key = 'a-late' AND attempts = 0").await, 1);
     app.stop().await;
 }
+
+/// The race: each lead replies while its next step comes due (the steps staggered 400 ms apart
+/// around the reply). Every follow-up ends cancelled and never delivered, or sent (handed over
+/// before the reply committed) and delivered exactly once; never both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_racing_a_due_follow_up_leaves_it_cancelled_or_sent_never_both() {
+    const LEADS: usize = 10;
+    let app = TestApp::spawn_with(Options { reply_worker: true, ..Options::default() }).await;
+    let mailbox = app.connect_mailbox_with_imap("provider").await;
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let sequences: Vec<String> = (0..LEADS).map(|i| format!("race-{tag}-{i}")).collect();
+    let mut firsts = vec![];
+    for s in &sequences {
+        let first = step(&app, &mailbox, &format!("{s}-1"), s, true, None).await;
+        let sent = app.wait_for_send(first["id"].as_str().unwrap(), Duration::from_secs(30), |x| x["state"] == "sent");
+        firsts.push(sent.await["message_id"].as_str().unwrap().to_owned());
+    }
+    // Every follow-up due around the moment the replies land, to one recipient per lead.
+    let leads: Vec<String> = sequences.iter().map(|s| recipient(s)).collect();
+    let start = chrono::Utc::now();
+    let mut follow_ups = vec![];
+    for (i, s) in sequences.iter().enumerate() {
+        let mut body = TestApp::send_body(&mailbox, &leads[i], "Following up");
+        body["sequence"] = json!(s);
+        body["send_at"] = json!((start + chrono::Duration::milliseconds(400 * i as i64)).to_rfc3339());
+        let (status, send) = app.send(&format!("{s}-2"), &body).await;
+        assert_eq!(status, 201, "{send}");
+        follow_ups.push(send);
+    }
+    for (i, id) in firsts.iter().enumerate() {
+        deliver_to_sender(reply(&format!("{tag}-{i}"), &format!("In-Reply-To: {id}"), "Re: hi", "Call me")).await;
+    }
+    let replies = "SELECT count(*) FROM events WHERE kind = 'reply.received'";
+    app.wait_until(replies, LEADS as i64, Duration::from_secs(60)).await;
+    let open = format!(
+        "SELECT count(*) FROM sends WHERE idempotency_key LIKE 'race-{tag}-%-2' AND state NOT IN ('sent', 'cancelled')"
+    );
+    app.wait_until(&open, 0, Duration::from_secs(60)).await;
+
+    let (mut sent, mut cancelled) = (0, 0);
+    for (i, f) in follow_ups.iter().enumerate() {
+        let (state, reason) = state_of(&app, f).await;
+        let arrived = app.delivered(&leads[i]).await;
+        let id = f["message_id"].as_str().unwrap().to_owned();
+        match state.as_str() {
+            "sent" => {
+                sent += 1;
+                assert_eq!(arrived, vec![id], "a sent follow-up arrives exactly once");
+            }
+            "cancelled" => {
+                cancelled += 1;
+                assert_eq!(reason.as_deref(), Some("reply_received"));
+                assert!(arrived.is_empty(), "a cancelled follow-up never arrives: {arrived:?}");
+            }
+            other => panic!("follow-up {i} ended {other}"),
+        }
+    }
+    assert_eq!(sent + cancelled, LEADS);
+    // A follow-up due after every reply was recorded (plus the claim's second of tolerance)
+    // is always cancelled: the race is only for those due while the replies came in.
+    let late = format!(
+        "SELECT count(*) FROM sends WHERE idempotency_key LIKE 'race-{tag}-%-2' AND state <> 'cancelled'
+           AND send_at > (SELECT max(created_at) FROM events WHERE kind = 'reply.received') + interval '1 second'"
+    );
+    assert_eq!(app.count(&late).await, 0, "a follow-up due after the reply went out");
+    let tried = format!(
+        "SELECT count(*) FROM sends WHERE idempotency_key LIKE 'race-{tag}-%-2' AND state = 'cancelled' AND attempts > 0"
+    );
+    assert_eq!(app.count(&tried).await, 0, "no cancelled follow-up was ever attempted");
+    app.stop().await;
+}

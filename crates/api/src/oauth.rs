@@ -13,6 +13,7 @@ use axum::{
     Json,
     extract::{ConnectInfo, Path, State},
     http::StatusCode,
+    response::{IntoResponse, Response},
 };
 use chrono::Utc;
 use mailroom_domain::{DisplayName, EmailAddress};
@@ -38,6 +39,9 @@ pub(crate) struct StartRequest {
     transport: String,
     from_name: Option<String>,
     pacing: Option<Value>,
+    /// Where the browser goes when the connection ends (an origin in `oauth.return_origins`),
+    /// with `mailbox_id` and `status`, or `error` and `error_description`.
+    return_url: Option<String>,
 }
 
 fn bad_state(code: &'static str, message: &str) -> ApiError {
@@ -116,6 +120,16 @@ pub(crate) async fn start(
             .map_err(|e| ApiError::unprocessable("invalid_field", format!("`pacing`: {e}")))?;
         parsed.parse()?;
     }
+    if let Some(url) = &req.return_url {
+        let allowed =
+            mailroom_keyring::oauth_config::origin_of(url).is_some_and(|o| state.oauth.return_origins.contains(&o));
+        if !allowed || url.len() > 2000 {
+            return Err(ApiError::unprocessable(
+                "return_url_not_allowed",
+                "`return_url` must be an http(s) URL on an origin the operator allows (oauth.return_origins)",
+            ));
+        }
+    }
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let value = hex::encode(raw);
@@ -138,7 +152,7 @@ pub(crate) async fn start(
         provider: provider.clone(),
         transport: req.transport,
         pkce_verifier: verifier.secret().to_owned(),
-        request: json!({ "from_name": req.from_name, "pacing": req.pacing }),
+        request: json!({ "from_name": req.from_name, "pacing": req.pacing, "return_url": req.return_url }),
         expires_at,
     };
     let mut tx = state.begin(auth.workspace).await?;
@@ -158,29 +172,74 @@ pub(crate) struct Callback {
     error: Option<String>,
 }
 
-/// `GET /v1/oauth/callback?code=&state=` → 201 with the new mailbox.
+/// `GET /v1/oauth/callback?code=&state=` → 201 with the new mailbox; when the connection was
+/// started with a `return_url`, a 303 back there with `mailbox_id` and `status=connected`, or
+/// `error` and `error_description` (a state that cannot be read has no trusted place to
+/// return to, and answers JSON).
 pub(crate) async fn callback(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     crate::json::ApiQuery(q): crate::json::ApiQuery<Callback>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let value = q
         .state
+        .clone()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| bad_state("oauth_state_missing", "the `state` parameter is missing"))?;
     // The callback carries no key: the state names the workspace (read across workspaces).
-    let mut conn = state.pool.acquire().await?;
-    let row = oauth::consume(&mut conn, &Sha256::digest(value.as_bytes())).await?.ok_or_else(|| {
-        bad_state("oauth_state_invalid", "this connection was not started here, or was already completed; start again")
-    })?;
+    let row = oauth::consume(&mut *state.pool.acquire().await?, &Sha256::digest(value.as_bytes())).await?.ok_or_else(
+        || {
+            bad_state(
+                "oauth_state_invalid",
+                "this connection was not started here, or was already completed; start again",
+            )
+        },
+    )?;
+    let back = row.request.get("return_url").and_then(Value::as_str).map(str::to_owned);
+    let done = complete(&state, peer, q, &row).await;
+    match (back, done) {
+        (None, Ok(mailbox)) => Ok((StatusCode::CREATED, Json(mailbox)).into_response()),
+        (None, Err(e)) => Err(e),
+        (Some(url), done) => Ok(return_to(&url, done)),
+    }
+}
+
+/// The redirect back to the platform's page, with the outcome in its query.
+fn return_to(url: &str, done: Result<Value, ApiError>) -> Response {
+    let Ok(mut u) = oauth2::url::Url::parse(url) else {
+        return ApiError::Internal("a stored return_url no longer parses".into()).into_response();
+    };
+    match done {
+        Ok(mailbox) => {
+            let id = mailbox["id"].as_str().unwrap_or_default();
+            u.query_pairs_mut().append_pair("mailbox_id", id).append_pair("status", "connected");
+        }
+        Err(e) => {
+            let (status, code) = e.status_and_code();
+            let description = if status.is_server_error() {
+                // Logged once, as every 5xx is; the browser learns nothing more.
+                drop(e.into_response());
+                "the connection could not be completed; try again".to_owned()
+            } else {
+                e.to_string()
+            };
+            u.query_pairs_mut().append_pair("error", code).append_pair("error_description", &description);
+        }
+    }
+    axum::response::Redirect::to(u.as_str()).into_response()
+}
+
+/// Everything after the state is known: the provider's answer, the code exchange, the account,
+/// the new mailbox.
+async fn complete(state: &AppState, peer: SocketAddr, q: Callback, row: &oauth::StateRow) -> Result<Value, ApiError> {
     if row.expires_at < Utc::now() {
         return Err(bad_state("oauth_state_expired", "this connection took too long; start again"));
     }
-    let key = api_keys::find(&mut conn, mailroom_domain::ApiKeyId::from_uuid(row.api_key_id)).await?;
+    let key =
+        api_keys::find(&mut *state.pool.acquire().await?, mailroom_domain::ApiKeyId::from_uuid(row.api_key_id)).await?;
     if key.is_none_or(|k| k.revoked_at.is_some() || k.workspace.as_uuid() != row.workspace_id) {
         return Err(bad_state("oauth_state_invalid", "the API key that started this connection is no longer valid"));
     }
-    drop(conn);
     if let Some(error) = q.error {
         let code = if error == "access_denied" { "oauth_access_denied" } else { "oauth_provider_error" };
         return Err(bad_state(code, &format!("the provider answered `{error}`: nothing was connected")));
@@ -224,6 +283,5 @@ pub(crate) async fn callback(
         expires_at: token.expires_in().map(|d| Utc::now() + chrono::Duration::from_std(d).unwrap_or_default()),
         scopes: granted,
     };
-    let mailbox = oauth_mailbox::create(&state, &row, p, &from, tokens, &peer.ip().to_string()).await?;
-    Ok((StatusCode::CREATED, Json(mailbox)))
+    oauth_mailbox::create(state, row, p, &from, tokens, &peer.ip().to_string()).await
 }

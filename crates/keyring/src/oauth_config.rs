@@ -61,6 +61,17 @@ pub struct OAuthSettings {
     pub microsoft: Option<OAuthProvider>,
     /// For token, userinfo and revocation calls: follows no redirects.
     pub http: reqwest::Client,
+    /// Origins (`https://app.example.com`) a connection may return the browser to when it
+    /// ends (`return_url` of `start`): the platform's own pages, never a tenant's choice.
+    pub return_origins: Vec<String>,
+}
+
+/// The origin of `url` (`scheme://host[:port]`), if it is an `http(s)` URL with a host and no
+/// user name or password.
+pub fn origin_of(url: &str) -> Option<String> {
+    let u = oauth2::url::Url::parse(url).ok()?;
+    let usable = matches!(u.scheme(), "https" | "http") && u.host().is_some() && u.username().is_empty();
+    (usable && u.password().is_none()).then(|| u.origin().ascii_serialization())
 }
 
 impl OAuthSettings {
@@ -71,6 +82,7 @@ impl OAuthSettings {
             state_ttl: Duration::from_secs(600),
             google: None,
             microsoft: None,
+            return_origins: vec![],
             http: Self::client(&[]),
         }
     }

@@ -21,6 +21,8 @@ pub struct OAuth {
     pub google: Provider,
     /// Microsoft.
     pub microsoft: Provider,
+    /// Origins a finished connection may send the browser back to (`["https://app.example.com"]`).
+    pub return_origins: Vec<String>,
 }
 
 /// One provider, as the library takes it.
@@ -83,6 +85,7 @@ impl Default for OAuth {
             extra_ca_file: None,
             google,
             microsoft,
+            return_origins: vec![],
         }
     }
 }
@@ -96,12 +99,37 @@ impl OAuth {
             }
             None => vec![],
         };
+        let mut return_origins = vec![];
+        for (i, o) in self.return_origins.iter().enumerate() {
+            let origin =
+                mailroom_keyring::oauth_config::origin_of(o).filter(|n| n == o.trim_end_matches('/')).with_context(
+                    || format!("oauth.return_origins[{i}] `{o}` is not an origin such as https://app.example.com"),
+                )?;
+            return_origins.push(origin);
+        }
         Ok(OAuthSettings {
+            return_origins,
             redirect_url: self.redirect_url.clone(),
             state_ttl: Duration::from_secs(self.state_ttl_secs),
             google: Some(self.google.clone()).filter(|p| !p.client_id.is_empty()),
             microsoft: Some(self.microsoft.clone()).filter(|p| !p.client_id.is_empty()),
             http: OAuthSettings::client(&roots),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_return_origin_must_be_an_origin_and_is_named_when_it_is_not() {
+        let mut o = OAuth { return_origins: vec!["https://app.example.com".into()], ..OAuth::default() };
+        assert_eq!(o.build().unwrap().return_origins, ["https://app.example.com"]);
+        for bad in ["https://app.example.com/path", "app.example.com", "ftp://x.example", "https://u@x.example"] {
+            o.return_origins = vec!["https://ok.example".into(), bad.into()];
+            let e = o.build().unwrap_err().to_string();
+            assert!(e.contains("oauth.return_origins[1]"), "{bad}: {e}");
+        }
     }
 }
