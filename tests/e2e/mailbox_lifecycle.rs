@@ -119,3 +119,42 @@ async fn mailboxes_are_listed_by_status_and_provider_a_page_at_a_time() {
     assert_eq!(names(&resp.json::<Value>().await.unwrap()), Vec::<String>::new());
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_is_renamed_and_repaced_in_place_and_bad_changes_change_nothing() {
+    let app = TestApp::spawn().await;
+    let mailbox = app.connect_mailbox().await;
+    let patch = |body: Value| {
+        let req = app.http.patch(format!("{}/v1/mailboxes/{mailbox}", app.base)).bearer_auth(&app.token).json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let pacing = json!({ "daily_cap": 50, "min_gap_secs": 30, "jitter_secs": 10, "max_sessions": 1 });
+    let (status, body) = patch(json!({ "from_name": "Sales Team", "pacing": pacing })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["id"].as_str(), body["from_name"].as_str()), (Some(mailbox.as_str()), Some("Sales Team")));
+    assert_eq!((body["pacing"]["daily_cap"].as_i64(), body["pacing"]["min_gap_secs"].as_f64()), (Some(50), Some(30.0)));
+    let (_, body) = patch(json!({ "from_name": null })).await;
+    assert_eq!(body["from_name"], Value::Null);
+    assert_eq!(body["pacing"]["daily_cap"], 50, "what is left out stays");
+
+    // Refused, and nothing changed: a header in the name, an unknown mode, a Sent folder
+    // without IMAP, a field that is not changed here.
+    for (body, code) in [
+        (json!({ "from_name": "A\r\nBcc: x@y.z" }), 422),
+        (json!({ "sent_copy": "sometimes" }), 422),
+        (json!({ "sent_copy": "append" }), 422),
+        (json!({ "smtp": { "host": "elsewhere.example" } }), 400),
+    ] {
+        let (status, answer) = patch(body.clone()).await;
+        assert_eq!(status, code, "{body}: {answer}");
+    }
+    let (_, shown) = patch(json!({})).await;
+    assert_eq!((shown["from_name"].clone(), shown["sent_copy"].as_str()), (Value::Null, Some("none")));
+    assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'mailbox.update'").await, 2);
+    let resp = app.http.patch(format!("{}/v1/mailboxes/mbx_00000000000000000000000000000000", app.base));
+    assert_eq!(resp.bearer_auth(&app.token).json(&json!({})).send().await.unwrap().status(), 404);
+    app.stop().await;
+}

@@ -17,6 +17,7 @@ mod grants;
 mod json;
 mod keys;
 pub mod limits;
+mod mailbox_patch;
 mod mailbox_state;
 mod mailboxes;
 mod oauth;

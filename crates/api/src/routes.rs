@@ -12,7 +12,7 @@ use axum::{
     extract::{ConnectInfo, Request, State},
     middleware::{self, Next},
     response::Response,
-    routing::{MethodRouter, delete, get, post, put},
+    routing::{MethodRouter, delete, get, patch, post, put},
 };
 use mailroom_domain::Scope;
 
@@ -21,8 +21,8 @@ use crate::{
     auth::{Caller, Origin},
     cancel, events, grants, keys, limits,
     limits::RouteClass,
-    mailbox_state, mailboxes, oauth, operator, pacing, recheck, reconnect, sends, suppressions, usage, webhooks,
-    workspaces,
+    mailbox_patch, mailbox_state, mailboxes, oauth, operator, pacing, recheck, reconnect, sends, suppressions, usage,
+    webhooks, workspaces,
 };
 
 /// Who may call a route.
@@ -62,6 +62,7 @@ fn table() -> Vec<(RouteSpec, Handler)> {
         r("POST", "/v1/mailboxes", Key(MailboxesWrite), post(mailboxes::connect)),
         r("GET", "/v1/mailboxes", Key(MailboxesRead), get(mailbox_state::list)),
         r("GET", "/v1/mailboxes/{id}", Key(MailboxesRead), get(mailboxes::show)),
+        r("PATCH", "/v1/mailboxes/{id}", Key(MailboxesWrite), patch(mailbox_patch::patch)),
         r("PUT", "/v1/mailboxes/{id}/credentials", Key(MailboxesWrite), put(reconnect::put)),
         r("POST", "/v1/mailboxes/{id}/pause", Key(MailboxesWrite), post(mailbox_state::pause)),
         r("POST", "/v1/mailboxes/{id}/resume", Key(MailboxesWrite), post(mailbox_state::resume)),

@@ -326,3 +326,23 @@ pub async fn set_token_expiry(
         .await?;
     Ok(())
 }
+
+/// Sets a mailbox's display name and who files its sent mail.
+pub async fn set_profile(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: MailboxId,
+    from_name: Option<&str>,
+    sent_copy: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE mailboxes SET from_name = $3, sent_copy = $4, updated_at = now() WHERE workspace_id = $1 AND id = $2",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .bind(from_name)
+    .bind(sent_copy)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

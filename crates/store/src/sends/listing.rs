@@ -61,7 +61,9 @@ fn query(head: &str, ws: WorkspaceId, f: &SendFilter, limit: i64) -> QueryBuilde
         q.push(" AND sequence = ").push_bind(seq.clone());
     }
     if let Some(meta) = &f.metadata {
-        q.push(" AND metadata @> ").push_bind(meta.clone());
+        // `IS NOT NULL` lets the planner use the partial GIN index (sends without metadata
+        // are not in it, so they cost their insert nothing).
+        q.push(" AND metadata IS NOT NULL AND metadata @> ").push_bind(meta.clone());
     }
     if let Some(from) = f.created_from {
         q.push(" AND id >= ").push_bind(first_id_at(from));
