@@ -11,7 +11,7 @@ use mailroom_vault::Field;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::oauth::{connect_google, google_for};
+use crate::oauth::{callback, connect_google, consent, google_for};
 
 async fn app(client: &str) -> TestApp {
     let opts = Options { oauth: Some(google_for(client)), in_process_worker: false, ..Options::default() };
@@ -66,7 +66,7 @@ async fn an_oauth_mailbox_sends_over_xoauth2_and_an_expired_token_is_refreshed_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_grant_parks_the_mailbox_as_needs_reauth() {
+async fn a_revoked_grant_parks_the_mailbox_and_reauthorising_the_same_account_brings_it_back() {
     let client = format!("mailroom-test-{}", uuid::Uuid::new_v4().simple());
     let app = app(&client).await;
     let mailbox = connect_google(&app).await;
@@ -93,5 +93,28 @@ async fn a_revoked_grant_parks_the_mailbox_as_needs_reauth() {
         "none lost, none failed"
     );
     assert!(app.delivered(&to).await.is_empty());
+
+    // Re-authorised in place: another account is refused and changes nothing ...
+    let restart = || async {
+        let resp = app.post(&format!("/v1/mailboxes/{mailbox}/oauth/start")).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+        let started: Value = resp.json().await.unwrap();
+        consent(started["authorization_url"].as_str().unwrap()).await
+    };
+    let sender = peers().info.sender.clone();
+    app.execute("UPDATE mailboxes SET from_address = 'someone-else@example.test'").await;
+    let (status, body) = callback(&app, &restart().await).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("oauth_account_mismatch")), "{body}");
+    assert_eq!(app.count("SELECT count(*) FROM mailboxes WHERE status = 'needs_reauth'").await, 1);
+    app.execute(&format!("UPDATE mailboxes SET from_address = '{sender}'")).await;
+    // ... the same account brings the same mailbox back, and its waiting sends go out once.
+    let (status, body) = callback(&app, &restart().await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["id"].as_str(), body["status"].as_str()), (Some(mailbox.as_str()), Some("active")));
+    assert_eq!(body["resumed_sends"], 3);
+    app.wait_until("SELECT count(*) FROM sends WHERE state = 'sent'", 3, Duration::from_secs(60)).await;
+    assert_eq!(app.delivered(&to).await.len(), 3);
+    assert_eq!(app.count("SELECT count(*) FROM mailboxes").await, 1, "no new mailbox");
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE kind = 'mailbox.reconnected'").await, 1);
     app.stop().await;
 }

@@ -22,6 +22,7 @@ mod mailbox_state;
 mod mailboxes;
 mod oauth;
 mod oauth_mailbox;
+mod oauth_reauth;
 mod operator;
 pub mod ops;
 mod pacing;

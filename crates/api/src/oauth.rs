@@ -120,23 +120,42 @@ pub(crate) async fn start(
             .map_err(|e| ApiError::unprocessable("invalid_field", format!("`pacing`: {e}")))?;
         parsed.parse()?;
     }
-    if let Some(url) = &req.return_url {
-        let allowed =
-            mailroom_keyring::oauth_config::origin_of(url).is_some_and(|o| state.oauth.return_origins.contains(&o));
-        if !allowed || url.len() > 2000 {
-            return Err(ApiError::unprocessable(
-                "return_url_not_allowed",
-                "`return_url` must be an http(s) URL on an origin the operator allows (oauth.return_origins)",
-            ));
-        }
+    check_return_url(&state, req.return_url.as_deref())?;
+    let request = json!({ "from_name": req.from_name, "pacing": req.pacing, "return_url": req.return_url });
+    authorize(&state, &auth, p, &provider, &req.transport, request).await
+}
+
+/// Refuses a `return_url` whose origin the operator has not allowed.
+pub(crate) fn check_return_url(state: &AppState, url: Option<&str>) -> Result<(), ApiError> {
+    let Some(url) = url else { return Ok(()) };
+    let allowed =
+        mailroom_keyring::oauth_config::origin_of(url).is_some_and(|o| state.oauth.return_origins.contains(&o));
+    if !allowed || url.len() > 2000 {
+        return Err(ApiError::unprocessable(
+            "return_url_not_allowed",
+            "`return_url` must be an http(s) URL on an origin the operator allows (oauth.return_origins)",
+        ));
     }
+    Ok(())
+}
+
+/// Stores a new single-use state (PKCE verifier, the request) and answers the provider's
+/// authorization URL.
+pub(crate) async fn authorize(
+    state: &AppState,
+    auth: &Auth,
+    p: &OAuthProvider,
+    provider: &str,
+    transport: &str,
+    request: Value,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let value = hex::encode(raw);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let oauth_client = client(p, &state.oauth.redirect_url)?;
     let mut authorize = oauth_client.authorize_url(|| CsrfToken::new(value.clone())).set_pkce_challenge(challenge);
-    for s in scopes(p, &req.transport) {
+    for s in scopes(p, transport) {
         authorize = authorize.add_scope(Scope::new(s));
     }
     if provider == "google" {
@@ -149,10 +168,10 @@ pub(crate) async fn start(
         state_hash: Sha256::digest(value.as_bytes()).to_vec(),
         workspace_id: auth.workspace.as_uuid(),
         api_key_id: auth.key.as_uuid(),
-        provider: provider.clone(),
-        transport: req.transport,
+        provider: provider.to_owned(),
+        transport: transport.to_owned(),
         pkce_verifier: verifier.secret().to_owned(),
-        request: json!({ "from_name": req.from_name, "pacing": req.pacing, "return_url": req.return_url }),
+        request,
         expires_at,
     };
     let mut tx = state.begin(auth.workspace).await?;
@@ -198,6 +217,8 @@ pub(crate) async fn callback(
     let back = row.request.get("return_url").and_then(Value::as_str).map(str::to_owned);
     let done = complete(&state, peer, q, &row).await;
     match (back, done) {
+        // A re-authorisation answers 200 with the same mailbox; a connection 201 with a new one.
+        (None, Ok(mailbox)) if mailbox.get("resumed_sends").is_some() => Ok(Json(mailbox).into_response()),
         (None, Ok(mailbox)) => Ok((StatusCode::CREATED, Json(mailbox)).into_response()),
         (None, Err(e)) => Err(e),
         (Some(url), done) => Ok(return_to(&url, done)),
@@ -212,7 +233,8 @@ fn return_to(url: &str, done: Result<Value, ApiError>) -> Response {
     match done {
         Ok(mailbox) => {
             let id = mailbox["id"].as_str().unwrap_or_default();
-            u.query_pairs_mut().append_pair("mailbox_id", id).append_pair("status", "connected");
+            let status = if mailbox.get("resumed_sends").is_some() { "reconnected" } else { "connected" };
+            u.query_pairs_mut().append_pair("mailbox_id", id).append_pair("status", status);
         }
         Err(e) => {
             let (status, code) = e.status_and_code();
@@ -283,5 +305,8 @@ async fn complete(state: &AppState, peer: SocketAddr, q: Callback, row: &oauth::
         expires_at: token.expires_in().map(|d| Utc::now() + chrono::Duration::from_std(d).unwrap_or_default()),
         scopes: granted,
     };
-    oauth_mailbox::create(state, row, p, &from, tokens, &peer.ip().to_string()).await
+    match row.request.get("mailbox_id").and_then(Value::as_str) {
+        Some(id) => crate::oauth_reauth::reauthorise(state, row, id, &from, tokens, &peer.ip().to_string()).await,
+        None => oauth_mailbox::create(state, row, p, &from, tokens, &peer.ip().to_string()).await,
+    }
 }

@@ -21,8 +21,8 @@ use crate::{
     auth::{Caller, Origin},
     cancel, events, grants, keys, limits,
     limits::RouteClass,
-    mailbox_patch, mailbox_state, mailboxes, oauth, operator, pacing, recheck, reconnect, sends, suppressions, usage,
-    webhooks, workspaces,
+    mailbox_patch, mailbox_state, mailboxes, oauth, oauth_reauth, operator, pacing, recheck, reconnect, sends,
+    suppressions, usage, webhooks, workspaces,
 };
 
 /// Who may call a route.
@@ -71,6 +71,7 @@ fn table() -> Vec<(RouteSpec, Handler)> {
         r("POST", "/v1/mailboxes/recheck", Key(MailboxesWrite), post(recheck::all)),
         r("POST", "/v1/mailboxes/{id}/recheck", Key(MailboxesWrite), post(recheck::one)),
         r("POST", "/v1/mailboxes/oauth/{provider}/start", Key(MailboxesWrite), post(oauth::start)),
+        r("POST", "/v1/mailboxes/{id}/oauth/start", Key(MailboxesWrite), post(oauth_reauth::restart)),
         r("GET", "/v1/oauth/callback", Public, get(oauth::callback)),
         r("POST", "/v1/sends", Key(SendsWrite), post(sends::create)),
         r("POST", "/v1/sends/batch", Key(SendsWrite), post(sends::create_batch)),
