@@ -108,6 +108,11 @@ impl ApiError {
         Self::Unprocessable { code, message: message.into() }
     }
 
+    /// A 409: the request conflicts with the resource's current state.
+    pub fn state_conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::StateConflict { code, message: message.into() }
+    }
+
     /// The status code and the machine-readable code.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {

@@ -195,16 +195,11 @@ pub(crate) async fn connect(
     }
     let id = MailboxId::new();
     let mut tx = state.begin(auth.workspace).await?;
-    let key = active_key(&mut tx, auth.workspace).await?;
-    let mut sealed = vec![];
     let mut secrets = vec![(Field::SmtpPassword, &req.smtp.password)];
     if let Some(imap) = &req.imap {
         secrets.push((Field::ImapPassword, &imap.password));
     }
-    for (field, secret) in secrets {
-        let ctx = SealContext { workspace: auth.workspace, mailbox: id, field };
-        sealed.push((field, state.vault.seal(&key, &ctx, secret).await?));
-    }
+    let sealed = seal(&state, &mut tx, auth.workspace, id, &secrets).await?;
     let mut row = new_row(id, auth.workspace, &from, from_name.as_ref().map(|n| n.as_str()));
     row.smtp_host = req.smtp.host.clone();
     row.smtp_port = i32::from(req.smtp.port);
@@ -217,10 +212,7 @@ pub(crate) async fn connect(
     }
     row.sent_copy = sent_copy;
     crate::pacing::apply(&mut row, &pacing);
-    let version = key.context.version as i32;
-    let rows: Vec<_> =
-        sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
-    mailboxes::insert(&mut tx, &row, &rows).await?;
+    mailboxes::insert(&mut tx, &row, &sealed.rows()).await?;
     mailroom_store::mailbox_state::connected(&mut tx, &row).await?;
     mailroom_store::audit::record(
         &mut tx,
@@ -271,6 +263,40 @@ pub(crate) fn new_row(id: MailboxId, ws: WorkspaceId, from: &EmailAddress, from_
         oauth_scopes: None,
         token_expires_at: None,
     }
+}
+
+/// A mailbox's secrets sealed under the workspace's active data key, each bound to its field.
+pub(crate) struct Sealed {
+    version: i32,
+    values: Vec<(Field, Vec<u8>)>,
+}
+
+impl Sealed {
+    /// The rows to store.
+    pub(crate) fn rows(&self) -> Vec<SealedSecret<'_>> {
+        self.values
+            .iter()
+            .map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: self.version })
+            .collect()
+    }
+}
+
+/// Seals `secrets` of mailbox `id` under the workspace's active key (read in `conn`'s
+/// transaction): one way for connects, reconnects and OAuth grants alike.
+pub(crate) async fn seal(
+    state: &AppState,
+    conn: &mut mailroom_store::PgConnection,
+    ws: WorkspaceId,
+    id: MailboxId,
+    secrets: &[(Field, &SecretString)],
+) -> Result<Sealed, ApiError> {
+    let key = active_key(conn, ws).await?;
+    let mut values = Vec::with_capacity(secrets.len());
+    for (field, secret) in secrets {
+        let ctx = SealContext { workspace: ws, mailbox: id, field: *field };
+        values.push((*field, state.vault.seal(&key, &ctx, secret).await?));
+    }
+    Ok(Sealed { version: i32::try_from(key.context.version).unwrap_or(i32::MAX), values })
 }
 
 /// The workspace's active data key, wrapped.

@@ -2,17 +2,14 @@
 //! sealed like any credential.
 
 use mailroom_domain::{EmailAddress, MailboxId, WorkspaceId, mask_email};
-use mailroom_store::{
-    mailboxes::{self, SealedSecret},
-    oauth::StateRow,
-};
-use mailroom_vault::{Field, SealContext};
+use mailroom_store::{mailboxes, oauth::StateRow};
+use mailroom_vault::Field;
 use secrecy::SecretString;
 use serde_json::Value;
 
 use mailroom_keyring::oauth_config::OAuthProvider;
 
-use crate::{ApiError, AppState, mailboxes::active_key};
+use crate::{ApiError, AppState};
 
 /// What the code exchange yielded.
 pub(crate) struct Tokens {
@@ -87,17 +84,10 @@ pub(crate) async fn create(
     m.token_expires_at = tokens.expires_at;
     crate::pacing::apply(&mut m, &pacing);
     let mut tx = state.begin(ws).await?;
-    let key = active_key(&mut tx, ws).await?;
-    let mut sealed = vec![];
-    for (field, secret) in [(Field::RefreshToken, &tokens.refresh), (Field::AccessToken, &tokens.access)] {
-        let ctx = SealContext { workspace: ws, mailbox: id, field };
-        sealed.push((field, state.vault.seal(&key, &ctx, secret).await?));
-    }
+    let secrets = [(Field::RefreshToken, &tokens.refresh), (Field::AccessToken, &tokens.access)];
+    let sealed = crate::mailboxes::seal(state, &mut tx, ws, id, &secrets).await?;
     drop(tokens);
-    let version = i32::try_from(key.context.version).unwrap_or(i32::MAX);
-    let rows: Vec<_> =
-        sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
-    mailboxes::insert(&mut tx, &m, &rows).await?;
+    mailboxes::insert(&mut tx, &m, &sealed.rows()).await?;
     let actor = format!("api_key:{}", mailroom_domain::ApiKeyId::from_uuid(row.api_key_id));
     let who =
         mailroom_store::audit::Actor { name: &actor, source: Some(source), ..mailroom_store::audit::Actor::default() };

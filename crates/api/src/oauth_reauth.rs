@@ -13,30 +13,20 @@ use axum::{
 use mailroom_domain::{EmailAddress, MailboxId, WorkspaceId, mask_email};
 use mailroom_store::{
     mailbox_state::{self, Change},
-    mailboxes::{self, SealedSecret},
+    mailboxes,
     oauth::StateRow,
 };
-use mailroom_vault::{Field, SealContext};
+use mailroom_vault::Field;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{
-    ApiError, AppState,
-    auth::Auth,
-    json::ApiJsonOrEmpty,
-    mailboxes::{active_key, view_row},
-    oauth_mailbox::Tokens,
-};
+use crate::{ApiError, AppState, auth::Auth, json::ApiJsonOrEmpty, mailboxes::view_row, oauth_mailbox::Tokens};
 
 /// `{"return_url"?}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RestartRequest {
     return_url: Option<String>,
-}
-
-fn conflict(code: &'static str, message: &str) -> ApiError {
-    ApiError::StateConflict { code, message: message.to_owned() }
 }
 
 /// `POST /v1/mailboxes/{id}/oauth/start` → 201 `{authorization_url, expires_at}`.
@@ -50,10 +40,13 @@ pub(crate) async fn restart(
     let ws = auth.workspace;
     let m = mailboxes::get(&mut *state.begin(ws).await?, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     if m.status == "disconnected" {
-        return Err(conflict("mailbox_disconnected", "its credentials were destroyed; connect the mailbox again"));
+        return Err(ApiError::state_conflict(
+            "mailbox_disconnected",
+            "its credentials were destroyed; connect the mailbox again",
+        ));
     }
     let Some(provider) = m.oauth_provider.clone().filter(|_| m.auth_kind == "oauth") else {
-        return Err(conflict(
+        return Err(ApiError::state_conflict(
             "mailbox_uses_password",
             "this mailbox signs in with a password: set a new one with PUT /v1/mailboxes/{id}/credentials",
         ));
@@ -90,21 +83,18 @@ pub(crate) async fn reauthorise(
             ),
         ));
     }
-    let key = active_key(&mut tx, ws).await?;
-    let mut sealed = vec![];
-    for (field, secret) in [(Field::RefreshToken, &tokens.refresh), (Field::AccessToken, &tokens.access)] {
-        let ctx = SealContext { workspace: ws, mailbox: id, field };
-        sealed.push((field, state.vault.seal(&key, &ctx, secret).await?));
-    }
-    let version = i32::try_from(key.context.version).unwrap_or(i32::MAX);
-    let rows: Vec<_> =
-        sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
-    let resumed = match mailbox_state::reconnect(&mut tx, ws, id, &rows).await?.ok_or(ApiError::NotFound("mailbox"))? {
-        Change::Done { resumed } => resumed,
-        Change::Refused(_) | Change::Already => {
-            return Err(conflict("mailbox_disconnected", "the mailbox was disconnected meanwhile; connect it again"));
-        }
-    };
+    let secrets = [(Field::RefreshToken, &tokens.refresh), (Field::AccessToken, &tokens.access)];
+    let sealed = crate::mailboxes::seal(state, &mut tx, ws, id, &secrets).await?;
+    let resumed =
+        match mailbox_state::reconnect(&mut tx, ws, id, &sealed.rows()).await?.ok_or(ApiError::NotFound("mailbox"))? {
+            Change::Done { resumed } => resumed,
+            Change::Refused(_) | Change::Already => {
+                return Err(ApiError::state_conflict(
+                    "mailbox_disconnected",
+                    "the mailbox was disconnected meanwhile; connect it again",
+                ));
+            }
+        };
     if let Some(at) = tokens.expires_at {
         mailboxes::set_token_expiry(&mut tx, ws, id, at).await?;
     }

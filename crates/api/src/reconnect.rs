@@ -12,13 +12,13 @@ use axum::{
 use mailroom_domain::{MailboxId, mask_email};
 use mailroom_store::{
     mailbox_state::{self, Change},
-    mailboxes::{self, MailboxRow, SealedSecret},
+    mailboxes::{self, MailboxRow},
 };
 use mailroom_transport::{
     Endpoint, Refused, TlsMode,
     imap::{ImapCredential, ImapEndpoint, ImapError, ImapTls},
 };
-use mailroom_vault::{Field, SealContext};
+use mailroom_vault::Field;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ use crate::{
     ApiError, AppState,
     auth::Auth,
     json::ApiJson,
-    mailboxes::{Server, active_key, reachable, view_row},
+    mailboxes::{Server, reachable, seal, view_row},
 };
 
 /// A new password.
@@ -46,10 +46,6 @@ pub(crate) struct CredentialsRequest {
     imap: Option<NewPassword>,
 }
 
-fn conflict(code: &'static str, message: &str) -> ApiError {
-    ApiError::StateConflict { code, message: message.to_owned() }
-}
-
 /// `PUT /v1/mailboxes/{id}/credentials` → 200 with the mailbox and `resumed_sends`.
 pub(crate) async fn put(
     State(state): State<Arc<AppState>>,
@@ -61,10 +57,13 @@ pub(crate) async fn put(
     let ws = auth.workspace;
     let m = mailboxes::get(&mut *state.begin(ws).await?, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     if m.status == "disconnected" {
-        return Err(conflict("mailbox_disconnected", "its credentials were destroyed; connect the mailbox again"));
+        return Err(ApiError::state_conflict(
+            "mailbox_disconnected",
+            "its credentials were destroyed; connect the mailbox again",
+        ));
     }
     if m.auth_kind != "password" {
-        return Err(conflict(
+        return Err(ApiError::state_conflict(
             "mailbox_uses_oauth",
             "this mailbox signs in over OAuth, not with a password; authorise it again with its provider",
         ));
@@ -84,26 +83,22 @@ pub(crate) async fn put(
         check_imap(&state, &m, &imap.password).await?;
     }
     let mut tx = state.begin(ws).await?;
-    let key = active_key(&mut tx, ws).await?;
     let mut given = vec![(Field::SmtpPassword, &req.smtp.password)];
     if let Some(imap) = &req.imap {
         given.push((Field::ImapPassword, &imap.password));
     }
-    let mut sealed = vec![];
-    for (field, secret) in given {
-        let ctx = SealContext { workspace: ws, mailbox: id, field };
-        sealed.push((field, state.vault.seal(&key, &ctx, secret).await?));
-    }
-    let version = i32::try_from(key.context.version).unwrap_or(i32::MAX);
-    let rows: Vec<_> =
-        sealed.iter().map(|(f, s)| SealedSecret { field: f.as_str(), sealed: s, key_version: version }).collect();
-    let resumed = match mailbox_state::reconnect(&mut tx, ws, id, &rows).await?.ok_or(ApiError::NotFound("mailbox"))? {
-        Change::Done { resumed } => resumed,
-        // Disconnected while the login was checked.
-        Change::Refused(_) | Change::Already => {
-            return Err(conflict("mailbox_disconnected", "the mailbox was disconnected meanwhile; connect it again"));
-        }
-    };
+    let sealed = seal(&state, &mut tx, ws, id, &given).await?;
+    let resumed =
+        match mailbox_state::reconnect(&mut tx, ws, id, &sealed.rows()).await?.ok_or(ApiError::NotFound("mailbox"))? {
+            Change::Done { resumed } => resumed,
+            // Disconnected while the login was checked.
+            Change::Refused(_) | Change::Already => {
+                return Err(ApiError::state_conflict(
+                    "mailbox_disconnected",
+                    "the mailbox was disconnected meanwhile; connect it again",
+                ));
+            }
+        };
     mailroom_store::audit::record(&mut tx, Some(ws), &auth.actor(), "mailbox.reconnect", Some(&id.to_string())).await?;
     let row = mailboxes::get(&mut tx, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     tx.commit().await?;
