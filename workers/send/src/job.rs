@@ -50,7 +50,7 @@ async fn process(ctx: &Ctx, job: SendJob) -> anyhow::Result<()> {
         _ => {
             let mailbox = mailbox.ok_or_else(|| anyhow::anyhow!("the send's mailbox is missing"))?;
             match mailbox.status.as_str() {
-                "needs_reauth" | "unusable" | "paused" => return park(ctx, &row, &mailbox.status).await,
+                s if parking_reason(s).is_some() => return park(ctx, &row, &mailbox.status).await,
                 "disconnected" => return cancel(ctx, &row).await,
                 _ => {}
             }
@@ -156,6 +156,17 @@ fn after_crash<'a>(
     (AfterCrash::Settle { state: SendState::Ambiguous, reason }, "ambiguous")
 }
 
+/// Why a send of a mailbox in `status` waits with no job, if it does: the mailbox is paused by
+/// hand, needs re-authentication, or is unusable until an operator acts.
+pub(crate) fn parking_reason(status: &str) -> Option<&'static str> {
+    match status {
+        "paused" => Some("mailbox paused: waiting for it to be resumed"),
+        "needs_reauth" => Some("mailbox needs re-authentication"),
+        "unusable" => Some("mailbox unusable: its credential cannot be opened"),
+        _ => None,
+    }
+}
+
 /// The mailbox needs re-authentication or an operator: the send waits, with no job, until
 /// it is reconnected or re-checked. Parked under the mailbox row's lock, so a re-check that
 /// restores the mailbox meanwhile either comes after (and resumes this send) or before (and
@@ -169,11 +180,7 @@ async fn park(ctx: &Ctx, row: &sends::SendRow, status: &str) -> anyhow::Result<(
         tx.commit().await?;
         return Ok(());
     }
-    let why = match status {
-        "unusable" => "mailbox unusable: its credential cannot be opened",
-        "paused" => "mailbox paused: waiting for it to be resumed",
-        _ => "mailbox needs re-authentication",
-    };
+    let why = parking_reason(status).unwrap_or("mailbox needs re-authentication");
     sends::postpone(&mut tx, row, None, why).await?;
     tx.commit().await?;
     Ok(())

@@ -74,12 +74,7 @@ pub(crate) async fn claim(ctx: &Ctx, row: &SendRow, mailbox: &MailboxRow) -> any
     let Some(status) = mailboxes::lock_status(&mut tx, ws, mbx).await? else { return Ok(None) };
     // Paused (or parked) since the job looked: the send waits, under the same lock the pause
     // took, so a pause that committed first is never passed by.
-    if let Some(why) = match status.as_str() {
-        "paused" => Some("mailbox paused: waiting for it to be resumed"),
-        "needs_reauth" => Some("mailbox needs re-authentication"),
-        "unusable" => Some("mailbox unusable: its credential cannot be opened"),
-        _ => None,
-    } {
+    if let Some(why) = crate::job::parking_reason(&status) {
         mailroom_store::sends::postpone(&mut tx, row, None, why).await?;
         tx.commit().await?;
         return Ok(None);
