@@ -7,6 +7,8 @@ mod crashes;
 mod delivery;
 mod edge;
 mod egress;
+mod erasure;
+mod export;
 mod fuzz;
 mod gmail;
 mod gmail_replies;

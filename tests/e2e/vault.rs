@@ -37,6 +37,10 @@ async fn a_key_rotation_while_sends_flow_fails_none_and_destroys_the_old_version
     let mailboxes = [app.connect_mailbox_with_imap("provider").await, app.connect_mailbox().await];
     let to = recipient("rotation");
     batch(&app, &mailboxes[0], &to, 0, 50).await;
+    // An erased address: its hash key is sealed under version 1 too, and must move.
+    let gone = recipient("gone");
+    let erase = app.post("/v1/contacts/erase").json(&json!({ "address": gone })).send().await.unwrap();
+    assert_eq!(erase.status(), 200);
     let resp = app.post("/v1/data-keys/rotate").send().await.unwrap();
     assert_eq!(resp.status(), 202);
     assert_eq!(resp.json::<Value>().await.unwrap()["version"], 2);
@@ -54,6 +58,9 @@ async fn a_key_rotation_while_sends_flow_fails_none_and_destroys_the_old_version
     assert_eq!(counts, vec![("sent".to_owned(), 350)], "no send failed during the rotation");
     assert_eq!(app.count("SELECT count(*) FROM mailbox_secrets WHERE key_version <> 2").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM mailbox_secrets").await, 4);
+    assert_eq!(app.count("SELECT count(*) FROM workspace_secrets WHERE key_version = 2").await, 1);
+    let (status, refused) = app.send("gone-1", &TestApp::send_body(&mailboxes[1], &gone, "Hi")).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("recipient_suppressed")), "{refused}");
     assert_eq!(app.count("SELECT count(*) FROM workspace_keys WHERE wrapped_key IS NOT NULL").await, 1);
     // Re-sealed values open under version 2.
     for m in &mailboxes {

@@ -180,6 +180,7 @@ impl TestApp {
             trusted_proxy_header: None,
             failed_auth: Default::default(),
             local_limits: Default::default(),
+            exports: Default::default(),
             pool: api_pool,
             vault: vault.clone(),
             smtp: smtp_settings(&opts.egress),

@@ -19,12 +19,12 @@ pub(crate) async fn list(
     let mut conn = state.begin(auth.workspace).await?;
     let rows = mailroom_store::audit::page(&mut conn, auth.workspace, after, limit).await?;
     let next = rows.last().map_or(after, |r| r.id);
-    let entries: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({ "position": r.id.to_string(), "at": r.created_at, "actor": r.actor, "role": r.role,
-                "action": r.action, "target": r.target, "source": r.source, "request_id": r.request_id })
-        })
-        .collect();
+    let entries: Vec<Value> = rows.iter().map(view).collect();
     Ok(Json(json!({ "entries": entries, "next": next.to_string() })))
+}
+
+/// One entry as the API shows it.
+pub(crate) fn view(r: &mailroom_store::audit::AuditRow) -> Value {
+    json!({ "position": r.id.to_string(), "at": r.created_at, "actor": r.actor, "role": r.role,
+        "action": r.action, "target": r.target, "source": r.source, "request_id": r.request_id })
 }

@@ -208,11 +208,18 @@ impl From<mailroom_vault::VaultError> for ApiError {
     }
 }
 
+impl From<mailroom_keyring::OpenError> for ApiError {
+    fn from(e: mailroom_keyring::OpenError) -> Self {
+        mailroom_keyring::KeyringError::Open(e).into()
+    }
+}
+
 impl From<mailroom_keyring::KeyringError> for ApiError {
     fn from(e: mailroom_keyring::KeyringError) -> Self {
         use mailroom_keyring::KeyringError;
         match e {
             KeyringError::Vault(v) => v.into(),
+            KeyringError::Open(mailroom_keyring::OpenError::Unavailable(v)) => v.into(),
             KeyringError::NoWorkspace(_) => Self::NotFound("workspace"),
             e @ KeyringError::RotationInProgress(_) => {
                 Self::StateConflict { code: "rotation_in_progress", message: e.to_string() }

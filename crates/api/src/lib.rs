@@ -10,9 +10,11 @@ mod api_keys;
 mod audit;
 mod auth;
 mod cancel;
+mod contacts;
 pub mod edge;
 mod error;
 mod events;
+pub mod export;
 mod grants;
 mod json;
 mod keys;
@@ -104,6 +106,9 @@ pub struct AppState {
     pub failed_auth: FailedAuthLimiter,
     /// This process's own rate-limit buckets (the first gate for failed authentications).
     pub local_limits: limits::LocalBuckets,
+    /// Exports streaming from this process (each holds a database connection until its
+    /// client has read it all).
+    pub exports: export::Slots,
 }
 
 impl AppState {

@@ -19,7 +19,7 @@ use mailroom_domain::Scope;
 use crate::{
     ApiError, AppState, api_keys, audit, auth,
     auth::{Caller, Origin},
-    cancel, events, grants, keys, limits,
+    cancel, contacts, events, export, grants, keys, limits,
     limits::RouteClass,
     mailbox_patch, mailbox_state, mailboxes, oauth, oauth_reauth, operator, pacing, recheck, reconnect, sends,
     suppressions, usage, webhooks, workspaces,
@@ -101,6 +101,8 @@ fn table() -> Vec<(RouteSpec, Handler)> {
         r("POST", "/v1/suppressions", Key(SuppressionsWrite), post(suppressions::add)),
         r("POST", "/v1/suppressions/import", Key(SuppressionsWrite), post(suppressions::import)),
         r("DELETE", "/v1/suppressions/{address}", Key(SuppressionsWrite), delete(suppressions::remove)),
+        r("POST", "/v1/contacts/erase", Key(ContactsErase), post(contacts::erase)),
+        r("GET", "/v1/export", Key(ExportRead), get(export::export)),
         r("GET", "/v1/audit", Key(AuditRead), get(audit::list)),
         r("GET", "/v1/usage", Key(UsageRead), get(usage::get)),
     ]

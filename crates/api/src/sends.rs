@@ -46,6 +46,7 @@ enum Outcome {
 /// created send, so a batch queues all of its jobs in one statement.
 async fn record(
     conn: &mut PgConnection,
+    state: &AppState,
     ws: WorkspaceId,
     key: &IdempotencyKey,
     v: &ValidSend,
@@ -60,23 +61,7 @@ async fn record(
     }
     let mailbox_from = mailbox.from_address.as_str();
     let recipients: Vec<String> = v.message.recipients().map(|a| a.as_str().to_owned()).collect();
-    let suppressed = mailroom_store::suppressions::matching(conn, ws, &recipients).await?;
-    if let Some(first) = suppressed.first() {
-        let more = match suppressed.len() - 1 {
-            0 => String::new(),
-            n => format!(", and {n} more recipient(s)"),
-        };
-        return Err(ApiError::unprocessable(
-            "recipient_suppressed",
-            format!(
-                "`{}` is on the workspace's suppression list ({}, since {}){more}; take it off with \
-                 DELETE /v1/suppressions/{{address}} if that was a mistake",
-                first.address,
-                first.reason,
-                first.created_at.format("%Y-%m-%dT%H:%M:%SZ")
-            ),
-        ));
-    }
+    crate::contacts::screen(conn, state, ws, &recipients).await?;
     let from = mailroom_domain::EmailAddress::parse(mailbox_from).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let message_id = MessageId::generate(&from);
     let threaded;
@@ -128,7 +113,7 @@ pub(crate) async fn create(
     let valid = validate::send(req, &state.limits)?;
     let mut tx = state.begin(auth.workspace).await?;
     let mailbox = mailboxes::get(&mut tx, auth.workspace, valid.mailbox).await?.ok_or(ApiError::NotFound("mailbox"))?;
-    match record(&mut tx, auth.workspace, &key, &valid, &mailbox).await? {
+    match record(&mut tx, &state, auth.workspace, &key, &valid, &mailbox).await? {
         Outcome::Created(row) => {
             let priority = queue::fairness_priority(sends::backlog(&mut tx, auth.workspace).await?);
             queue::push_sends_with_priority(&mut tx, &[job_for(&row)], priority).await?;
@@ -230,7 +215,7 @@ async fn record_batch(
         }
         let outcome = match &senders[&valid.mailbox] {
             None => Err(ApiError::NotFound("mailbox")),
-            Some(mailbox) => record(&mut tx, ws, key, valid, mailbox).await,
+            Some(mailbox) => record(&mut tx, state, ws, key, valid, mailbox).await,
         };
         results[i] = match outcome {
             Ok(Outcome::Created(row)) => {
@@ -278,6 +263,7 @@ pub(crate) fn view(row: &SendRow, replayed: bool) -> Value {
         "sequence": row.sequence,
         "stop_on": row.stop_on,
         "in_reply_to": row.in_reply_to.map(SendId::from_uuid),
+        "erased_at": row.erased_at,
         "replayed": replayed,
     })
 }

@@ -31,7 +31,7 @@ pub(crate) struct ListQuery {
     limit: Option<i64>,
 }
 
-fn view(s: &Suppression) -> Value {
+pub(crate) fn view(s: &Suppression) -> Value {
     json!({ "address": s.address, "reason": s.reason.as_str(), "detail": s.detail, "created_at": s.created_at })
 }
 

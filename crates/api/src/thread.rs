@@ -48,6 +48,12 @@ pub(crate) async fn follow_up(
             format!("send {parent} is `{}` and will never arrive; follow up a send that went or is waiting", row.state),
         ));
     }
+    if row.erased_at.is_some() {
+        return Err(refused(
+            "thread_parent_erased",
+            format!("send {parent} was erased with its recipient's data; start a new thread"),
+        ));
+    }
     let first: OutgoingMessage = serde_json::from_value(row.payload).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let mut chain: Vec<String> = first
         .headers

@@ -52,6 +52,8 @@ scopes! {
     UsageRead => "usage:read", "Read the workspace's usage.";
     SuppressionsRead => "suppressions:read", "See the suppression list.";
     SuppressionsWrite => "suppressions:write", "Add to, import into and remove from the suppression list.";
+    ContactsErase => "contacts:erase", "Erase a contact's data from the workspace (a data subject's right).";
+    ExportRead => "export:read", "Export the workspace's data (sends, events, mailboxes, suppressions, audit).";
 }
 
 impl Scope {
@@ -70,7 +72,8 @@ impl Scope {
 pub enum Role {
     /// Everything in the workspace.
     Owner,
-    /// Everything but the workspace's data keys, its sub-workspaces and its grants.
+    /// Everything but the workspace's data keys, its sub-workspaces and its grants (erasure and
+    /// export included).
     Admin,
     /// Runs campaigns: mailboxes, sends, events, suppressions (a copywriter, a campaign manager). Cannot rotate
     /// keys, settle ambiguous sends or change webhooks.
@@ -118,6 +121,8 @@ impl Role {
                 UsageRead,
                 SuppressionsRead,
                 SuppressionsWrite,
+                ContactsErase,
+                ExportRead,
             ],
             Role::Operator => &[
                 MailboxesRead,

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod erasure;
 pub mod oauth_config;
 mod open;
 pub mod recheck;
@@ -40,6 +41,9 @@ pub enum KeyringError {
     /// No such workspace (or it was deleted).
     #[error("no workspace {0}")]
     NoWorkspace(WorkspaceId),
+    /// A sealed value did not open.
+    #[error(transparent)]
+    Open(#[from] OpenError),
 }
 
 impl From<mailroom_store::SqlxError> for KeyringError {

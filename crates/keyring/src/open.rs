@@ -90,6 +90,18 @@ pub async fn open_sealed(
     open_with(vault, &wrapped, &ctx, sealed).await
 }
 
+/// Opens a sealed value bound to `ctx`, reading its key's row through the caller's
+/// transaction.
+pub(crate) async fn open_in(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    ctx: SealContext,
+    sealed: &[u8],
+) -> Result<SecretString, OpenError> {
+    let wrapped = sealing_key(conn, &ctx, sealed).await?;
+    open_with(vault, &wrapped, &ctx, sealed).await
+}
+
 fn unusable(ctx: &SealContext, why: String) -> OpenError {
     OpenError::Unusable { workspace: ctx.workspace, mailbox: ctx.mailbox, field: ctx.field.as_str(), why }
 }

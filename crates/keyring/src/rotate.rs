@@ -85,7 +85,6 @@ pub struct Progress {
 pub async fn advance(pool: &PgPool, vault: &Vault, grace: Duration, page: i64) -> Result<Progress, KeyringError> {
     let mut progress = Progress { activated: activate(pool).await?, ..Progress::default() };
     reseal_page(pool, vault, page, &mut progress).await?;
-    reseal_webhooks(pool, vault, page, &mut progress).await?;
     progress.destroyed = destroy(pool, vault, grace).await?;
     if progress != Progress::default() {
         tracing::info!(?progress, "key rotation advanced");
@@ -142,66 +141,91 @@ impl Keys {
     }
 }
 
-async fn reseal_page(pool: &PgPool, vault: &Vault, page: i64, progress: &mut Progress) -> Result<(), KeyringError> {
-    let mut conn = pool.acquire().await?;
+/// A sealed value under an older key version, with the row its compare-and-swap needs.
+struct Stale<T> {
+    ctx: SealContext,
+    version: i32,
+    sealed: Vec<u8>,
+    row: T,
+}
+
+/// Moves each value to its workspace's active key, storing it with `swap` (a compare-and-swap
+/// on the old sealed value). A value that does not open is logged and left; an unavailable key
+/// provider stops the pass.
+async fn reseal_all<T>(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    stale: Vec<Stale<T>>,
+    progress: &mut Progress,
+    swap: impl AsyncFn(&mut PgConnection, &T, &[u8], i32) -> Result<bool, mailroom_store::StoreError>,
+) -> Result<(), KeyringError> {
     let mut keys = Keys::default();
-    for row in secrets::stale(&mut conn, page).await? {
-        let ws = WorkspaceId::from_uuid(row.workspace_id);
-        keys.load(&mut conn, ws, row.key_version).await?;
-        let (Some(field), Some(Some(from))) = (Field::parse(&row.field), keys.old.get(&(ws, row.key_version))) else {
+    for s in stale {
+        let ws = s.ctx.workspace;
+        keys.load(conn, ws, s.version).await?;
+        let Some(Some(from)) = keys.old.get(&(ws, s.version)) else {
             progress.skipped += 1;
             continue;
         };
-        let ctx = SealContext { workspace: ws, mailbox: MailboxId::from_uuid(row.mailbox_id), field };
         let to = &keys.active[&ws];
-        let sealed = match reseal_one(vault, from, to, &ctx, &row.sealed).await {
-            Ok(sealed) => sealed,
+        match reseal_one(vault, from, to, &s.ctx, &s.sealed).await {
+            Ok(sealed) => {
+                let version = i32::try_from(to.context.version).unwrap_or(i32::MAX);
+                if swap(conn, &s.row, &sealed, version).await? {
+                    progress.resealed += 1;
+                } else {
+                    progress.skipped += 1;
+                }
+            }
             Err(e @ VaultError::Provider(ProviderError::Unavailable(_))) => return Err(e.into()),
             Err(e) => {
-                tracing::error!(workspace.id = %ws, mailbox.id = %ctx.mailbox, field = field.as_str(), error = %e,
+                tracing::error!(workspace.id = %ws, owner = %s.ctx.mailbox, field = s.ctx.field.as_str(), error = %e,
                     "a sealed value does not open; it stays under its old key");
                 progress.skipped += 1;
-                continue;
             }
-        };
-        let version = i32::try_from(to.context.version).unwrap_or(i32::MAX);
-        if secrets::reseal(&mut conn, &row, &sealed, version).await? {
-            progress.resealed += 1;
-        } else {
-            progress.skipped += 1;
         }
     }
     Ok(())
 }
 
-/// Re-seals webhook signing secrets still under an older key version.
-async fn reseal_webhooks(pool: &PgPool, vault: &Vault, page: i64, progress: &mut Progress) -> Result<(), KeyringError> {
+/// Re-seals a page of each kind of sealed value: mailbox credentials, webhook signing secrets,
+/// workspace secrets (the erasure-hash key).
+async fn reseal_page(pool: &PgPool, vault: &Vault, page: i64, progress: &mut Progress) -> Result<(), KeyringError> {
     let mut conn = pool.acquire().await?;
-    let mut keys = Keys::default();
-    for hook in mailroom_store::webhooks::stale_secrets(&mut conn, page).await? {
-        let ws = WorkspaceId::from_uuid(hook.workspace_id);
-        keys.load(&mut conn, ws, hook.key_version).await?;
-        let Some(Some(from)) = keys.old.get(&(ws, hook.key_version)) else {
-            progress.skipped += 1;
-            continue;
-        };
-        let ctx = SealContext { workspace: ws, mailbox: MailboxId::from_uuid(hook.id), field: Field::WebhookSecret };
-        let to = &keys.active[&ws];
-        match reseal_one(vault, from, to, &ctx, &hook.secret_sealed).await {
-            Ok(sealed) => {
-                let version = i32::try_from(to.context.version).unwrap_or(i32::MAX);
-                if mailroom_store::webhooks::reseal(&mut conn, &hook, &sealed, version).await? {
-                    progress.resealed += 1;
-                }
-            }
-            Err(e @ VaultError::Provider(ProviderError::Unavailable(_))) => return Err(e.into()),
-            Err(e) => {
-                tracing::error!(workspace.id = %ws, webhook = %hook.id, error = %e, "a webhook secret does not open");
-                progress.skipped += 1;
-            }
+    let ctx = |ws: uuid::Uuid, owner: uuid::Uuid, field| SealContext {
+        workspace: WorkspaceId::from_uuid(ws),
+        mailbox: MailboxId::from_uuid(owner),
+        field,
+    };
+    let mut credentials = vec![];
+    for row in secrets::stale(&mut conn, page).await? {
+        match Field::parse(&row.field) {
+            Some(field) => credentials.push(Stale {
+                ctx: ctx(row.workspace_id, row.mailbox_id, field),
+                version: row.key_version,
+                sealed: row.sealed.clone(),
+                row,
+            }),
+            None => progress.skipped += 1,
         }
     }
-    Ok(())
+    reseal_all(&mut conn, vault, credentials, progress, async |c, r, s, v| secrets::reseal(c, r, s, v).await).await?;
+    let hooks = mailroom_store::webhooks::stale_secrets(&mut conn, page).await?.into_iter().map(|h| Stale {
+        ctx: ctx(h.workspace_id, h.id, Field::WebhookSecret),
+        version: h.key_version,
+        sealed: h.secret_sealed.clone(),
+        row: h,
+    });
+    let swap = async |c: &mut PgConnection, h: &_, s: &[u8], v| mailroom_store::webhooks::reseal(c, h, s, v).await;
+    reseal_all(&mut conn, vault, hooks.collect(), progress, swap).await?;
+    let own = mailroom_store::erasure::stale_keys(&mut conn, page).await?.into_iter().map(|r| Stale {
+        ctx: ctx(r.workspace_id, r.workspace_id, Field::ErasureKey),
+        version: r.key_version,
+        sealed: r.sealed.clone(),
+        row: r,
+    });
+    let swap = async |c: &mut PgConnection, r: &_, s: &[u8], v| mailroom_store::erasure::reseal_key(c, r, s, v).await;
+    reseal_all(&mut conn, vault, own.collect(), progress, swap).await
 }
 
 /// Opens a value under its old key and seals it under the new one; the plaintext lives only

@@ -106,6 +106,7 @@ pub fn api_state(
         trusted_proxy_header,
         failed_auth: Default::default(),
         local_limits: Default::default(),
+        exports: Default::default(),
     })
 }
 

@@ -115,3 +115,13 @@ pub async fn page(conn: &mut PgConnection, ws: WorkspaceId, after: i64, limit: i
         .fetch_all(conn)
         .await?)
 }
+
+/// Every published event of a workspace, in feed order, as a stream (the export).
+pub fn all(conn: &mut PgConnection, ws: WorkspaceId) -> crate::export::Rows<'_, FeedEvent> {
+    use futures::{StreamExt, TryStreamExt};
+    sqlx::query_as(concat!(feed_select!(), "WHERE e.workspace_id = $1 AND e.pos IS NOT NULL ORDER BY e.pos"))
+        .bind(ws.as_uuid())
+        .fetch(conn)
+        .map_err(crate::StoreError::from)
+        .boxed()
+}

@@ -7,7 +7,9 @@
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
+pub mod erasure;
 pub mod events;
+pub mod export;
 pub mod grants;
 pub mod keys;
 pub mod mailbox_state;

@@ -161,12 +161,15 @@ pub struct MatchedSend {
     pub metadata: Option<serde_json::Value>,
     /// Its sequence, if it has one.
     pub sequence: Option<String>,
+    /// Whether its recipient was erased.
+    pub erased: bool,
 }
 
 /// The workspace's sends with any of these Message-IDs (never another workspace's).
 pub async fn sends_by_message_id(conn: &mut PgConnection, ws: WorkspaceId, ids: &[String]) -> Result<Vec<MatchedSend>> {
     Ok(sqlx::query_as(
-        "SELECT id, mailbox_id, message_id, metadata, sequence FROM sends WHERE workspace_id = $1 AND message_id = ANY($2)",
+        "SELECT id, mailbox_id, message_id, metadata, sequence, erased_at IS NOT NULL AS erased FROM sends
+         WHERE workspace_id = $1 AND message_id = ANY($2)",
     )
     .bind(ws.as_uuid())
     .bind(ids)

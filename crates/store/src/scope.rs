@@ -24,6 +24,16 @@ pub async fn begin(pool: &PgPool, ws: WorkspaceId) -> Result<Scoped> {
     Ok(pool.begin_with(sqlx::AssertSqlSafe(sql)).await?)
 }
 
+/// Begins a read-only transaction in `ws` that sees one snapshot throughout (an export reads
+/// several tables as they were at one instant).
+pub async fn begin_snapshot(pool: &PgPool, ws: WorkspaceId) -> Result<Scoped> {
+    let sql = format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('mailroom.workspace', '{}', true)",
+        ws.as_uuid()
+    );
+    Ok(pool.begin_with(sqlx::AssertSqlSafe(sql)).await?)
+}
+
 /// Moves an open transaction to `ws`: a step that writes another workspace's rows (a parent's
 /// audit trail when a sub-workspace is created or deleted).
 pub async fn enter(conn: &mut PgConnection, ws: WorkspaceId) -> Result<()> {

@@ -85,6 +85,41 @@ pub async fn matching(conn: &mut PgConnection, ws: WorkspaceId, addresses: &[Str
     rows.into_iter().map(Suppression::try_from).collect()
 }
 
+/// What enqueue checks in one round trip: the entries among `addresses` (in normal form),
+/// and the workspace's erasure-hash key, sealed, when it has one (its erased addresses are
+/// listed by keyed hash, which only that key computes).
+pub async fn screen(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    addresses: &[String],
+) -> Result<(Vec<Suppression>, Option<Vec<u8>>)> {
+    let normal: Vec<String> = addresses.iter().map(|a| normalise(a)).collect();
+    // An entry (its four columns), or the key (the fifth).
+    type Row = (Option<String>, Option<String>, Option<String>, Option<DateTime<Utc>>, Option<Vec<u8>>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT address, kind, reason, created_at, NULL::bytea FROM suppressions
+             WHERE workspace_id = $1 AND address = ANY($2)
+             UNION ALL
+             SELECT NULL, NULL, NULL, NULL, sealed FROM workspace_secrets WHERE workspace_id = $1 AND name = 'erasure'",
+    )
+    .bind(ws.as_uuid())
+    .bind(&normal)
+    .fetch_all(conn)
+    .await?;
+    let mut found = vec![];
+    let mut key = None;
+    for row in rows {
+        match row {
+            (Some(address), Some(kind), Some(reason), Some(created_at), _) => {
+                found.push(Suppression::try_from(Raw { address, kind, reason, created_at })?);
+            }
+            (.., sealed) => key = sealed.or(key),
+        }
+    }
+    found.sort_by(|a, b| a.address.cmp(&b.address));
+    Ok((found, key))
+}
+
 /// A page of the list by address, optionally of one reason (through `(workspace_id, kind,
 /// address)` or the primary key).
 pub async fn page(
@@ -116,4 +151,17 @@ pub async fn remove(conn: &mut PgConnection, ws: WorkspaceId, address: &str) -> 
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The whole list of a workspace by address, as a stream (the export).
+pub fn all(conn: &mut PgConnection, ws: WorkspaceId) -> crate::export::Rows<'_, Suppression> {
+    use futures::{StreamExt, TryStreamExt};
+    sqlx::query_as::<_, Raw>(
+        "SELECT address, kind, reason, created_at FROM suppressions WHERE workspace_id = $1 ORDER BY address",
+    )
+    .bind(ws.as_uuid())
+    .fetch(conn)
+    .map_err(StoreError::from)
+    .and_then(|r| async move { Suppression::try_from(r) })
+    .boxed()
 }

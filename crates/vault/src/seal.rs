@@ -39,6 +39,8 @@ pub enum Field {
     AccessToken,
     /// A webhook's signing secret (its owner id, in the mailbox slot, is the webhook's id).
     WebhookSecret,
+    /// The key of a workspace's erased-address hashes (the mailbox slot holds the workspace id).
+    ErasureKey,
 }
 
 impl Field {
@@ -50,14 +52,22 @@ impl Field {
             Self::RefreshToken => "refresh_token",
             Self::AccessToken => "access_token",
             Self::WebhookSecret => "webhook_secret",
+            Self::ErasureKey => "erasure_key",
         }
     }
 
     /// The field named `name` in the database.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::SmtpPassword, Self::ImapPassword, Self::RefreshToken, Self::AccessToken, Self::WebhookSecret]
-            .into_iter()
-            .find(|f| f.as_str() == name)
+        [
+            Self::SmtpPassword,
+            Self::ImapPassword,
+            Self::RefreshToken,
+            Self::AccessToken,
+            Self::WebhookSecret,
+            Self::ErasureKey,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == name)
     }
 }
 

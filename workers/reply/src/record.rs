@@ -49,20 +49,24 @@ pub(crate) async fn record(
     if !replies::first_sighting(&mut tx, ws, mbx, &m.dedupe_key, Some(send.id), kind.event()).await? {
         return Ok(None); // seen before: its event exists
     }
-    let mut data = json!({
-        "message_id": send.message_id,
-        "inbound_message_id": m.message_id,
-        "from": m.from,
-        "subject": m.subject,
-    });
-    match &kind {
-        Kind::BounceHard(r) | Kind::BounceSoft(r) => {
-            data["recipient"] = json!(r.recipient);
-            data["status"] = json!(r.status);
-            data["action"] = json!(r.action);
-            data["diagnostic"] = json!(r.diagnostic);
+    // A message about an erased send (a late reply, a bounce) is recorded without what it
+    // says about the erased contact, and adds nothing to the list: the keyed hash suppresses.
+    let mut data = json!({ "message_id": send.message_id });
+    if send.erased {
+        data["erased"] = json!(true);
+    } else {
+        data["inbound_message_id"] = json!(m.message_id);
+        data["from"] = json!(m.from);
+        data["subject"] = json!(m.subject);
+        match &kind {
+            Kind::BounceHard(r) | Kind::BounceSoft(r) => {
+                data["recipient"] = json!(r.recipient);
+                data["status"] = json!(r.status);
+                data["action"] = json!(r.action);
+                data["diagnostic"] = json!(r.diagnostic);
+            }
+            _ => data["excerpt"] = json!(m.excerpt),
         }
-        _ => data["excerpt"] = json!(m.excerpt),
     }
     let event = events::NewEvent {
         workspace: ws,
@@ -73,6 +77,7 @@ pub(crate) async fn record(
     };
     events::insert(&mut tx, &event).await?;
     match (&kind, &m.from) {
+        _ if send.erased => {}
         (Kind::BounceHard(r), _) => {
             let detail = format!("hard bounce {}", r.status);
             suppressions::add(&mut tx, ws, &r.recipient, SuppressionReason::HardBounce, &detail).await?

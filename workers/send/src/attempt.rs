@@ -13,6 +13,11 @@ pub(crate) async fn run(ctx: &Ctx, claimed: SendRow, mailbox: MailboxRow) -> any
     if claimed.reconcile_reason.is_some() {
         return reconcile::run(ctx, &claimed, &mailbox).await;
     }
+    if claimed.erased_at.is_some() {
+        // Erased while an earlier attempt was under way: the message is gone and its
+        // recipient must not be mailed.
+        return outcome::erased(ctx, &claimed).await;
+    }
     let (ws, mbx) = (claimed.workspace(), claimed.mailbox());
     let composed = serde_json::from_value::<OutgoingMessage>(claimed.payload.clone())
         .context("the ledger payload does not parse")

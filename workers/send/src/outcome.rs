@@ -213,6 +213,14 @@ pub(crate) async fn uncomposable(ctx: &Ctx, row: &SendRow, e: &anyhow::Error) ->
     Ok(())
 }
 
+/// The send's recipient was erased after an attempt began: it fails, never to go out.
+pub(crate) async fn erased(ctx: &Ctx, row: &SendRow) -> anyhow::Result<()> {
+    let mut tx = ctx.pool.begin().await?;
+    let applied = terminal(&mut tx, row, SendState::Failed, "its recipient was erased").await?;
+    commit(tx, applied).await?;
+    Ok(())
+}
+
 /// The credential could not be opened. The key provider being unavailable is nobody's fault
 /// and costs no attempt: the send waits (with a backoff shared by the process) and goes out
 /// when the provider answers again. A credential that will never open marks its mailbox

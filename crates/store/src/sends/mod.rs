@@ -67,6 +67,8 @@ pub struct SendRow {
     pub stop_on: Vec<String>,
     /// The send it follows up, if any.
     pub in_reply_to: Option<uuid::Uuid>,
+    /// When its recipient was erased (its payload is gone; it is never sent).
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl SendRow {

@@ -1,0 +1,81 @@
+//! `POST /v1/contacts/erase`: a data subject's erasure (see `mailroom_keyring::erasure`), and
+//! the suppression check at enqueue, which also knows erased addresses by their keyed hash.
+
+use std::sync::Arc;
+
+use axum::{Json, extract::State};
+use mailroom_domain::{EmailAddress, WorkspaceId, suppression::normalise};
+use mailroom_keyring::erasure;
+use mailroom_store::{PgConnection, suppressions};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{ApiError, AppState, auth::Auth, json::ApiJson};
+
+/// The erasure request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EraseRequest {
+    address: String,
+}
+
+/// `POST /v1/contacts/erase {"address"}` → `{"erased": true, "sends", "cancelled", "events"}`.
+/// Safe to repeat (a repeat finds nothing more to erase).
+pub(crate) async fn erase(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    ApiJson(req): ApiJson<EraseRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let address = EmailAddress::parse(req.address.trim())
+        .map_err(|e| ApiError::unprocessable("invalid_field", format!("`address`: {e}")))?;
+    let done = erasure::erase(&state.pool, &state.vault, auth.workspace, address.as_str(), &auth.actor()).await?;
+    Ok(Json(json!({
+        "erased": true,
+        "sends": done.sends,
+        "cancelled": done.cancelled,
+        "events": done.events,
+    })))
+}
+
+/// Refuses a send to a suppressed recipient, naming the address, the reason and since when.
+/// Erased addresses are listed by keyed hash: when the workspace has erased any, its hash key
+/// (returned by the same query) is opened and the recipients' hashes are looked up too.
+pub(crate) async fn screen(
+    conn: &mut PgConnection,
+    state: &AppState,
+    ws: WorkspaceId,
+    recipients: &[String],
+) -> Result<(), ApiError> {
+    let (found, sealed) = suppressions::screen(conn, ws, recipients).await?;
+    if let Some(first) = found.first() {
+        let more = match found.len() - 1 {
+            0 => String::new(),
+            n => format!(", and {n} more recipient(s)"),
+        };
+        return Err(ApiError::unprocessable(
+            "recipient_suppressed",
+            format!(
+                "`{}` is on the workspace's suppression list ({}, since {}){more}; take it off with \
+                 DELETE /v1/suppressions/{{address}} if that was a mistake",
+                first.address,
+                first.reason,
+                first.created_at.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        ));
+    }
+    let Some(sealed) = sealed else { return Ok(()) };
+    let hasher = erasure::hasher(conn, &state.vault, ws, &sealed).await?;
+    let hashed: Vec<String> = recipients.iter().map(|r| hasher.hash(r)).collect();
+    drop(hasher);
+    let erased = suppressions::matching(conn, ws, &hashed).await?;
+    let Some(first) = erased.first() else { return Ok(()) };
+    let named = hashed.iter().position(|h| *h == first.address).map(|i| normalise(&recipients[i]));
+    Err(ApiError::unprocessable(
+        "recipient_suppressed",
+        format!(
+            "`{}` was erased from this workspace on {} and is never mailed again",
+            named.unwrap_or_default(),
+            first.created_at.format("%Y-%m-%dT%H:%M:%SZ")
+        ),
+    ))
+}

@@ -1,0 +1,55 @@
+//! A workspace's data read whole, row by row, for `GET /v1/export`: each function streams one
+//! table in a stable order, so the caller writes rows out as they arrive and holds none. Run
+//! them in one [`crate::scope::begin_snapshot`] transaction for a consistent export.
+
+use futures::{StreamExt, TryStreamExt, stream::BoxStream};
+use mailroom_domain::WorkspaceId;
+use sqlx::PgConnection;
+
+use crate::{
+    Result, StoreError, audit::AuditRow, events::FeedEvent, mailboxes::MailboxRow, sends::SendRow,
+    suppressions::Suppression,
+};
+
+/// A stream of rows borrowing the transaction.
+pub type Rows<'c, T> = BoxStream<'c, Result<T>>;
+
+/// Every send, by id (the ledger: states, timestamps, metadata; callers show no payload).
+pub fn sends(conn: &mut PgConnection, ws: WorkspaceId) -> Rows<'_, SendRow> {
+    sqlx::query_as("SELECT * FROM sends WHERE workspace_id = $1 ORDER BY id")
+        .bind(ws.as_uuid())
+        .fetch(conn)
+        .map_err(StoreError::from)
+        .boxed()
+}
+
+/// Every published event, in feed order, as the feed shows it.
+pub fn events(conn: &mut PgConnection, ws: WorkspaceId) -> Rows<'_, FeedEvent> {
+    crate::events::all(conn, ws)
+}
+
+/// Every mailbox, oldest first (the row holds no secret: those are in `mailbox_secrets`).
+pub fn mailboxes(conn: &mut PgConnection, ws: WorkspaceId) -> Rows<'_, MailboxRow> {
+    sqlx::query_as("SELECT * FROM mailboxes WHERE workspace_id = $1 ORDER BY created_at, id")
+        .bind(ws.as_uuid())
+        .fetch(conn)
+        .map_err(StoreError::from)
+        .boxed()
+}
+
+/// The suppression list, by address.
+pub fn suppressions(conn: &mut PgConnection, ws: WorkspaceId) -> Rows<'_, Suppression> {
+    crate::suppressions::all(conn, ws)
+}
+
+/// The audit trail, oldest first.
+pub fn audit(conn: &mut PgConnection, ws: WorkspaceId) -> Rows<'_, AuditRow> {
+    sqlx::query_as(
+        "SELECT id, actor, role, request_id, action, target, source, created_at FROM audit_log
+         WHERE workspace_id = $1 ORDER BY id",
+    )
+    .bind(ws.as_uuid())
+    .fetch(conn)
+    .map_err(StoreError::from)
+    .boxed()
+}
