@@ -45,16 +45,16 @@ struct Figures {
 }
 
 /// One side of the comparison: a `mailroom` binary on its own database, with its settings.
-struct Side {
+pub(crate) struct Side {
     label: &'static str,
-    fleet: Fleet,
-    api: Arc<Api>,
+    pub(crate) fleet: Fleet,
+    pub(crate) api: Arc<Api>,
     mailbox: Option<String>,
 }
 
 impl Side {
     /// Migrates database `db` with `bin`, makes a workspace and a key, and sets `env`.
-    async fn new(
+    pub(crate) async fn new(
         label: &'static str,
         bin: &std::path::Path,
         pg: &PrivateCluster,

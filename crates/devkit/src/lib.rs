@@ -9,6 +9,7 @@
 pub mod api_bench;
 pub mod bench;
 pub mod chaos;
+pub mod export_bench;
 pub mod imap;
 pub mod kms;
 mod peers;

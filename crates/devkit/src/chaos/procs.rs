@@ -88,6 +88,11 @@ impl Fleet {
         Ok(self.command(args).stdout(file.try_clone()?).stderr(file).spawn()?)
     }
 
+    /// The running API process's id.
+    pub(crate) fn api_pid(&self) -> Option<u32> {
+        self.api.as_ref().map(Child::id)
+    }
+
     /// Sets (or replaces) one variable of every process started from now on.
     pub(crate) fn set(&mut self, key: &'static str, value: &str) {
         self.env.retain(|(k, _)| *k != key);
