@@ -158,3 +158,26 @@ async fn a_mailbox_is_renamed_and_repaced_in_place_and_bad_changes_change_nothin
     assert_eq!(resp.bearer_auth(&app.token).json(&json!({})).send().await.unwrap().status(), 404);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_the_workspace_has_is_a_409_naming_its_mailbox_until_disconnected() {
+    let app = TestApp::spawn().await;
+    let first = app.connect_mailbox().await;
+    let sender = mailroom_tests::peers().info.sender.clone();
+    let mut again = TestApp::mailbox_request(&mailroom_tests::peers().info.sender_password);
+    again["from_address"] = serde_json::json!(sender.to_uppercase());
+    let resp = app.post("/v1/mailboxes").json(&again).send().await.unwrap();
+    assert_eq!(resp.status(), 409);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "mailbox_exists", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(&first), "{body}");
+    assert_eq!(app.count("SELECT count(*) FROM mailboxes").await, 1, "nothing was created");
+    // Another address of the same account is another mailbox.
+    let tagged = TestApp::mailbox_request(&mailroom_tests::peers().info.sender_password);
+    assert_eq!(app.post("/v1/mailboxes").json(&tagged).send().await.unwrap().status(), 201);
+    // Once disconnected, the address may be connected again.
+    let gone = app.http.delete(format!("{}/v1/mailboxes/{first}", app.base)).bearer_auth(&app.token);
+    assert_eq!(gone.send().await.unwrap().status(), 200);
+    assert_eq!(app.post("/v1/mailboxes").json(&again).send().await.unwrap().status(), 201);
+    app.stop().await;
+}

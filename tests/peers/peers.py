@@ -404,7 +404,10 @@ class Handler:
             return f"250 2.0.0 OK discarded {uuid.uuid4().hex[:12]}"
         bouncing = [r for r in envelope.rcpt_tos if r.lower().startswith("bounceme")]
         rcpts = [f"inbox+{folder(r)}@example.test" for r in envelope.rcpt_tos if r not in bouncing]
-        if (envelope.mail_from or "").lower() == SENDER:
+        # Mail from SENDER, or from one of its +tagged addresses (a workspace connects one
+        # mailbox per address), is filed in SENDER's Sent folder.
+        local, _, domain = (envelope.mail_from or "").lower().partition("@")
+        if f"{local.split('+')[0]}@{domain}" == SENDER:
             rcpts.append(SENDER.replace("@", "+Sent@"))
         content = envelope.original_content
 

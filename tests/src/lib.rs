@@ -278,11 +278,14 @@ impl TestApp {
         self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token)
     }
 
-    /// The request body that connects the peer's SMTP account.
+    /// The request body that connects the peer's SMTP account, sending as a `+tagged` address
+    /// of its own (a workspace connects one mailbox per address; the peer files the mail of
+    /// every tag in the account's Sent folder).
     pub fn mailbox_request(password: &str) -> Value {
         let p = &peers().info;
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
         json!({
-            "from_address": p.sender, "from_name": "Test Sender",
+            "from_address": p.sender.replace('@', &format!("+{tag}@")), "from_name": "Test Sender",
             "smtp": { "host": p.smtp_host, "port": p.smtp_port, "tls": "starttls", "username": p.sender, "password": password },
             "pacing": Self::unpaced(),
         })
@@ -295,12 +298,9 @@ impl TestApp {
 
     /// Connects the peer's SMTP account; returns the mailbox id.
     pub async fn connect_mailbox(&self) -> String {
-        let resp = self
-            .post("/v1/mailboxes")
-            .json(&Self::mailbox_request(&peers().info.sender_password))
-            .send()
-            .await
-            .unwrap();
+        let mut req = Self::mailbox_request(&peers().info.sender_password);
+        self.plain_sender_first(&mut req).await;
+        let resp = self.post("/v1/mailboxes").json(&req).send().await.unwrap();
         assert_eq!(resp.status(), 201, "connect failed: {:?}", resp.text().await);
         resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
     }
@@ -434,10 +434,25 @@ pub fn recipient(prefix: &str) -> String {
 }
 
 impl TestApp {
+    /// The workspace's first mailbox sends as the peer's account itself (its bounces come back
+    /// to that address's INBOX, where the reply worker reads them); later ones keep their tag.
+    async fn plain_sender_first(&self, req: &mut Value) {
+        let sender = &peers().info.sender;
+        let sql = format!(
+            "SELECT count(*) FROM mailboxes WHERE workspace_id = '{}' AND from_address = '{sender}'
+               AND status <> 'disconnected'",
+            self.workspace.as_uuid()
+        );
+        if self.count(&sql).await == 0 {
+            req["from_address"] = json!(sender);
+        }
+    }
+
     /// Connects the peer's account with IMAP access to its Sent folder.
     pub async fn connect_mailbox_with_imap(&self, sent_copy: &str) -> String {
         let p = &peers().info;
         let mut req = Self::mailbox_request(&p.sender_password);
+        self.plain_sender_first(&mut req).await;
         req["imap"] = json!({ "host": "127.0.0.1", "port": p.imap_port, "tls": "none", "username": p.sender, "password": p.sender_password });
         req["sent_copy"] = json!(sent_copy);
         let resp = self.post("/v1/mailboxes").json(&req).send().await.unwrap();

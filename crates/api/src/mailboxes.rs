@@ -175,6 +175,8 @@ pub(crate) async fn connect(
     let from_name =
         req.from_name.as_deref().map(DisplayName::parse).transpose().map_err(|e| invalid("from_name", e))?;
     check_server("smtp", &req.smtp, &["starttls", "implicit"])?;
+    // Before any login: the same check is made again, under a lock, where the row is stored.
+    refuse_taken(&mut *state.begin(auth.workspace).await?, auth.workspace, &from).await?;
     let pacing = match &req.pacing {
         Some(p) => p.parse()?,
         None => mailroom_domain::pacing::Pacing::default_for_new_mailbox(),
@@ -195,6 +197,7 @@ pub(crate) async fn connect(
     }
     let id = MailboxId::new();
     let mut tx = state.begin(auth.workspace).await?;
+    refuse_taken(&mut tx, auth.workspace, &from).await?;
     let mut secrets = vec![(Field::SmtpPassword, &req.smtp.password)];
     if let Some(imap) = &req.imap {
         secrets.push((Field::ImapPassword, &imap.password));
@@ -225,6 +228,28 @@ pub(crate) async fn connect(
     tx.commit().await?;
     tracing::info!(mailbox.id = %id, from = %mask_email(from.as_str()), "mailbox connected");
     Ok((StatusCode::CREATED, Json(view_row(&row))))
+}
+
+/// `409 mailbox_exists` when the workspace already has a mailbox (not disconnected) sending as
+/// `from`, naming it: one address is one mailbox, reconnected in place when its credentials
+/// change.
+pub(crate) async fn refuse_taken(
+    conn: &mut mailroom_store::PgConnection,
+    ws: WorkspaceId,
+    from: &EmailAddress,
+) -> Result<(), ApiError> {
+    match mailboxes::holder(conn, ws, from.as_str()).await? {
+        None => Ok(()),
+        Some(existing) => Err(ApiError::state_conflict(
+            "mailbox_exists",
+            format!(
+                "`{}` is already connected as mailbox {}; give it new credentials with \
+                 PUT /v1/mailboxes/{{id}}/credentials (or authorise it again over OAuth), or disconnect it first",
+                from.as_str(),
+                MailboxId::from_uuid(existing)
+            ),
+        )),
+    }
 }
 
 /// A new mailbox row with the defaults every connection starts from.

@@ -84,6 +84,7 @@ pub(crate) async fn create(
     m.token_expires_at = tokens.expires_at;
     crate::pacing::apply(&mut m, &pacing);
     let mut tx = state.begin(ws).await?;
+    crate::mailboxes::refuse_taken(&mut tx, ws, from).await?;
     let secrets = [(Field::RefreshToken, &tokens.refresh), (Field::AccessToken, &tokens.access)];
     let sealed = crate::mailboxes::seal(state, &mut tx, ws, id, &secrets).await?;
     drop(tokens);

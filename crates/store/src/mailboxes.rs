@@ -85,6 +85,25 @@ pub struct SealedSecret<'a> {
     pub key_version: i32,
 }
 
+/// The workspace's mailbox that sends as `address` (in any case) and is not disconnected, if
+/// any. Takes a lock on the pair (workspace, address) until the transaction ends, so two
+/// connects of one address cannot both find none and both insert.
+pub async fn holder(conn: &mut PgConnection, ws: WorkspaceId, address: &str) -> Result<Option<uuid::Uuid>> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/' || lower($2), 0))")
+        .bind(ws.as_uuid())
+        .bind(address)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM mailboxes WHERE workspace_id = $1 AND lower(from_address) = lower($2) AND status <> 'disconnected'
+         ORDER BY created_at LIMIT 1",
+    )
+    .bind(ws.as_uuid())
+    .bind(address)
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// Stores a mailbox and its sealed secrets.
 pub async fn insert(conn: &mut PgConnection, m: &MailboxRow, secrets: &[SealedSecret<'_>]) -> Result<()> {
     sqlx::query(

@@ -176,7 +176,7 @@ impl Api {
 
     pub(crate) async fn connect_mailboxes(&self, peers: &Peers, n: usize) -> anyhow::Result<Vec<String>> {
         let p = &peers.info;
-        let body = json!({
+        let mut body = json!({
             "from_address": p.sender,
             "smtp": { "host": p.smtp_host, "port": p.smtp_port, "tls": "starttls", "username": p.sender, "password": p.sender_password },
             "imap": { "host": "127.0.0.1", "port": p.imap_port, "tls": "none", "username": p.sender, "password": p.sender_password },
@@ -184,7 +184,11 @@ impl Api {
             "pacing": { "daily_cap": null, "min_gap_secs": 0, "jitter_secs": 0, "max_sessions": 4 },
         });
         let mut ids = vec![];
-        for _ in 0..n {
+        for i in 0..n {
+            // One mailbox per address: the peer files every `+tag` of its account in Sent.
+            if i > 0 {
+                body["from_address"] = json!(p.sender.replace('@', &format!("+m{i}@")));
+            }
             ids.push(self.post("/v1/mailboxes", &body).await?["id"].as_str().context("mailbox id")?.to_owned());
         }
         Ok(ids)
