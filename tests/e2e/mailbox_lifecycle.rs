@@ -141,12 +141,14 @@ async fn a_mailbox_is_renamed_and_repaced_in_place_and_bad_changes_change_nothin
     assert_eq!(body["pacing"]["daily_cap"], 50, "what is left out stays");
 
     // Refused, and nothing changed: a header in the name, an unknown mode, a Sent folder
-    // without IMAP, a field that is not changed here.
+    // without IMAP, a server that does not resolve, a field that is not changed here.
     for (body, code) in [
         (json!({ "from_name": "A\r\nBcc: x@y.z" }), 422),
         (json!({ "sent_copy": "sometimes" }), 422),
         (json!({ "sent_copy": "append" }), 422),
-        (json!({ "smtp": { "host": "elsewhere.example" } }), 400),
+        (json!({ "smtp": { "host": "elsewhere.example" } }), 422),
+        (json!({ "imap": { "host": "127.0.0.1" } }), 422),
+        (json!({ "smtp": { "password": "x" } }), 400),
     ] {
         let (status, answer) = patch(body.clone()).await;
         assert_eq!(status, code, "{body}: {answer}");
@@ -179,5 +181,37 @@ async fn an_address_the_workspace_has_is_a_409_naming_its_mailbox_until_disconne
     let gone = app.http.delete(format!("{}/v1/mailboxes/{first}", app.base)).bearer_auth(&app.token);
     assert_eq!(gone.send().await.unwrap().status(), 200);
     assert_eq!(app.post("/v1/mailboxes").json(&again).send().await.unwrap().status(), 201);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_change_in_place_only_after_a_login_with_the_stored_password() {
+    let app = TestApp::spawn().await;
+    let id = app.connect_mailbox_with_imap("provider").await;
+    let patch =
+        |body: Value| app.http.patch(format!("{}/v1/mailboxes/{id}", app.base)).bearer_auth(&app.token).json(&body);
+    let before: Value = app.get(&format!("/v1/mailboxes/{id}")).send().await.unwrap().json().await.unwrap();
+
+    // A port nothing listens on: the login check fails and nothing changes.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let resp = patch(json!({ "smtp": { "port": closed }, "from_name": "Renamed" })).send().await.unwrap();
+    assert_eq!(resp.status(), 422);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "smtp_unreachable");
+    // Another IMAP login: refused by the server with the stored password.
+    let resp = patch(json!({ "imap": { "username": "nobody@example.test" } })).send().await.unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "imap_auth_failed");
+    let resp = patch(json!({ "smtp": { "tls": "none" } })).send().await.unwrap();
+    assert_eq!(resp.status(), 422, "SMTP needs TLS");
+    let unchanged: Value = app.get(&format!("/v1/mailboxes/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(unchanged, before, "nothing changed");
+
+    // Settings that log in are stored in place, audited with what changed.
+    let smtp_port = before["smtp"]["port"].clone();
+    let resp = patch(json!({ "smtp": { "port": smtp_port }, "imap": { "sent_folder": "Sent" } })).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let after: Value = resp.json().await.unwrap();
+    assert_eq!((after["id"].as_str(), &after["imap"]["sent_folder"]), (Some(id.as_str()), &json!("Sent")));
+    let audited = "SELECT count(*) FROM audit_log WHERE action = 'mailbox.update' AND target LIKE '%smtp, imap'";
+    assert_eq!(app.count(audited).await, 1);
     app.stop().await;
 }

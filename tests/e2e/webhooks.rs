@@ -112,8 +112,9 @@ async fn a_delivery_that_never_succeeds_ends_failed_and_is_listed() {
     loop {
         let failed: Value =
             app.get(&format!("/v1/webhooks/{hook_id}/deliveries")).send().await.unwrap().json().await.unwrap();
-        if let Some(d) = failed["deliveries"].as_array().unwrap().first() {
-            assert_eq!((d["type"].as_str(), d["last_status"].as_str()), (Some("send.sent"), Some("503")));
+        // The mailbox's `mailbox.connected` fails the same way; the send's is the one looked at.
+        if let Some(d) = failed["deliveries"].as_array().unwrap().iter().find(|d| d["type"] == "send.sent") {
+            assert_eq!(d["last_status"].as_str(), Some("503"));
             assert!(d["attempts"].as_i64().unwrap() >= 1);
             break;
         }

@@ -20,6 +20,7 @@ mod json;
 mod keys;
 pub mod limits;
 mod mailbox_patch;
+mod mailbox_servers;
 mod mailbox_state;
 mod mailboxes;
 mod oauth;

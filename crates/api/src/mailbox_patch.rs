@@ -1,6 +1,6 @@
-//! `PATCH /v1/mailboxes/{id}`: a mailbox's display name, who files its sent mail, and its
-//! pacing, changed in place (its id, credentials, history and waiting sends stay). Where it
-//! connects (servers, logins) is not changed here: reconnect it for a new password.
+//! `PATCH /v1/mailboxes/{id}`: a mailbox's display name, who files its sent mail, its pacing,
+//! and its servers (`mailbox_servers`), changed in place (its id, credentials, history and
+//! waiting sends stay). A new password goes through `PUT /v1/mailboxes/{id}/credentials`.
 
 use std::sync::Arc;
 
@@ -13,7 +13,14 @@ use mailroom_store::{mailboxes, pacing::PacingRow};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJson, mailboxes::view_row, pacing::PacingRequest};
+use crate::{
+    ApiError, AppState,
+    auth::Auth,
+    json::ApiJson,
+    mailbox_servers::{self, ServerPatch},
+    mailboxes::view_row,
+    pacing::PacingRequest,
+};
 
 /// Every field optional; `"from_name": null` removes the name.
 #[derive(Deserialize)]
@@ -23,6 +30,8 @@ pub(crate) struct PatchRequest {
     from_name: Option<Option<String>>,
     sent_copy: Option<String>,
     pacing: Option<PacingRequest>,
+    smtp: Option<ServerPatch>,
+    imap: Option<ServerPatch>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
@@ -32,6 +41,13 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError::unprocessable("invalid_field", format!("`{field}`: {problem}"))
+}
+
+fn refuse_disconnected(m: &mailboxes::MailboxRow) -> Result<(), ApiError> {
+    if m.status == "disconnected" {
+        return Err(ApiError::state_conflict("mailbox_disconnected", "the mailbox was disconnected; connect it again"));
+    }
+    Ok(())
 }
 
 /// `PATCH /v1/mailboxes/{id}` → 200 with the mailbox. Audited with the fields changed.
@@ -54,14 +70,20 @@ pub(crate) async fn patch(
         return Err(invalid("sent_copy", "must be one of provider, append, none"));
     }
     let pace = req.pacing.as_ref().map(PacingRequest::parse).transpose()?;
+    // New servers are checked by a login before anything is locked or written.
+    let servers = match (&req.smtp, &req.imap) {
+        (None, None) => None,
+        (smtp, imap) => {
+            let read =
+                mailboxes::get(&mut *state.begin(ws).await?, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
+            refuse_disconnected(&read)?;
+            let next = mailbox_servers::checked(&state, ws, &read, smtp.as_ref(), imap.as_ref()).await?;
+            next.map(|n| (read, n))
+        }
+    };
     let mut tx = state.begin(ws).await?;
     let m = mailboxes::lock(&mut tx, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
-    if m.status == "disconnected" {
-        return Err(ApiError::StateConflict {
-            code: "mailbox_disconnected",
-            message: "the mailbox was disconnected; connect it again".into(),
-        });
-    }
+    refuse_disconnected(&m)?;
     // The Sent folder is reached over IMAP: a password mailbox without IMAP settings files
     // nothing there (an OAuth mailbox reaches its provider's).
     if req.sent_copy.as_deref().is_some_and(|c| c != "none") && m.imap_host.is_none() && m.auth_kind == "password" {
@@ -74,6 +96,12 @@ pub(crate) async fn patch(
         mailboxes::set_profile(&mut tx, ws, id, from_name.as_deref(), &sent_copy).await?;
         changed.extend(name.is_some().then_some("from_name"));
         changed.extend(req.sent_copy.is_some().then_some("sent_copy"));
+    }
+    if let Some((read, next)) = &servers {
+        mailbox_servers::unchanged(read, &m)?;
+        mailboxes::set_servers(&mut tx, ws, id, &mailboxes::Servers::of(next)).await?;
+        changed.extend(req.smtp.is_some().then_some("smtp"));
+        changed.extend(req.imap.is_some().then_some("imap"));
     }
     if let Some(p) = &pace {
         mailroom_store::pacing::set(&mut tx, ws, id, &PacingRow::from_domain(p)).await?;

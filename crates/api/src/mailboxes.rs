@@ -147,19 +147,30 @@ fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
 }
 
 fn check_server(prefix: &str, s: &ServerSettings, modes: &[&str]) -> Result<(), ApiError> {
-    let host_ok = !s.host.is_empty()
-        && s.host.len() <= 253
-        && s.host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    check_server_fields(prefix, &s.host, s.port, &s.tls, &s.username, modes)
+}
+
+/// Checks one server's settings, naming the field at fault (connect and `PATCH` alike).
+pub(crate) fn check_server_fields(
+    prefix: &str,
+    host: &str,
+    port: u16,
+    tls: &str,
+    username: &str,
+    modes: &[&str],
+) -> Result<(), ApiError> {
+    let host_ok =
+        !host.is_empty() && host.len() <= 253 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
     if !host_ok {
         return Err(invalid(&format!("{prefix}.host"), "must be a host name or IP address"));
     }
-    if s.port == 0 {
+    if port == 0 {
         return Err(invalid(&format!("{prefix}.port"), "must be 1 to 65535"));
     }
-    if !modes.contains(&s.tls.as_str()) {
+    if !modes.contains(&tls) {
         return Err(invalid(&format!("{prefix}.tls"), format!("must be one of {}", modes.join(", "))));
     }
-    if s.username.is_empty() || s.username.chars().any(char::is_control) {
+    if username.is_empty() || username.chars().any(char::is_control) {
         return Err(invalid(&format!("{prefix}.username"), "must be non-empty, without control characters"));
     }
     Ok(())

@@ -109,7 +109,7 @@ pub(crate) async fn put(
 }
 
 /// A real SMTP login with the stored settings and the new password.
-async fn check_smtp(state: &AppState, m: &MailboxRow, password: &SecretString) -> Result<(), ApiError> {
+pub(crate) async fn check_smtp(state: &AppState, m: &MailboxRow, password: &SecretString) -> Result<(), ApiError> {
     let port = u16::try_from(m.smtp_port).unwrap_or(587);
     reachable(state, Server::Smtp, &m.smtp_host, port).await?;
     let endpoint = Endpoint {
@@ -120,7 +120,7 @@ async fn check_smtp(state: &AppState, m: &MailboxRow, password: &SecretString) -
         xoauth2: false,
     };
     if let Err(f) = mailroom_transport::verify(&state.smtp, &endpoint, password).await {
-        tracing::info!(from = %mask_email(&m.from_address), failure = %f, "SMTP login check failed at reconnect");
+        tracing::info!(from = %mask_email(&m.from_address), failure = %f, "SMTP login check failed");
         let code = if f.answer.is_some() { "smtp_auth_failed" } else { "smtp_unreachable" };
         return Err(ApiError::unprocessable(code, f.for_tenant()));
     }
@@ -128,7 +128,7 @@ async fn check_smtp(state: &AppState, m: &MailboxRow, password: &SecretString) -
 }
 
 /// A real IMAP login with the stored settings and the new password.
-async fn check_imap(state: &AppState, m: &MailboxRow, password: &SecretString) -> Result<(), ApiError> {
+pub(crate) async fn check_imap(state: &AppState, m: &MailboxRow, password: &SecretString) -> Result<(), ApiError> {
     let (Some(host), Some(port)) = (m.imap_host.clone(), m.imap_port.and_then(|p| u16::try_from(p).ok())) else {
         return Err(ApiError::unprocessable("invalid_field", "`imap`: this mailbox has no IMAP settings"));
     };
@@ -147,7 +147,7 @@ async fn check_imap(state: &AppState, m: &MailboxRow, password: &SecretString) -
     if let Err(e) =
         mailroom_transport::imap::verify(&endpoint, ImapCredential::Password(password), &state.smtp.reach, limit).await
     {
-        tracing::info!(error = %crate::error::chain(&e), "IMAP login check failed at reconnect");
+        tracing::info!(error = %crate::error::chain(&e), "IMAP login check failed");
         let code = if matches!(e, ImapError::Login(_)) { "imap_auth_failed" } else { "imap_unreachable" };
         return Err(ApiError::unprocessable(code, e.to_string()));
     }

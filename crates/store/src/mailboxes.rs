@@ -365,3 +365,54 @@ pub async fn set_profile(
     .await?;
     Ok(())
 }
+
+/// Where a mailbox connects: its SMTP and IMAP servers and logins, and its Sent folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Servers {
+    /// SMTP host, port, TLS mode, login.
+    pub smtp: (String, i32, String, String),
+    /// IMAP host, port, TLS mode, login, when it has IMAP.
+    pub imap: Option<(String, i32, String, String)>,
+    /// The Sent folder's name.
+    pub sent_folder: String,
+}
+
+impl Servers {
+    /// A row's servers.
+    pub fn of(m: &MailboxRow) -> Self {
+        let imap = match (&m.imap_host, m.imap_port, &m.imap_tls, &m.imap_username) {
+            (Some(h), Some(p), Some(t), Some(u)) => Some((h.clone(), p, t.clone(), u.clone())),
+            _ => None,
+        };
+        Self {
+            smtp: (m.smtp_host.clone(), m.smtp_port, m.smtp_tls.clone(), m.smtp_username.clone()),
+            imap,
+            sent_folder: m.sent_folder.clone(),
+        }
+    }
+}
+
+/// Points a mailbox at other servers (checked by the caller with a real login).
+pub async fn set_servers(conn: &mut PgConnection, ws: WorkspaceId, id: MailboxId, s: &Servers) -> Result<()> {
+    let (ih, ip, it, iu) =
+        s.imap.clone().map_or((None, None, None, None), |(h, p, t, u)| (Some(h), Some(p), Some(t), Some(u)));
+    sqlx::query(
+        "UPDATE mailboxes SET smtp_host = $3, smtp_port = $4, smtp_tls = $5, smtp_username = $6, imap_host = $7,
+             imap_port = $8, imap_tls = $9, imap_username = $10, sent_folder = $11, updated_at = now()
+         WHERE workspace_id = $1 AND id = $2",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.as_uuid())
+    .bind(&s.smtp.0)
+    .bind(s.smtp.1)
+    .bind(&s.smtp.2)
+    .bind(&s.smtp.3)
+    .bind(ih)
+    .bind(ip)
+    .bind(it)
+    .bind(iu)
+    .bind(&s.sent_folder)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
