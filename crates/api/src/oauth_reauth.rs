@@ -11,11 +11,7 @@ use axum::{
     http::StatusCode,
 };
 use mailroom_domain::{EmailAddress, MailboxId, WorkspaceId, mask_email};
-use mailroom_store::{
-    mailbox_state::{self, Change},
-    mailboxes,
-    oauth::StateRow,
-};
+use mailroom_store::{mailboxes, oauth::StateRow};
 use mailroom_vault::Field;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -84,17 +80,7 @@ pub(crate) async fn reauthorise(
         ));
     }
     let secrets = [(Field::RefreshToken, &tokens.refresh), (Field::AccessToken, &tokens.access)];
-    let sealed = crate::mailboxes::seal(state, &mut tx, ws, id, &secrets).await?;
-    let resumed =
-        match mailbox_state::reconnect(&mut tx, ws, id, &sealed.rows()).await?.ok_or(ApiError::NotFound("mailbox"))? {
-            Change::Done { resumed } => resumed,
-            Change::Refused(_) | Change::Already => {
-                return Err(ApiError::state_conflict(
-                    "mailbox_disconnected",
-                    "the mailbox was disconnected meanwhile; connect it again",
-                ));
-            }
-        };
+    let resumed = crate::reconnect::reseal_in_place(state, &mut tx, ws, id, &secrets).await?;
     if let Some(at) = tokens.expires_at {
         mailboxes::set_token_expiry(&mut tx, ws, id, at).await?;
     }

@@ -87,18 +87,7 @@ pub(crate) async fn put(
     if let Some(imap) = &req.imap {
         given.push((Field::ImapPassword, &imap.password));
     }
-    let sealed = seal(&state, &mut tx, ws, id, &given).await?;
-    let resumed =
-        match mailbox_state::reconnect(&mut tx, ws, id, &sealed.rows()).await?.ok_or(ApiError::NotFound("mailbox"))? {
-            Change::Done { resumed } => resumed,
-            // Disconnected while the login was checked.
-            Change::Refused(_) | Change::Already => {
-                return Err(ApiError::state_conflict(
-                    "mailbox_disconnected",
-                    "the mailbox was disconnected meanwhile; connect it again",
-                ));
-            }
-        };
+    let resumed = reseal_in_place(&state, &mut tx, ws, id, &given).await?;
     mailroom_store::audit::record(&mut tx, Some(ws), &auth.actor(), "mailbox.reconnect", Some(&id.to_string())).await?;
     let row = mailboxes::get(&mut tx, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     tx.commit().await?;
@@ -106,6 +95,27 @@ pub(crate) async fn put(
     let mut body = view_row(&row);
     body["resumed_sends"] = json!(resumed);
     Ok(Json(body))
+}
+
+/// Seals `secrets` in place of the mailbox's under its row's lock, makes a parked mailbox
+/// active again and wakes its waiting sends (password reconnects and OAuth re-grants alike);
+/// returns how many were woken. `409` when the mailbox was disconnected meanwhile.
+pub(crate) async fn reseal_in_place(
+    state: &AppState,
+    tx: &mut mailroom_store::PgConnection,
+    ws: mailroom_domain::WorkspaceId,
+    id: MailboxId,
+    secrets: &[(Field, &SecretString)],
+) -> Result<u64, ApiError> {
+    let sealed = seal(state, tx, ws, id, secrets).await?;
+    match mailbox_state::reconnect(tx, ws, id, &sealed.rows()).await?.ok_or(ApiError::NotFound("mailbox"))? {
+        Change::Done { resumed } => Ok(resumed),
+        // Disconnected while the login was checked or the grant was given.
+        Change::Refused(_) | Change::Already => Err(ApiError::state_conflict(
+            "mailbox_disconnected",
+            "the mailbox was disconnected meanwhile; connect it again",
+        )),
+    }
 }
 
 /// A real SMTP login with the stored settings and the new password.

@@ -14,13 +14,17 @@ use crate::{
 /// A stream of rows borrowing the transaction.
 pub type Rows<'c, T> = BoxStream<'c, Result<T>>;
 
+/// The rows of `sql`, whose one parameter is the workspace.
+fn of_workspace<'c, T>(sql: &'static str, conn: &'c mut PgConnection, ws: WorkspaceId) -> Rows<'c, T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + 'c,
+{
+    sqlx::query_as(sql).bind(ws.as_uuid()).fetch(conn).map_err(StoreError::from).boxed()
+}
+
 /// Every send, by id (the ledger: states, timestamps, metadata; callers show no payload).
 pub fn sends(conn: &mut PgConnection, ws: WorkspaceId) -> Rows<'_, SendRow> {
-    sqlx::query_as("SELECT * FROM sends WHERE workspace_id = $1 ORDER BY id")
-        .bind(ws.as_uuid())
-        .fetch(conn)
-        .map_err(StoreError::from)
-        .boxed()
+    of_workspace("SELECT * FROM sends WHERE workspace_id = $1 ORDER BY id", conn, ws)
 }
 
 /// Every published event, in feed order, as the feed shows it.
@@ -30,11 +34,7 @@ pub fn events(conn: &mut PgConnection, ws: WorkspaceId) -> Rows<'_, FeedEvent> {
 
 /// Every mailbox, oldest first (the row holds no secret: those are in `mailbox_secrets`).
 pub fn mailboxes(conn: &mut PgConnection, ws: WorkspaceId) -> Rows<'_, MailboxRow> {
-    sqlx::query_as("SELECT * FROM mailboxes WHERE workspace_id = $1 ORDER BY created_at, id")
-        .bind(ws.as_uuid())
-        .fetch(conn)
-        .map_err(StoreError::from)
-        .boxed()
+    of_workspace("SELECT * FROM mailboxes WHERE workspace_id = $1 ORDER BY created_at, id", conn, ws)
 }
 
 /// The suppression list, by address.
@@ -44,12 +44,10 @@ pub fn suppressions(conn: &mut PgConnection, ws: WorkspaceId) -> Rows<'_, Suppre
 
 /// The audit trail, oldest first.
 pub fn audit(conn: &mut PgConnection, ws: WorkspaceId) -> Rows<'_, AuditRow> {
-    sqlx::query_as(
+    of_workspace(
         "SELECT id, actor, role, request_id, action, target, source, created_at FROM audit_log
          WHERE workspace_id = $1 ORDER BY id",
+        conn,
+        ws,
     )
-    .bind(ws.as_uuid())
-    .fetch(conn)
-    .map_err(StoreError::from)
-    .boxed()
 }
