@@ -8,6 +8,7 @@ mod delivery;
 mod edge;
 mod egress;
 mod erasure;
+mod erasure_races;
 mod export;
 mod fuzz;
 mod gmail;

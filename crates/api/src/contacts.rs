@@ -3,12 +3,18 @@
 
 use std::sync::Arc;
 
-use axum::{Json, extract::State};
+use axum::{
+    Json,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
 use mailroom_domain::{EmailAddress, WorkspaceId, suppression::normalise};
 use mailroom_keyring::erasure;
 use mailroom_store::{PgConnection, suppressions};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
+use tracing::Instrument;
 
 use crate::{ApiError, AppState, auth::Auth, json::ApiJson};
 
@@ -20,21 +26,43 @@ pub(crate) struct EraseRequest {
 }
 
 /// `POST /v1/contacts/erase {"address"}` → `{"erased": true, "sends", "cancelled", "events"}`.
-/// Safe to repeat (a repeat finds nothing more to erase).
+/// Safe to repeat (a repeat finds what is left).
+///
+/// The erasure runs in a task of its own, so it finishes when the client goes away or the
+/// request's time runs out: then the answer is `202 {"erased": false, "status": "in_progress"}`
+/// (the address is already suppressed), and `contact.erased` says when it is done.
 pub(crate) async fn erase(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     ApiJson(req): ApiJson<EraseRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let address = EmailAddress::parse(req.address.trim())
         .map_err(|e| ApiError::unprocessable("invalid_field", format!("`address`: {e}")))?;
-    let done = erasure::erase(&state.pool, &state.vault, auth.workspace, address.as_str(), &auth.actor()).await?;
+    let budget = state.limits.edge.request_timeout.mul_f32(0.75);
+    let work = {
+        let state = state.clone();
+        tokio::spawn(
+            async move { erasure::erase(&state.pool, &state.vault, auth.workspace, address.as_str(), &auth.actor()).await }
+                .instrument(tracing::Span::current()),
+        )
+    };
+    let done = match tokio::time::timeout(budget, work).await {
+        Ok(joined) => joined.map_err(|e| ApiError::Internal(Box::new(e)))??,
+        Err(_) => {
+            tracing::info!("erasure continues after the request's time");
+            let body = json!({ "erased": false, "status": "in_progress",
+                "detail": "the address is suppressed; the rest of the erasure runs on and publishes contact.erased \
+                           when it is done (repeating the request is safe)" });
+            return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+        }
+    };
     Ok(Json(json!({
         "erased": true,
         "sends": done.sends,
         "cancelled": done.cancelled,
         "events": done.events,
-    })))
+    }))
+    .into_response())
 }
 
 /// Refuses a send to a suppressed recipient, naming the address, the reason and since when.

@@ -7,7 +7,14 @@
 //! table with a header line. Rows are written as the database returns them into a channel of
 //! a few 64 KiB chunks that the response body drains: a slow reader holds the database back
 //! instead of the server buffering, and memory stays bounded whatever the workspace's size.
-//! A failure mid-way aborts the response, so a cut export never looks complete.
+//! A failure mid-way aborts the response, so a cut export never looks complete; so does a
+//! reader that takes nothing for [`STALL`] (its database connection is freed).
+//!
+//! Each export is audited (`export.read`, with its format) before it starts. `export:read`
+//! reads every table of the workspace, audit trail included, whatever read scopes the key
+//! lacks: it is an owner's or admin's scope. CSV cells that a spreadsheet would run as a
+//! formula (text starting with `=`, `+`, `-`, `@`, a tab or a carriage return) are prefixed with
+//! `'`; JSON lines are exact.
 
 use std::{io, sync::Arc};
 
@@ -33,6 +40,8 @@ const SLOTS: usize = 2;
 const CHUNK: usize = 64 * 1024;
 /// Chunks waiting for the reader, at most.
 const QUEUED: usize = 4;
+/// How long a reader may take no chunk before the export is cut.
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The export slots of a process.
 #[derive(Clone)]
@@ -126,6 +135,13 @@ pub(crate) async fn export(
         message: format!("{SLOTS} exports are already streaming from this server; try again when one ends"),
         source: Box::new(e),
     })?;
+    let what = match &format {
+        Format::Lines => "jsonl".to_owned(),
+        Format::Csv(t) => format!("csv {}", t.name()),
+    };
+    let mut audit = state.begin(auth.workspace).await?;
+    mailroom_store::audit::record(&mut audit, Some(auth.workspace), &auth.actor(), "export.read", Some(&what)).await?;
+    audit.commit().await?;
     let tx = mailroom_store::scope::begin_snapshot(&state.pool, auth.workspace).await?;
     let (sender, receiver) = mpsc::channel::<Result<Bytes, io::Error>>(QUEUED);
     let (kind, file) = match format {
@@ -156,7 +172,16 @@ impl Out {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.sender.send(Ok(chunk)).await.map_err(|_| Gone)
+        match tokio::time::timeout(STALL, self.sender.send(Ok(chunk))).await {
+            Ok(sent) => sent.map_err(|_| Gone),
+            Err(_) => {
+                tracing::warn!(
+                    stalled_s = STALL.as_secs(),
+                    "the export's reader took nothing for too long; cutting it"
+                );
+                Err(Gone)
+            }
+        }
     }
 
     async fn wrote(&mut self) -> Result<(), Gone> {
@@ -261,7 +286,22 @@ async fn csv(tx: &mut Scoped, ws: WorkspaceId, table: Table, out: &mut Out) -> R
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
+        Value::String(s) if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{s}"),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_is_defused_and_others_are_kept() {
+        assert_eq!(super::cell(&json!("=HYPERLINK(\"x\")")), "'=HYPERLINK(\"x\")");
+        assert_eq!(super::cell(&json!("@SUM(A1)")), "'@SUM(A1)");
+        assert_eq!(super::cell(&json!("plain")), "plain");
+        assert_eq!(super::cell(&json!(-3)), "-3");
+        assert_eq!(super::cell(&json!(null)), "");
     }
 }

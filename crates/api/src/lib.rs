@@ -119,6 +119,12 @@ impl AppState {
     pub(crate) async fn begin(&self, ws: WorkspaceId) -> Result<mailroom_store::scope::Scoped, ApiError> {
         Ok(mailroom_store::scope::begin(&self.pool, ws).await?)
     }
+
+    /// A transaction in `ws` that records sends (it orders them against erasures: see
+    /// `mailroom_store::scope::begin_enqueue`).
+    pub(crate) async fn begin_enqueue(&self, ws: WorkspaceId) -> Result<mailroom_store::scope::Scoped, ApiError> {
+        Ok(mailroom_store::scope::begin_enqueue(&self.pool, ws).await?)
+    }
 }
 
 /// The API's routes (see [`routes`]: every route with the scope it needs), behind the edge's

@@ -84,6 +84,8 @@ pub(crate) async fn create(
     m.token_expires_at = tokens.expires_at;
     crate::pacing::apply(&mut m, &pacing);
     let mut tx = state.begin(ws).await?;
+    // A second grant for an address the workspace has is refused but not revoked: the
+    // providers revoke per account and app, which would end the existing mailbox's grant too.
     crate::mailboxes::refuse_taken(&mut tx, ws, from).await?;
     let secrets = [(Field::RefreshToken, &tokens.refresh), (Field::AccessToken, &tokens.access)];
     let sealed = crate::mailboxes::seal(state, &mut tx, ws, id, &secrets).await?;

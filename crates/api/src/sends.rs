@@ -111,7 +111,7 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let valid = validate::send(req, &state.limits)?;
-    let mut tx = state.begin(auth.workspace).await?;
+    let mut tx = state.begin_enqueue(auth.workspace).await?;
     let mailbox = mailboxes::get(&mut tx, auth.workspace, valid.mailbox).await?.ok_or(ApiError::NotFound("mailbox"))?;
     match record(&mut tx, &state, auth.workspace, &key, &valid, &mailbox).await? {
         Outcome::Created(row) => {
@@ -206,7 +206,7 @@ async fn record_batch(
     let mut order: Vec<(usize, &IdempotencyKey, &ValidSend)> =
         parsed.iter().enumerate().filter_map(|(i, p)| p.as_ref().ok().map(|(k, v)| (i, k, v))).collect();
     order.sort_by(|a, b| a.1.as_str().cmp(b.1.as_str()));
-    let mut tx = state.begin(ws).await?;
+    let mut tx = state.begin_enqueue(ws).await?;
     let mut senders: HashMap<MailboxId, Option<MailboxRow>> = HashMap::new();
     let mut jobs = vec![];
     for (i, key, valid) in order {

@@ -82,17 +82,65 @@ async fn ensure(pool: &PgPool, vault: &Vault, ws: WorkspaceId) -> Result<Hasher,
 /// What an erasure did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Erasure {
-    /// Sends whose payload named the address, now erased.
-    pub sends: usize,
+    /// Sends that named the address, now erased.
+    pub sends: u64,
     /// Of those, the waiting ones, now cancelled with reason `erased`.
     pub cancelled: u64,
     /// Events rewritten.
     pub events: u64,
 }
 
-/// Erases `address` from the workspace, in one transaction: see `mailroom_store::erasure`.
-/// Publishes `contact.erased` naming the sends concerned (never the address), so receivers
-/// erase their own copies, and audits the counts. Safe to repeat.
+/// Sends or events changed per transaction: each step holds its row locks briefly.
+const CHUNK: usize = 500;
+/// Runs of one step after it lost a deadlock to a worker, before the erasure fails.
+const TRIES: u32 = 3;
+
+/// Runs one step (`$run`, given the transaction as `$c`) in its own transaction in `$ws`, again
+/// when it loses a deadlock to a worker. (A macro: a generic async closure would make the
+/// future lose `Send` to a higher-ranked lifetime.)
+macro_rules! step {
+    ($pool:expr, $ws:expr, |$c:ident| $run:expr) => {{
+        let mut tried = 0;
+        loop {
+            tried += 1;
+            let mut tx = mailroom_store::scope::begin($pool, $ws).await?;
+            let $c: &mut PgConnection = &mut tx;
+            match $run {
+                Ok(v) => {
+                    tx.commit().await?;
+                    break v;
+                }
+                Err(e) if e.is_retryable() && tried < TRIES => {
+                    tracing::info!(workspace.id = %$ws, tried, "an erasure step lost a deadlock; running it again");
+                }
+                Err(e) => return Err(KeyringError::from(e)),
+            }
+        }
+    }};
+}
+
+/// The last step: the sequence ids, `contact.erased` and the audit row.
+async fn finish(
+    c: &mut PgConnection,
+    ws: WorkspaceId,
+    t: &erasure::Target<'_>,
+    ids: &[SendId],
+    done: &Erasure,
+    actor: &Actor<'_>,
+    what: &str,
+) -> mailroom_store::Result<()> {
+    erasure::finish(c, ws, t).await?;
+    let data = serde_json::json!({ "sends": ids, "cancelled": done.cancelled });
+    let event = events::NewEvent { workspace: ws, kind: "contact.erased", send: None, mailbox: None, data };
+    events::insert(c, &event).await?;
+    mailroom_store::audit::record(c, Some(ws), actor, "contacts.erase", Some(what)).await
+}
+
+/// Erases `address` from the workspace in the steps of `mailroom_store::erasure`: from the
+/// first, the address is never mailed again; the rest find and rewrite what names it, a chunk
+/// at a time. Publishes `contact.erased` naming the sends concerned (never the address), so
+/// receivers erase their own copies, and audits the counts. Safe to repeat, also after a
+/// failure part-way (a repeat finds what is left).
 pub async fn erase(
     pool: &PgPool,
     vault: &Vault,
@@ -104,18 +152,24 @@ pub async fn erase(
     let address = normalise(address);
     let hashed = hasher.hash(&address);
     drop(hasher);
-    let mut tx = mailroom_store::scope::begin(pool, ws).await?;
-    let done = erasure::erase(&mut tx, ws, &erasure::Target { address: &address, hashed: &hashed }).await?;
-    let data = serde_json::json!({
-        "sends": done.sends.iter().map(|s| SendId::from_uuid(*s)).collect::<Vec<_>>(),
-        "cancelled": done.cancelled,
-    });
-    let event = events::NewEvent { workspace: ws, kind: "contact.erased", send: None, mailbox: None, data };
-    events::insert(&mut tx, &event).await?;
-    let what = format!("{} sends, {} cancelled, {} events", done.sends.len(), done.cancelled, done.events);
-    mailroom_store::audit::record(&mut tx, Some(ws), actor, "contacts.erase", Some(&what)).await?;
-    tx.commit().await?;
-    tracing::info!(workspace.id = %ws, sends = done.sends.len(), cancelled = done.cancelled, events = done.events,
+    let t = erasure::Target { address: &address, hashed: &hashed };
+    let pattern = t.pattern();
+    step!(pool, ws, |c| erasure::protect(c, ws, &t).await);
+    let sends = step!(pool, ws, |c| erasure::naming_sends(c, ws, &pattern).await);
+    let mut done = Erasure { sends: 0, cancelled: 0, events: 0 };
+    for chunk in sends.chunks(CHUNK) {
+        let erased = step!(pool, ws, |c| erasure::erase_sends(c, ws, chunk, &t).await);
+        done.sends += erased.sends;
+        done.cancelled += erased.cancelled;
+    }
+    let events = step!(pool, ws, |c| erasure::naming_events(c, ws, &sends, &pattern).await);
+    for chunk in events.chunks(CHUNK) {
+        done.events += step!(pool, ws, |c| erasure::scrub_events(c, ws, chunk, &sends, &pattern).await);
+    }
+    let ids: Vec<SendId> = sends.iter().map(|s| SendId::from_uuid(*s)).collect();
+    let what = format!("{} sends, {} cancelled, {} events", done.sends, done.cancelled, done.events);
+    step!(pool, ws, |c| finish(c, ws, &t, &ids, &done, actor, &what).await);
+    tracing::info!(workspace.id = %ws, sends = done.sends, cancelled = done.cancelled, events = done.events,
         "contact erased");
-    Ok(Erasure { sends: done.sends.len(), cancelled: done.cancelled, events: done.events })
+    Ok(done)
 }

@@ -1,10 +1,25 @@
 //! Erasing a contact from a workspace's data, and the sealed key of its erased-address hashes.
 //!
-//! What names the address is found by text: a send names it when its payload (recipients,
-//! headers, subject, bodies) or its metadata contains it, an event when its data does. The
-//! ledger row stays (id, idempotency key, payload hash, Message-ID, state, timestamps), so no
-//! request can make the send go out again. Each statement reads the workspace's sends or
-//! events once (the workspace's index, then a filter): erasure is rare and must be complete.
+//! An erasure runs in steps, each its own short transaction, so a large workspace never holds
+//! a long lock and a step that loses a deadlock is simply repeated:
+//! 1. [`protect`]: the address's keyed hash goes on the suppression list (in place of its
+//!    entry, if any) under the workspace's erasure lock. Enqueue holds that lock shared while
+//!    it screens and records (`scope::begin_enqueue`), so a send to the address is either
+//!    recorded before this step (and found by the next) or refused after it.
+//! 2. [`naming_sends`] finds, by a read without locks, every send that names the address;
+//!    [`erase_sends`] cancels the waiting ones and replaces their payloads, a chunk at a time.
+//! 3. [`naming_events`] then finds the events of those sends and every event that names the
+//!    address; [`scrub_events`] rewrites them. It runs after step 2 has committed, so an event a
+//!    worker wrote about a send before that send was erased is found here, and one written
+//!    after is written without the contact's data (the workers lock the send and look).
+//! 4. [`finish`]: the scheduler's sequence ids in `sequence_stops`.
+//!
+//! "Names the address" means the address appears as a whole: not preceded by a character of a
+//! local part nor followed by one of a domain (erasing `jo@acme.test` leaves `bojo@acme.test`
+//! alone), in any case (letters are matched by explicit classes, so the database's locale does
+//! not matter), with `@` also as `%40` (an address inside a URL). The ledger row stays (id,
+//! idempotency key, payload hash, Message-ID, state, timestamps): no request can make the send
+//! go out again.
 
 use mailroom_domain::WorkspaceId;
 use sqlx::PgConnection;
@@ -84,35 +99,23 @@ pub struct Target<'a> {
     pub hashed: &'a str,
 }
 
-/// What an erasure changed.
-#[derive(Debug, Clone, Default)]
-pub struct Erased {
-    /// The sends whose payload named the address (erased now).
-    pub sends: Vec<uuid::Uuid>,
-    /// Of those, the ones that were waiting and are now cancelled (reason `erased`).
-    pub cancelled: u64,
-    /// Events whose data was rewritten.
-    pub events: u64,
+impl Target<'_> {
+    /// The regular expression of the address as a whole (see the module's documentation).
+    pub fn pattern(&self) -> String {
+        pattern(self.address)
+    }
 }
 
-/// Erases `t` from the workspace in the caller's transaction: cancels its waiting sends
-/// (each with `send.cancelled`, reason `erased`), replaces the payload of every send that
-/// names it, takes it out of those sends' metadata, responses and identifiers, rewrites the
-/// events that name it, and replaces its suppression entry (if any) by its keyed hash.
-pub async fn erase(conn: &mut PgConnection, ws: WorkspaceId, t: &Target<'_>) -> Result<Erased> {
-    let sends: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT id FROM sends WHERE workspace_id = $1
-           AND (strpos(lower(payload::text), $2) > 0 OR strpos(lower(coalesce(metadata::text, '')), $2) > 0
-                OR strpos(lower(idempotency_key || ' ' || coalesce(sequence, '')), $2) > 0)
-         ORDER BY id FOR UPDATE",
-    )
-    .bind(ws.as_uuid())
-    .bind(t.address)
-    .fetch_all(&mut *conn)
-    .await?;
-    let cancelled = cancel_waiting(conn, ws, &sends).await?;
-    scrub_sends(conn, ws, &sends, t).await?;
-    let events = scrub_events(conn, ws, &sends, t.address).await?;
+/// The advisory lock that orders an erasure's first step against enqueues, by workspace.
+pub(crate) fn lock_key_sql(ws: WorkspaceId) -> String {
+    format!("hashtextextended('erasure/{}', 0)", ws.as_uuid())
+}
+
+/// Step 1: puts the address's keyed hash on the suppression list in place of its entry, under
+/// the workspace's erasure lock (waiting for the enqueues in flight to commit).
+pub async fn protect(conn: &mut PgConnection, ws: WorkspaceId, t: &Target<'_>) -> Result<()> {
+    let lock = format!("SELECT pg_advisory_xact_lock({})", lock_key_sql(ws));
+    sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut *conn).await?;
     sqlx::query("DELETE FROM suppressions WHERE workspace_id = $1 AND address = $2")
         .bind(ws.as_uuid())
         .bind(t.address)
@@ -124,9 +127,70 @@ pub async fn erase(conn: &mut PgConnection, ws: WorkspaceId, t: &Target<'_>) -> 
     )
     .bind(ws.as_uuid())
     .bind(t.hashed)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
-    Ok(Erased { sends, cancelled, events })
+    Ok(())
+}
+
+/// Step 2a: the sends of the workspace that name the address, in id order (read without locks).
+pub async fn naming_sends(conn: &mut PgConnection, ws: WorkspaceId, pattern: &str) -> Result<Vec<uuid::Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM sends WHERE workspace_id = $1
+           AND (payload::text ~ $2 OR coalesce(metadata::text, '') ~ $2 OR idempotency_key ~ $2
+                OR coalesce(sequence, '') ~ $2 OR coalesce(last_response, '') ~ $2
+                OR coalesce(failure_reason, '') ~ $2)
+         ORDER BY id",
+    )
+    .bind(ws.as_uuid())
+    .bind(pattern)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// What one chunk of step 2 changed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendsErased {
+    /// Sends erased.
+    pub sends: u64,
+    /// Of those, the waiting ones now cancelled.
+    pub cancelled: u64,
+}
+
+/// Step 2b: locks `ids` (in id order), cancels the waiting ones (each with `send.cancelled`,
+/// reason `erased`), replaces their payloads, keeps the metadata keys that do not name the
+/// address and replaces it by its hash in the provider's answers, the failure reasons and the
+/// identifiers.
+pub async fn erase_sends(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    ids: &[uuid::Uuid],
+    t: &Target<'_>,
+) -> Result<SendsErased> {
+    let locked: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM sends WHERE workspace_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE")
+            .bind(ws.as_uuid())
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    let cancelled = cancel_waiting(conn, ws, &locked).await?;
+    sqlx::query(
+        "UPDATE sends SET payload = '{\"erased\": true}', erased_at = coalesce(erased_at, now()), updated_at = now(),
+             metadata = CASE WHEN metadata IS NULL THEN NULL ELSE
+                 (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(metadata) m(k, v)
+                  WHERE (k || ' ' || v::text) !~ $3) END,
+             last_response = regexp_replace(last_response, $3, $4, 'g'),
+             failure_reason = regexp_replace(failure_reason, $3, $4, 'g'),
+             idempotency_key = regexp_replace(idempotency_key, $3, $4, 'g'),
+             sequence = regexp_replace(sequence, $3, $4, 'g')
+         WHERE workspace_id = $1 AND id = ANY($2)",
+    )
+    .bind(ws.as_uuid())
+    .bind(&locked)
+    .bind(t.pattern())
+    .bind(t.hashed)
+    .execute(conn)
+    .await?;
+    Ok(SendsErased { sends: locked.len() as u64, cancelled })
 }
 
 /// Cancels the waiting sends among `ids`, each with its event. A send a worker holds is left
@@ -150,78 +214,103 @@ async fn cancel_waiting(conn: &mut PgConnection, ws: WorkspaceId, ids: &[uuid::U
     Ok(done.rows_affected())
 }
 
-/// Replaces the payloads; keeps the metadata keys that do not name the address; replaces the
-/// address by its hash in the provider's answers, the failure reasons and the identifiers.
-async fn scrub_sends(conn: &mut PgConnection, ws: WorkspaceId, ids: &[uuid::Uuid], t: &Target<'_>) -> Result<()> {
-    sqlx::query(
-        "UPDATE sends SET payload = '{\"erased\": true}', erased_at = now(), updated_at = now(),
-             metadata = CASE WHEN metadata IS NULL THEN NULL ELSE
-                 (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(metadata) m(k, v)
-                  WHERE strpos(lower(k || v::text), $3) = 0) END,
-             last_response = regexp_replace(last_response, $4, $5, 'gi'),
-             failure_reason = regexp_replace(failure_reason, $4, $5, 'gi'),
-             idempotency_key = regexp_replace(idempotency_key, $4, $5, 'gi'),
-             sequence = regexp_replace(sequence, $4, $5, 'gi')
+/// Step 3a: the events to rewrite: those of `sends` not rewritten yet, and every event that
+/// names the address, in id order (read without locks).
+pub async fn naming_events(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    sends: &[uuid::Uuid],
+    pattern: &str,
+) -> Result<Vec<uuid::Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM events WHERE workspace_id = $1
+           AND ((send_id = ANY($2) AND data->'erased' IS NULL) OR data::text ~ $3)
+         ORDER BY id",
+    )
+    .bind(ws.as_uuid())
+    .bind(sends)
+    .bind(pattern)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Step 3b: the events `ids` of the erased `sends` lose what came from a message (its sender,
+/// subject, excerpt, a bounce's recipient and diagnostic, a provider's answer); every one of
+/// them loses the fields that name the address. Each is marked `"erased": true`.
+pub async fn scrub_events(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    ids: &[uuid::Uuid],
+    sends: &[uuid::Uuid],
+    pattern: &str,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE events SET data = (
+             SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(
+                 CASE WHEN send_id = ANY($3)
+                      THEN data - ARRAY['from', 'subject', 'excerpt', 'recipient', 'diagnostic',
+                                        'inbound_message_id', 'response']
+                      ELSE data END) d(k, v)
+             WHERE (k || ' ' || v::text) !~ $4) || '{\"erased\": true}'
          WHERE workspace_id = $1 AND id = ANY($2)",
     )
     .bind(ws.as_uuid())
     .bind(ids)
-    .bind(t.address)
-    .bind(pattern(t.address))
-    .bind(t.hashed)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE sequence_stops SET sequence = regexp_replace(sequence, $2, $3, 'gi')
-                 WHERE workspace_id = $1 AND strpos(lower(sequence), $4) > 0",
-    )
-    .bind(ws.as_uuid())
-    .bind(pattern(t.address))
-    .bind(t.hashed)
-    .bind(t.address)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The events of the erased sends lose what came from a message (its sender, subject,
-/// excerpt, a bounce's recipient and diagnostic); every event that names the address loses
-/// the fields that do. Each is marked `"erased": true`.
-async fn scrub_events(conn: &mut PgConnection, ws: WorkspaceId, ids: &[uuid::Uuid], address: &str) -> Result<u64> {
-    let done = sqlx::query(
-        "UPDATE events SET data = (
-             SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(
-                 CASE WHEN send_id = ANY($2)
-                      THEN data - ARRAY['from', 'subject', 'excerpt', 'recipient', 'diagnostic', 'inbound_message_id']
-                      ELSE data END) d(k, v)
-             WHERE strpos(lower(k || v::text), $3) = 0) || '{\"erased\": true}'
-         WHERE workspace_id = $1 AND (send_id = ANY($2) OR strpos(lower(data::text), $3) > 0)",
-    )
-    .bind(ws.as_uuid())
-    .bind(ids)
-    .bind(address)
+    .bind(sends)
+    .bind(pattern)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
 }
 
-/// A PostgreSQL regular expression matching `address` literally (every character that is not
-/// a letter or a digit escaped).
+/// Step 4: the address leaves the scheduler's sequence ids of stopped sequences.
+pub async fn finish(conn: &mut PgConnection, ws: WorkspaceId, t: &Target<'_>) -> Result<()> {
+    sqlx::query(
+        "UPDATE sequence_stops SET sequence = regexp_replace(sequence, $2, $3, 'g')
+         WHERE workspace_id = $1 AND sequence ~ $2",
+    )
+    .bind(ws.as_uuid())
+    .bind(t.pattern())
+    .bind(t.hashed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A PostgreSQL regular expression matching `address` as a whole, in any case: each letter as
+/// the class of its cases, `@` also as `%40`, every other sign escaped; not preceded by a
+/// character of a local part, not followed by one of a domain (a dot followed by a letter or
+/// digit continues the domain; a dot ending a sentence does not).
 fn pattern(address: &str) -> String {
-    let mut p = String::with_capacity(address.len() * 2);
+    let mut p = String::from(r"(?<![[:alnum:]._%+-])");
     for c in address.chars() {
-        if !c.is_alphanumeric() {
-            p.push('\\');
+        let cases: String = c.to_lowercase().chain(c.to_uppercase()).filter(|x| *x != c).collect();
+        match c {
+            '@' => p.push_str("(?:@|%40)"),
+            c if c.is_alphanumeric() && cases.chars().count() == 1 => {
+                p.push('[');
+                p.push(c);
+                p.push_str(&cases);
+                p.push(']');
+            }
+            c if c.is_alphanumeric() => p.push(c),
+            c => {
+                p.push('\\');
+                p.push(c);
+            }
         }
-        p.push(c);
     }
+    p.push_str(r"(?![[:alnum:]_-]|\.[[:alnum:]])");
     p
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_pattern_escapes_every_sign() {
-        assert_eq!(super::pattern("a.b+c@x-y.test"), r"a\.b\+c\@x\-y\.test");
+    fn the_pattern_escapes_signs_folds_case_and_bounds_the_address() {
+        assert_eq!(
+            super::pattern("a.b+1@x-ö.t"),
+            r"(?<![[:alnum:]._%+-])[aA]\.[bB]\+1(?:@|%40)[xX]\-[öÖ]\.[tT](?![[:alnum:]_-]|\.[[:alnum:]])"
+        );
     }
 }

@@ -58,6 +58,17 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the statement lost a deadlock or a serialisation conflict: nothing was changed
+    /// and the same transaction run again may pass.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => matches!(e.code().as_deref(), Some("40P01" | "40001")),
+            _ => false,
+        }
+    }
+}
+
 /// Shorthand for store results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

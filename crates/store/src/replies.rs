@@ -165,14 +165,12 @@ pub struct MatchedSend {
     pub erased: bool,
 }
 
-/// The workspace's sends with any of these Message-IDs (never another workspace's).
+/// The workspace's sends with any of these Message-IDs (never another workspace's), locked
+/// against an erasure until the transaction ends (the `sends_answered` function).
 pub async fn sends_by_message_id(conn: &mut PgConnection, ws: WorkspaceId, ids: &[String]) -> Result<Vec<MatchedSend>> {
-    Ok(sqlx::query_as(
-        "SELECT id, mailbox_id, message_id, metadata, sequence, erased_at IS NOT NULL AS erased FROM sends
-         WHERE workspace_id = $1 AND message_id = ANY($2)",
-    )
-    .bind(ws.as_uuid())
-    .bind(ids)
-    .fetch_all(conn)
-    .await?)
+    Ok(sqlx::query_as("SELECT id, mailbox_id, message_id, metadata, sequence, erased FROM sends_answered($1, $2)")
+        .bind(ws.as_uuid())
+        .bind(ids)
+        .fetch_all(conn)
+        .await?)
 }

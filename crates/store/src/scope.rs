@@ -24,12 +24,31 @@ pub async fn begin(pool: &PgPool, ws: WorkspaceId) -> Result<Scoped> {
     Ok(pool.begin_with(sqlx::AssertSqlSafe(sql)).await?)
 }
 
+/// Begins a transaction in `ws` that records sends: it holds the workspace's erasure lock shared
+/// (in the same round trip), so an erasure's first step waits for it and a send screened here
+/// is either found by that erasure or refused after it (see `erasure`). Enqueues never wait
+/// for one another.
+pub async fn begin_enqueue(pool: &PgPool, ws: WorkspaceId) -> Result<Scoped> {
+    let sql = format!(
+        "BEGIN; SELECT set_config('mailroom.workspace', '{}', true), pg_advisory_xact_lock_shared({})",
+        ws.as_uuid(),
+        crate::erasure::lock_key_sql(ws)
+    );
+    Ok(pool.begin_with(sqlx::AssertSqlSafe(sql)).await?)
+}
+
+/// How long one statement of an export may run: it streams a whole table to a reader, which the
+/// API drops after a stall, so this only bounds a runaway.
+const EXPORT_STATEMENT_TIMEOUT: &str = "30min";
+
 /// Begins a read-only transaction in `ws` that sees one snapshot throughout (an export reads
 /// several tables as they were at one instant).
 pub async fn begin_snapshot(pool: &PgPool, ws: WorkspaceId) -> Result<Scoped> {
     let sql = format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('mailroom.workspace', '{}', true)",
-        ws.as_uuid()
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+         SELECT set_config('mailroom.workspace', '{}', true), set_config('statement_timeout', '{}', true)",
+        ws.as_uuid(),
+        EXPORT_STATEMENT_TIMEOUT
     );
     Ok(pool.begin_with(sqlx::AssertSqlSafe(sql)).await?)
 }

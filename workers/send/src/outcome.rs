@@ -40,6 +40,10 @@ pub(crate) async fn record(
     result: Result<Answer, DeliverError<anyhow::Error>>,
 ) -> anyhow::Result<bool> {
     let mut tx = ctx.pool.begin().await?;
+    if sends::lock_erased(&mut tx, row).await? {
+        let applied = withheld(&mut tx, row, &result).await?;
+        return Ok(commit(tx, applied).await? && result.is_ok());
+    }
     let was_sent = result.is_ok();
     let applied = match result {
         Ok(answer) => sent(&mut tx, row, &answer.to_string()).await?,
@@ -53,6 +57,28 @@ pub(crate) async fn record(
         }
     };
     Ok(commit(tx, applied).await? && was_sent)
+}
+
+/// The recipient was erased while the attempt was in flight: the ledger records what became of
+/// the send, but nothing the provider said (its answer may quote the address) and nothing on
+/// the suppression list (the keyed hash is there already). A mailbox-level verdict (throttled,
+/// credentials refused) is left for the mailbox's next send to find again.
+async fn withheld(
+    tx: &mut PgConnection,
+    row: &SendRow,
+    result: &Result<Answer, DeliverError<anyhow::Error>>,
+) -> anyhow::Result<bool> {
+    const WITHHELD: &str = "its recipient was erased; the provider's answer was not kept";
+    tracing::info!("the send's recipient was erased during its attempt");
+    match result {
+        Ok(_) => sent(tx, row, WITHHELD).await,
+        Err(DeliverError::Smtp(f)) => match f.verdict() {
+            Verdict::Accepted => sent(tx, row, WITHHELD).await,
+            Verdict::Ambiguous => terminal(tx, row, SendState::Ambiguous, WITHHELD).await,
+            _ => terminal(tx, row, SendState::Failed, WITHHELD).await,
+        },
+        Err(_) => terminal(tx, row, SendState::Failed, "its recipient was erased").await,
+    }
 }
 
 /// Records what reconciliation found.

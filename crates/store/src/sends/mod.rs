@@ -282,6 +282,20 @@ pub enum Finish<'a> {
     },
 }
 
+/// Locks a send for recording its attempt's outcome and tells whether its recipient was erased
+/// meanwhile: an erasure locks its sends too, so it comes wholly before this outcome (which
+/// then keeps nothing of the contact) or wholly after (and rewrites what this one wrote).
+pub async fn lock_erased(conn: &mut PgConnection, claimed: &SendRow) -> Result<bool> {
+    let erased: Option<bool> = sqlx::query_scalar(
+        "SELECT erased_at IS NOT NULL FROM sends WHERE workspace_id = $1 AND id = $2 FOR NO KEY UPDATE",
+    )
+    .bind(claimed.workspace_id)
+    .bind(claimed.id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(erased.unwrap_or(false))
+}
+
 /// Ends an attempt, fenced on the claim: only the worker that holds the lease for this
 /// attempt can move the send. Returns whether it did.
 pub async fn finish(conn: &mut PgConnection, claimed: &SendRow, outcome: &Finish<'_>) -> Result<bool> {
