@@ -19,6 +19,22 @@ REVOKE EXECUTE ON FUNCTION sends_answered(uuid, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sends_answered(uuid, text[]) TO mailroom_reply;
 
 -- One address, one mailbox per workspace (disconnected ones aside). Connecting checks this
--- under a lock first to answer with the existing mailbox; the index makes it a rule.
+-- under a lock first to answer with the existing mailbox; the index makes it a rule. A
+-- database that already holds two such mailboxes stops here with what to do.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM mailboxes WHERE status <> 'disconnected'
+               GROUP BY workspace_id, lower(from_address) HAVING count(*) > 1) THEN
+        RAISE EXCEPTION 'a workspace has two connected mailboxes for one address'
+            USING HINT = 'find them with: SELECT workspace_id, lower(from_address), array_agg(id) FROM mailboxes '
+                         'WHERE status <> ''disconnected'' GROUP BY 1, 2 HAVING count(*) > 1; disconnect one of '
+                         'each (DELETE /v1/mailboxes/{id}), then migrate again';
+    END IF;
+END
+$$;
 CREATE UNIQUE INDEX mailboxes_one_address ON mailboxes (workspace_id, lower(from_address))
     WHERE status <> 'disconnected';
+
+-- An erasure moves a stopped sequence to its rewritten id (a stop recorded meanwhile under
+-- that id is kept): it deletes the old row and inserts the new one.
+GRANT INSERT, DELETE ON sequence_stops TO mailroom_api;

@@ -42,10 +42,17 @@ async fn an_erasure_takes_the_address_as_a_whole_in_any_case_and_inside_a_url() 
     by_body["text"] = json!(format!("Write to {}.", lead.to_uppercase()));
     let mut by_link = waiting(&recipient("other"));
     by_link["metadata"] = json!({ "unsubscribe": format!("https://u.test/?e={local}%40{domain}"), "campaign": "c" });
+    let mut by_line = waiting(&recipient("other"));
+    by_line["text"] = json!(format!("Attendees:\n{lead}\nmailto%3A{local}%40{domain}"));
     let neighbours =
         [format!("bo{lead}"), format!("{local}@{domain}.uk"), format!("x.{lead}"), format!("{local}@sub.{domain}")];
-    for (key, body) in [("lead", waiting(&lead)), ("body", by_body), ("link", by_link)] {
-        assert_eq!(app.send(key, &body).await.0, 201);
+    for (key, body) in [("lead", waiting(&lead)), ("body", by_body), ("link", by_link), ("line", by_line)] {
+        let (status, sent) = app.send(key, &body).await;
+        assert_eq!(status, 201, "{sent}");
+    }
+    // Two idempotency keys that name the lead in two ways stay two keys once rewritten.
+    for key in [format!("welcome/{lead}"), format!("welcome/{}", lead.to_uppercase())] {
+        assert_eq!(app.send(&key, &waiting(&lead)).await.0, 201);
     }
     for (i, n) in neighbours.iter().enumerate() {
         let (status, sent) = app.send(&format!("n{i}"), &waiting(n)).await;
@@ -54,7 +61,8 @@ async fn an_erasure_takes_the_address_as_a_whole_in_any_case_and_inside_a_url() 
 
     let (status, done) = erase(&app, &lead).await;
     assert_eq!(status, 200, "{done}");
-    assert_eq!((done["sends"].as_u64(), done["cancelled"].as_u64()), (Some(3), Some(3)), "{done}");
+    assert_eq!((done["sends"].as_u64(), done["cancelled"].as_u64()), (Some(6), Some(6)), "{done}");
+    assert_eq!(app.count("SELECT count(*) FROM sends WHERE idempotency_key LIKE 'welcome/erased:%#%'").await, 2);
     assert_eq!(
         app.count("SELECT count(*) FROM sends WHERE metadata = '{\"campaign\": \"c\"}' AND erased_at IS NOT NULL")
             .await,

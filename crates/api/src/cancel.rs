@@ -153,10 +153,10 @@ pub(crate) async fn many(
     let mut tx = state.begin(auth.workspace).await?;
     let cancelled = sends::cancel_matching(&mut tx, auth.workspace, &filter, &reason).await?;
     // A bulk change is audited with what it matched (one send's cancel is its own event): the
-    // mailbox, the metadata's keys and the masked address, never a sequence id or a metadata
-    // value, which may name a contact (the audit trail outlives an erasure).
-    let keys: Option<Vec<&String>> = filter.metadata.as_ref().and_then(|m| m.as_object()).map(|o| o.keys().collect());
-    let target = json!({ "sequence": filter.sequence.is_some(), "mailbox_id": filter.mailbox, "metadata_keys": keys,
+    // mailbox, how many metadata pairs and the masked address, never a sequence id or metadata,
+    // which may name a contact (the audit trail outlives an erasure).
+    let pairs = filter.metadata.as_ref().and_then(|m| m.as_object()).map(serde_json::Map::len);
+    let target = json!({ "sequence": filter.sequence.is_some(), "mailbox_id": filter.mailbox, "metadata_pairs": pairs,
         "to": filter.to.as_deref().map(mask_email), "cancelled": cancelled });
     mailroom_store::audit::record(
         &mut tx,

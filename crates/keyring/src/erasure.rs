@@ -93,7 +93,7 @@ pub struct Erasure {
 /// Sends or events changed per transaction: each step holds its row locks briefly.
 const CHUNK: usize = 500;
 /// Runs of one step after it lost a deadlock to a worker, before the erasure fails.
-const TRIES: u32 = 3;
+const TRIES: u32 = 5;
 
 /// Runs one step (`$run`, given the transaction as `$c`) in its own transaction in `$ws`, again
 /// when it loses a deadlock to a worker. (A macro: a generic async closure would make the
@@ -112,6 +112,8 @@ macro_rules! step {
                 }
                 Err(e) if e.is_retryable() && tried < TRIES => {
                     tracing::info!(workspace.id = %$ws, tried, "an erasure step lost a deadlock; running it again");
+                    drop(tx);
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(tried))).await;
                 }
                 Err(e) => return Err(KeyringError::from(e)),
             }

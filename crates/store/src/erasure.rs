@@ -159,7 +159,8 @@ pub struct SendsErased {
 /// Step 2b: locks `ids` (in id order), cancels the waiting ones (each with `send.cancelled`,
 /// reason `erased`), replaces their payloads, keeps the metadata keys that do not name the
 /// address and replaces it by its hash in the provider's answers, the failure reasons and the
-/// identifiers.
+/// identifiers. A rewritten idempotency key also takes the send's id, so two keys that named
+/// the address in two ways (`JO@`, `jo%40`) stay two keys.
 pub async fn erase_sends(
     conn: &mut PgConnection,
     ws: WorkspaceId,
@@ -180,7 +181,8 @@ pub async fn erase_sends(
                   WHERE (k || ' ' || v::text) !~ $3) END,
              last_response = regexp_replace(last_response, $3, $4, 'g'),
              failure_reason = regexp_replace(failure_reason, $3, $4, 'g'),
-             idempotency_key = regexp_replace(idempotency_key, $3, $4, 'g'),
+             idempotency_key = CASE WHEN idempotency_key ~ $3
+                 THEN regexp_replace(idempotency_key, $3, $4, 'g') || '#' || id ELSE idempotency_key END,
              sequence = regexp_replace(sequence, $3, $4, 'g')
          WHERE workspace_id = $1 AND id = ANY($2)",
     )
@@ -204,7 +206,7 @@ async fn cancel_waiting(conn: &mut PgConnection, ws: WorkspaceId, ids: &[uuid::U
              RETURNING id, workspace_id, mailbox_id, message_id)
          INSERT INTO events (id, workspace_id, kind, send_id, mailbox_id, data)
          SELECT gen_random_uuid(), workspace_id, 'send.cancelled', id, mailbox_id,
-                jsonb_build_object('reason', 'erased', 'message_id', message_id)
+                jsonb_build_object('reason', 'erased', 'message_id', message_id, 'erased', true)
          FROM c",
     )
     .bind(ws.as_uuid())
@@ -263,17 +265,30 @@ pub async fn scrub_events(
     Ok(done.rows_affected())
 }
 
-/// Step 4: the address leaves the scheduler's sequence ids of stopped sequences.
+/// Step 4: the address leaves the scheduler's sequence ids of stopped sequences (a stop
+/// recorded meanwhile under the rewritten id is kept), and the suppression list once more: a
+/// worker that held one of the sends while step 1 ran may have listed it in plain text
+/// (a hard bounce); steps 2 and 3 waited for every such worker to commit.
 pub async fn finish(conn: &mut PgConnection, ws: WorkspaceId, t: &Target<'_>) -> Result<()> {
     sqlx::query(
-        "UPDATE sequence_stops SET sequence = regexp_replace(sequence, $2, $3, 'g')
-         WHERE workspace_id = $1 AND sequence ~ $2",
+        "WITH old AS (
+             DELETE FROM sequence_stops WHERE workspace_id = $1 AND sequence ~ $2
+             RETURNING sequence, trigger, created_at)
+         INSERT INTO sequence_stops (workspace_id, sequence, trigger, created_at)
+         SELECT $1, regexp_replace(sequence, $2, $3, 'g'), trigger, min(created_at) FROM old
+         GROUP BY 2, 3
+         ON CONFLICT DO NOTHING",
     )
     .bind(ws.as_uuid())
     .bind(t.pattern())
     .bind(t.hashed)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    sqlx::query("DELETE FROM suppressions WHERE workspace_id = $1 AND address = $2")
+        .bind(ws.as_uuid())
+        .bind(t.address)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -281,8 +296,16 @@ pub async fn finish(conn: &mut PgConnection, ws: WorkspaceId, t: &Target<'_>) ->
 /// the class of its cases, `@` also as `%40`, every other sign escaped; not preceded by a
 /// character of a local part, not followed by one of a domain (a dot followed by a letter or
 /// digit continues the domain; a dot ending a sentence does not).
+///
+/// The texts searched are JSON as PostgreSQL prints it and may be URL-encoded, so an escape
+/// just before the address (`\n`, `\u00a0`, `%3C`) also bounds it. The local-part characters
+/// that commonly delimit an address in text (quotes, `*`, backquote, braces, `|`, `/`, `=`, `?`,
+/// `&`) bound it too: erasing `brien@x.test` also takes `o'brien@x.test`, which errs on the
+/// side of the erasure. Letters whose other case is more than one character (`ß`) match only
+/// as written; addresses are normalised to lower case before they get here.
 fn pattern(address: &str) -> String {
-    let mut p = String::from(r"(?<![[:alnum:]._%+-])");
+    let mut p =
+        String::from(r"(?:(?<![[:alnum:]._%+~#!$^-])|(?<=\\[nrtbf])|(?<=\\u[0-9a-fA-F]{4})|(?<=%[0-9a-fA-F]{2}))");
     for c in address.chars() {
         let cases: String = c.to_lowercase().chain(c.to_uppercase()).filter(|x| *x != c).collect();
         match c {
@@ -310,7 +333,7 @@ mod tests {
     fn the_pattern_escapes_signs_folds_case_and_bounds_the_address() {
         assert_eq!(
             super::pattern("a.b+1@x-ö.t"),
-            r"(?<![[:alnum:]._%+-])[aA]\.[bB]\+1(?:@|%40)[xX]\-[öÖ]\.[tT](?![[:alnum:]_-]|\.[[:alnum:]])"
+            r"(?:(?<![[:alnum:]._%+~#!$^-])|(?<=\\[nrtbf])|(?<=\\u[0-9a-fA-F]{4})|(?<=%[0-9a-fA-F]{2}))[aA]\.[bB]\+1(?:@|%40)[xX]\-[öÖ]\.[tT](?![[:alnum:]_-]|\.[[:alnum:]])"
         );
     }
 }

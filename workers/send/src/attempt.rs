@@ -91,6 +91,9 @@ async fn api_send(
 async fn begin_body(ctx: &Ctx, claimed: &SendRow) -> anyhow::Result<()> {
     let mut conn = ctx.pool.acquire().await?;
     let held = mailroom_store::sends::begin_body(&mut conn, claimed, ctx.config.lease.as_secs_f64()).await?;
-    anyhow::ensure!(held, "the attempt lost its lease before the body was sent; the body was not sent");
+    anyhow::ensure!(
+        held,
+        "the attempt lost its lease, or its recipient was erased, before the body was sent; the body was not sent"
+    );
     Ok(())
 }

@@ -32,7 +32,8 @@ async fn commit(tx: Transaction<'_, Postgres>, applied: bool) -> anyhow::Result<
     Ok(applied)
 }
 
-/// Records the result of a delivery attempt. Returns whether the send is now `sent`.
+/// Records the result of a delivery attempt. Returns whether the send is now `sent` and its
+/// message may be filed in the Sent folder.
 pub(crate) async fn record(
     ctx: &Ctx,
     row: &SendRow,
@@ -42,7 +43,9 @@ pub(crate) async fn record(
     let mut tx = ctx.pool.begin().await?;
     if sends::lock_erased(&mut tx, row).await? {
         let applied = withheld(&mut tx, row, &result).await?;
-        return Ok(commit(tx, applied).await? && result.is_ok());
+        commit(tx, applied).await?;
+        // Not "sent" to the caller: no copy of a message naming the erased contact is filed.
+        return Ok(false);
     }
     let was_sent = result.is_ok();
     let applied = match result {

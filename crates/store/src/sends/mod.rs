@@ -210,13 +210,13 @@ pub async fn claim(
 /// Records, just before the message body goes to the provider, that this attempt is about to
 /// hand it over, and renews the lease for the body's transfer. Returns false when the attempt
 /// no longer holds the send (its lease ran out and it was recovered, or another worker took
-/// it): the caller must then not send the body. This fences a stalled worker out of a
-/// double-send.
+/// it), or when its recipient was erased meanwhile: the caller must then not send the body.
+/// This fences a stalled worker out of a double-send, and an erased contact out of the mail.
 pub async fn begin_body(conn: &mut PgConnection, row: &SendRow, lease_secs: f64) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE sends SET body_at = now(), lease_until = now() + make_interval(secs => $5)
          WHERE workspace_id = $1 AND id = $2 AND state = 'sending' AND attempts = $3 AND locked_by = $4
-           AND lease_until > now()",
+           AND lease_until > now() AND erased_at IS NULL",
     )
     .bind(row.workspace_id)
     .bind(row.id)
@@ -293,6 +293,7 @@ pub async fn lock_erased(conn: &mut PgConnection, claimed: &SendRow) -> Result<b
     .bind(claimed.id)
     .fetch_optional(conn)
     .await?;
+    // No row: nothing to withhold; `finish`, fenced on the claim, then changes nothing either.
     Ok(erased.unwrap_or(false))
 }
 
