@@ -1,4 +1,4 @@
--- Per-mailbox pacing, shared by every worker process (DESIGN.md section 5).
+-- Per-mailbox pacing, shared by every worker process (docs/design.md section 5).
 -- Defaults here only cover rows that existed before pacing; the API writes explicit values.
 ALTER TABLE mailboxes
     ADD COLUMN daily_cap     integer CHECK (daily_cap > 0),

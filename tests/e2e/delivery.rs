@@ -1,4 +1,4 @@
-//! Sends reach the mailbox exactly once, and every SMTP answer ends where DESIGN.md says.
+//! Sends reach the mailbox exactly once, and every SMTP answer ends where docs/design.md (section 4) says.
 
 use std::{collections::HashSet, time::Duration};
 

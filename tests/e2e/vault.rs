@@ -114,7 +114,7 @@ async fn disconnecting_a_mailbox_destroys_its_credentials_and_cancels_its_waitin
     let shown: Value = app.get(&format!("/v1/mailboxes/{mailbox}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(shown["status"], "disconnected");
     let (status, body) = app.send("shred-new", &TestApp::send_body(&mailbox, &to, "Too late")).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("mailbox_disconnected")));
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("mailbox_disconnected")));
     let (status, _) = app.send("shred-0", &TestApp::send_body(&mailbox, &to, "Waiting")).await;
     assert_eq!(status, 200, "a replay still answers");
     let again = app.http.delete(format!("{}/v1/mailboxes/{mailbox}", app.base)).bearer_auth(&app.token).send().await;

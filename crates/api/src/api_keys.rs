@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJson, provision};
+use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson, provision};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,13 +36,13 @@ fn grant_view(g: &Grant) -> (Option<&'static str>, Vec<&'static str>) {
 
 /// The grant asked for: a role or a scope list, each name known.
 fn requested(req: &CreateRequest) -> Result<Grant, ApiError> {
-    let bad = |code, message: String| ApiError::unprocessable(code, message);
+    let bad = |code, message: String| ApiError::new(code, message);
     match (&req.role, &req.scopes) {
-        (Some(role), None) => Ok(Grant::Role(role.parse::<Role>().map_err(|e| bad("unknown_role", e.to_string()))?)),
+        (Some(role), None) => Ok(Grant::Role(role.parse::<Role>().map_err(|e| bad(Code::UnknownRole, e.to_string()))?)),
         (None, Some(names)) if !names.is_empty() => {
-            Ok(Grant::Scopes(Scope::parse_list(names).map_err(|e| bad("unknown_scope", e.to_string()))?))
+            Ok(Grant::Scopes(Scope::parse_list(names).map_err(|e| bad(Code::UnknownScope, e.to_string()))?))
         }
-        _ => Err(bad("role_or_scopes", "give either `role` or a non-empty `scopes` list, not both".into())),
+        _ => Err(bad(Code::RoleOrScopes, "give either `role` or a non-empty `scopes` list, not both".into())),
     }
 }
 
@@ -54,17 +54,17 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.contains('\0') {
-        return Err(ApiError::unprocessable("invalid_name", "a key's name has 1 to 200 characters"));
+        return Err(ApiError::new(Code::InvalidName, "a key's name has 1 to 200 characters"));
     }
     let grant = requested(&req)?;
     if req.expires_at.is_some_and(|e| e <= Utc::now()) {
-        return Err(ApiError::unprocessable("expiry_in_past", "`expires_at` must be in the future"));
+        return Err(ApiError::new(Code::ExpiryInPast, "`expires_at` must be in the future"));
     }
     let wider = grant.beyond(&auth.grant);
     if !wider.is_empty() {
         let names: Vec<String> = wider.iter().map(|s| format!("`{s}`")).collect();
-        return Err(ApiError::Forbidden {
-            code: "scope_escalation",
+        return Err(ApiError::Refused {
+            code: Code::ScopeEscalation,
             message: format!("a key cannot be wider than the key that makes it; this key lacks {}", names.join(", ")),
         });
     }

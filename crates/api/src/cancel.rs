@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    ApiError, AppState,
+    ApiError, AppState, Code,
     auth::Auth,
     json::{ApiJson, ApiJsonOrEmpty},
     sends::view,
@@ -39,8 +39,8 @@ pub(crate) struct CancelRequest {
 pub(crate) fn reason(given: Option<String>, default: &str) -> Result<String, ApiError> {
     let reason = given.unwrap_or_else(|| default.to_owned());
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
+        return Err(ApiError::new(
+            Code::InvalidField,
             format!("`reason`: 1 to {MAX_REASON_CHARS} characters, without control characters"),
         ));
     }
@@ -68,8 +68,8 @@ pub(crate) async fn one(
             }
             Ok(Json(view(&row, !cancelled_now)))
         }
-        SendState::Sending => Err(ApiError::StateConflict {
-            code: "send_in_flight",
+        SendState::Sending => Err(ApiError::Refused {
+            code: Code::SendInFlight,
             message: "the send is being handed to its provider and cannot be withdrawn; it will end sent, failed \
                       or ambiguous (watch its events)"
                 .into(),
@@ -77,19 +77,19 @@ pub(crate) async fn one(
         // Still waiting, yet not cancelled: its last attempt may have delivered it, and it
         // waits to be checked against the Sent folder (or a worker claimed and released it in
         // between; a retry of the cancel settles that case).
-        SendState::Queued | SendState::RetryWait => Err(ApiError::StateConflict {
-            code: "send_in_flight",
+        SendState::Queued | SendState::RetryWait => Err(ApiError::Refused {
+            code: Code::SendInFlight,
             message: "the send's last attempt may have delivered it and is being confirmed against the mailbox's \
                       Sent folder; it cannot be withdrawn now (retry the cancel if it is merely waiting)"
                 .into(),
         }),
-        SendState::Ambiguous => Err(ApiError::StateConflict {
-            code: "send_finished",
+        SendState::Ambiguous => Err(ApiError::Refused {
+            code: Code::SendFinished,
             message: "the send is ambiguous (it may have been delivered); settle it with POST /v1/sends/{id}/resolve"
                 .into(),
         }),
-        finished => Err(ApiError::StateConflict {
-            code: "send_finished",
+        finished => Err(ApiError::Refused {
+            code: Code::SendFinished,
             message: format!("the send is already {}; there is nothing to cancel", finished.as_str()),
         }),
     }
@@ -122,8 +122,8 @@ pub(crate) async fn many(
     let reason = reason(req.reason, "cancelled through the API")?;
     let f = req.filter;
     if f.sequence.is_none() && f.mailbox_id.is_none() && f.metadata.is_none() && f.to.is_none() {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
+        return Err(ApiError::new(
+            Code::InvalidField,
             "`filter`: name a `sequence`, `mailbox_id`, `metadata` or `to` (cancelling everything takes a filter)",
         ));
     }
@@ -135,15 +135,15 @@ pub(crate) async fn many(
         .as_deref()
         .map(str::parse::<MailboxId>)
         .transpose()
-        .map_err(|e| ApiError::unprocessable("invalid_field", format!("`filter.mailbox_id`: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidField, format!("`filter.mailbox_id`: {e}")))?;
     if f.metadata.as_ref().is_some_and(|m| m.as_object().is_none_or(serde_json::Map::is_empty)) {
-        return Err(ApiError::unprocessable("invalid_field", "`filter.metadata`: must be a JSON object with a key"));
+        return Err(ApiError::new(Code::InvalidField, "`filter.metadata`: must be a JSON object with a key"));
     }
     let to =
         f.to.as_deref()
             .map(EmailAddress::parse)
             .transpose()
-            .map_err(|e| ApiError::unprocessable("invalid_field", format!("`filter.to`: {e}")))?;
+            .map_err(|e| ApiError::new(Code::InvalidField, format!("`filter.to`: {e}")))?;
     let filter = sends::CancelFilter {
         sequence: f.sequence,
         mailbox,

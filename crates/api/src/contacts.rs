@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJson};
+use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson};
 
 /// The erasure request.
 #[derive(Debug, Deserialize)]
@@ -37,7 +37,7 @@ pub(crate) async fn erase(
     ApiJson(req): ApiJson<EraseRequest>,
 ) -> Result<Response, ApiError> {
     let address = EmailAddress::parse(req.address.trim())
-        .map_err(|e| ApiError::unprocessable("invalid_field", format!("`address`: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidField, format!("`address`: {e}")))?;
     // Half the request's time: reading the key and the body came out of the same budget.
     let budget = state.limits.edge.request_timeout / 2;
     let (answer, answered) = tokio::sync::oneshot::channel();
@@ -87,8 +87,8 @@ pub(crate) async fn screen(
             0 => String::new(),
             n => format!(", and {n} more recipient(s)"),
         };
-        return Err(ApiError::unprocessable(
-            "recipient_suppressed",
+        return Err(ApiError::new(
+            Code::RecipientSuppressed,
             format!(
                 "`{}` is on the workspace's suppression list ({}, since {}){more}; take it off with \
                  DELETE /v1/suppressions/{{address}} if that was a mistake",
@@ -105,8 +105,8 @@ pub(crate) async fn screen(
     let erased = suppressions::matching(conn, ws, &hashed).await?;
     let Some(first) = erased.first() else { return Ok(()) };
     let named = hashed.iter().position(|h| *h == first.address).map(|i| normalise(&recipients[i]));
-    Err(ApiError::unprocessable(
-        "recipient_suppressed",
+    Err(ApiError::new(
+        Code::RecipientSuppressed,
         format!(
             "`{}` was erased from this workspace on {} and is never mailed again",
             named.unwrap_or_default(),

@@ -7,22 +7,17 @@ use axum::{
 };
 use serde_json::json;
 
+use crate::Code;
+
 /// Everything a handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The request is malformed: `code` names the problem, `message` says how to fix it.
+    /// A refusal: `code` names the problem (and carries the status), `message` says how to fix
+    /// it.
     #[error("{message}")]
-    BadRequest {
-        /// Machine-readable code.
-        code: &'static str,
-        /// Human-readable explanation.
-        message: String,
-    },
-    /// The request is well formed but cannot be carried out as asked.
-    #[error("{message}")]
-    Unprocessable {
-        /// Machine-readable code.
-        code: &'static str,
+    Refused {
+        /// The code, from the one table.
+        code: Code,
         /// Human-readable explanation.
         message: String,
     },
@@ -50,14 +45,6 @@ pub enum ApiError {
     /// The token ends in a checksum that does not match it: mistyped or cut short.
     #[error("the API key's checksum does not match: it was mistyped or cut short")]
     BadChecksum,
-    /// Allowed to call the route, but not to do what was asked (a wider key than its maker).
-    #[error("{message}")]
-    Forbidden {
-        /// Machine-readable code.
-        code: &'static str,
-        /// Human-readable explanation.
-        message: String,
-    },
     /// The key is valid but its role or scopes lack the one the route needs.
     #[error("this API key lacks the `{0}` scope this route needs; use a key whose role or scopes include it")]
     MissingScope(mailroom_domain::Scope),
@@ -70,22 +57,14 @@ pub enum ApiError {
     /// The idempotency key was used for a different request.
     #[error("{0}")]
     Conflict(String),
-    /// The request conflicts with the resource's current state.
-    #[error("{message}")]
-    StateConflict {
-        /// Machine-readable code.
-        code: &'static str,
-        /// Human-readable explanation.
-        message: String,
-    },
     /// The request body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
     /// A dependency (the key provider) is unavailable: try again later. Logged once.
     #[error("{message}")]
     Unavailable {
-        /// Machine-readable code.
-        code: &'static str,
+        /// The code, from the one table.
+        code: Code,
         /// Human-readable explanation.
         message: String,
         /// The cause, for the log only.
@@ -98,41 +77,33 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// A 400 with the given code and message.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+    /// A refusal with its code (which carries the status) and how to fix it.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self::Refused { code, message: message.into() }
     }
 
-    /// A 422 with the given code and message.
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Unprocessable { code, message: message.into() }
-    }
-
-    /// A 409: the request conflicts with the resource's current state.
-    pub fn state_conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::StateConflict { code, message: message.into() }
+    /// Its code in the one table.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Refused { code, .. } | Self::Unavailable { code, .. } => *code,
+            Self::Unauthorized => Code::Unauthorized,
+            Self::MissingScope(_) => Code::MissingScope,
+            Self::BadChecksum => Code::BadChecksum,
+            Self::AdminOnly => Code::AdminTokenRequired,
+            Self::Timeout(_) => Code::RequestTimeout,
+            Self::RateLimited(_) => Code::RateLimited,
+            Self::NotFound(_) => Code::NotFound,
+            Self::MethodNotAllowed => Code::MethodNotAllowed,
+            Self::Conflict(_) => Code::IdempotencyConflict,
+            Self::TooLarge(_) => Code::TooLarge,
+            Self::Internal(_) => Code::Internal,
+        }
     }
 
     /// The status code and the machine-readable code.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
-            Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::MissingScope(_) => (StatusCode::FORBIDDEN, "missing_scope"),
-            Self::BadChecksum => (StatusCode::UNAUTHORIZED, "bad_checksum"),
-            Self::AdminOnly => (StatusCode::UNAUTHORIZED, "admin_token_required"),
-            Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
-            Self::StateConflict { code, .. } => (StatusCode::CONFLICT, code),
-            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
+        let code = self.code();
+        (code.status(), code.as_str())
     }
 
     /// The `{"code", "message"}` object, also used per item in batch answers.
@@ -199,7 +170,7 @@ impl From<mailroom_vault::VaultError> for ApiError {
         use mailroom_vault::{ProviderError, VaultError};
         match e {
             VaultError::Provider(ProviderError::Unavailable(_)) => Self::Unavailable {
-                code: "key_provider_unavailable",
+                code: Code::KeyProviderUnavailable,
                 message: "the key provider (KMS) is unavailable; nothing was stored, try again shortly".into(),
                 source: Box::new(e),
             },
@@ -221,9 +192,7 @@ impl From<mailroom_keyring::KeyringError> for ApiError {
             KeyringError::Vault(v) => v.into(),
             KeyringError::Open(mailroom_keyring::OpenError::Unavailable(v)) => v.into(),
             KeyringError::NoWorkspace(_) => Self::NotFound("workspace"),
-            e @ KeyringError::RotationInProgress(_) => {
-                Self::StateConflict { code: "rotation_in_progress", message: e.to_string() }
-            }
+            e @ KeyringError::RotationInProgress(_) => Self::new(Code::RotationInProgress, e.to_string()),
             e => Self::Internal(Box::new(e)),
         }
     }

@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::Instrument;
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiQuery};
+use crate::{ApiError, AppState, Code, auth::Auth, json::ApiQuery};
 
 /// Exports one process streams at once.
 const SLOTS: usize = 2;
@@ -107,19 +107,16 @@ fn format(q: &ExportQuery) -> Result<Format, ApiError> {
         .as_deref()
         .map(|t| {
             Table::ALL.into_iter().find(|x| x.name() == t).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_query",
-                    "`table` must be sends, events, mailboxes, suppressions or audit",
-                )
+                ApiError::new(Code::InvalidQuery, "`table` must be sends, events, mailboxes, suppressions or audit")
             })
         })
         .transpose()?;
     match (q.format.as_deref().unwrap_or("jsonl"), table) {
         ("jsonl", None) => Ok(Format::Lines),
-        ("jsonl", Some(_)) => Err(ApiError::bad_request("invalid_query", "JSON lines hold every table; drop `table`")),
+        ("jsonl", Some(_)) => Err(ApiError::new(Code::InvalidQuery, "JSON lines hold every table; drop `table`")),
         ("csv", Some(t)) => Ok(Format::Csv(t)),
-        ("csv", None) => Err(ApiError::bad_request("invalid_query", "CSV holds one table: add `table=sends` (or ...)")),
-        _ => Err(ApiError::bad_request("invalid_query", "`format` must be jsonl or csv")),
+        ("csv", None) => Err(ApiError::new(Code::InvalidQuery, "CSV holds one table: add `table=sends` (or ...)")),
+        _ => Err(ApiError::new(Code::InvalidQuery, "`format` must be jsonl or csv")),
     }
 }
 
@@ -131,7 +128,7 @@ pub(crate) async fn export(
 ) -> Result<Response, ApiError> {
     let format = format(&q)?;
     let permit = state.exports.0.clone().try_acquire_owned().map_err(|e| ApiError::Unavailable {
-        code: "exports_busy",
+        code: Code::ExportsBusy,
         message: format!("{SLOTS} exports are already streaming from this server; try again when one ends"),
         source: Box::new(e),
     })?;

@@ -18,7 +18,7 @@ use mailroom_store::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJson};
+use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +44,7 @@ async fn standing(state: &AppState, auth: &Auth, child: &str) -> Result<(Workspa
         Some(parent) if child == auth.home => Ok((child, Standing::Own { parent })),
         Some(parent) if parent == auth.home => Ok((child, Standing::Agency)),
         None if child == auth.home => {
-            Err(ApiError::unprocessable("no_parent", "a top-level workspace has no agency to grant access to"))
+            Err(ApiError::new(Code::NoParent, "a top-level workspace has no agency to grant access to"))
         }
         _ => Err(ApiError::NotFound("workspace")),
     }
@@ -80,9 +80,9 @@ pub(crate) async fn create(
 
 fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ApiError> {
     if names.is_empty() {
-        return Err(ApiError::unprocessable("no_scopes", "a grant needs at least one scope"));
+        return Err(ApiError::new(Code::NoScopes, "a grant needs at least one scope"));
     }
-    Scope::parse_list(names).map_err(|e| ApiError::unprocessable("unknown_scope", e.to_string()))
+    Scope::parse_list(names).map_err(|e| ApiError::new(Code::UnknownScope, e.to_string()))
 }
 
 /// `GET /v1/workspaces/{child}/grants`: every grant of the child, revoked ones included.

@@ -10,7 +10,7 @@ use axum::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::ApiError;
+use crate::{ApiError, Code};
 
 /// Like `axum::Json`, but every rejection is an [`ApiError`] naming the field at fault, and a
 /// body holding a NUL character anywhere is refused before any handler sees it.
@@ -51,7 +51,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJsonParts<T> {
         let text = body_text(req, state).await?;
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
             .map(Self)
-            .map_err(|e| ApiError::bad_request("invalid_json", at("", &e.path().to_string(), e.inner())))
+            .map_err(|e| ApiError::new(Code::InvalidJson, at("", &e.path().to_string(), e.inner())))
     }
 }
 
@@ -64,11 +64,11 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        let bad = |e: &dyn std::fmt::Display| ApiError::bad_request("invalid_query", format!("the query string: {e}"));
+        let bad = |e: &dyn std::fmt::Display| ApiError::new(Code::InvalidQuery, format!("the query string: {e}"));
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(&e))?;
         if let Some((k, _)) = pairs.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
             let at = format!("`{}`: ", k.replace('\0', "\\0"));
-            return Err(ApiError::bad_request("unstorable_text", format!("{at}contains a NUL character (U+0000)")));
+            return Err(ApiError::new(Code::UnstorableText, format!("{at}contains a NUL character (U+0000)")));
         }
         serde_urlencoded::from_str(query).map(Self).map_err(|e| bad(&e))
     }
@@ -77,17 +77,17 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
 /// The body as UTF-8 text, once its content type says JSON and its size is within the limit.
 async fn body_text<S: Send + Sync>(req: Request, state: &S) -> Result<String, ApiError> {
     if !is_json(req.headers()) {
-        return Err(ApiError::bad_request(
-            "invalid_content_type",
+        return Err(ApiError::new(
+            Code::InvalidContentType,
             "send the body as JSON with `Content-Type: application/json`",
         ));
     }
     let bytes = Bytes::from_request(req, state).await.map_err(|r| match r.status().as_u16() {
         413 => ApiError::TooLarge("the request body is larger than allowed".into()),
-        _ => ApiError::bad_request("invalid_body", "the request body could not be read"),
+        _ => ApiError::new(Code::InvalidBody, "the request body could not be read"),
     })?;
     String::from_utf8(bytes.into())
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not UTF-8: {}", e.utf8_error())))
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("the body is not UTF-8: {}", e.utf8_error())))
 }
 
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
@@ -100,10 +100,10 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 /// (`items[3]` for a batch item, empty for a whole body).
 pub(crate) fn parse<T: DeserializeOwned>(text: &str, prefix: &str) -> Result<T, ApiError> {
     let value: Value = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text))
-        .map_err(|e| ApiError::bad_request("invalid_json", at(prefix, &e.path().to_string(), e.inner())))?;
+        .map_err(|e| ApiError::new(Code::InvalidJson, at(prefix, &e.path().to_string(), e.inner())))?;
     storable(&value, &mut prefix.to_owned())?;
     serde_path_to_error::deserialize(value)
-        .map_err(|e| ApiError::bad_request("invalid_json", at(prefix, &e.path().to_string(), e.inner())))
+        .map_err(|e| ApiError::new(Code::InvalidJson, at(prefix, &e.path().to_string(), e.inner())))
 }
 
 /// "`items[2].text`: problem", or just the problem for the body as a whole.
@@ -120,8 +120,8 @@ pub(crate) fn at(prefix: &str, path: &str, problem: impl std::fmt::Display) -> S
 /// Refuses the first string or object key holding a NUL character, naming where it is.
 fn storable(v: &Value, path: &mut String) -> Result<(), ApiError> {
     let refuse = |path: &str| {
-        ApiError::bad_request(
-            "unstorable_text",
+        ApiError::new(
+            Code::UnstorableText,
             at(path, "", "contains a NUL character (U+0000), which cannot be stored; remove it"),
         )
     };

@@ -10,6 +10,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod cancel;
+mod codes;
 mod contacts;
 pub mod edge;
 mod error;
@@ -52,6 +53,7 @@ use mailroom_vault::Vault;
 use tokio::net::TcpListener;
 
 pub use auth::FailedAuthLimiter;
+pub use codes::Code;
 pub use error::ApiError;
 
 /// Limits on what a request may carry.

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    ApiError, AppState,
+    ApiError, AppState, Code,
     auth::Auth,
     json::ApiJson,
     mailbox_servers::{self, ServerPatch},
@@ -40,12 +40,12 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_field", format!("`{field}`: {problem}"))
+    ApiError::new(Code::InvalidField, format!("`{field}`: {problem}"))
 }
 
 fn refuse_disconnected(m: &mailboxes::MailboxRow) -> Result<(), ApiError> {
     if m.status == "disconnected" {
-        return Err(ApiError::state_conflict("mailbox_disconnected", "the mailbox was disconnected; connect it again"));
+        return Err(ApiError::new(Code::MailboxDisconnected, "the mailbox was disconnected; connect it again"));
     }
     Ok(())
 }

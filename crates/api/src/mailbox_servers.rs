@@ -10,7 +10,7 @@ use mailroom_store::mailboxes::{MailboxRow, Servers};
 use mailroom_vault::Field;
 use serde::Deserialize;
 
-use crate::{ApiError, AppState, mailboxes::check_server_fields};
+use crate::{ApiError, AppState, Code, mailboxes::check_server_fields};
 
 /// Changes to one server; what is left out stays.
 #[derive(Deserialize)]
@@ -37,8 +37,8 @@ pub(crate) async fn checked(
         return Ok(None);
     }
     if m.auth_kind != "password" {
-        return Err(ApiError::state_conflict(
-            "mailbox_uses_oauth",
+        return Err(ApiError::new(
+            Code::MailboxUsesOauth,
             "an OAuth mailbox connects to its provider's servers, which cannot be changed",
         ));
     }
@@ -107,10 +107,7 @@ pub(crate) fn unchanged(read: &MailboxRow, locked: &MailboxRow) -> Result<(), Ap
     if Servers::of(read) == Servers::of(locked) && read.auth_kind == locked.auth_kind {
         Ok(())
     } else {
-        Err(ApiError::state_conflict(
-            "mailbox_changed",
-            "the mailbox's servers changed meanwhile; read it and try again",
-        ))
+        Err(ApiError::new(Code::MailboxChanged, "the mailbox's servers changed meanwhile; read it and try again"))
     }
 }
 
@@ -122,8 +119,8 @@ async fn stored(
     field: Field,
 ) -> Result<secrecy::SecretString, ApiError> {
     mailroom_keyring::open_secret(&state.pool, &state.vault, ws, id, field).await.map_err(|e| match e {
-        OpenError::Unusable { .. } => ApiError::state_conflict(
-            "credentials_unusable",
+        OpenError::Unusable { .. } => ApiError::new(
+            Code::CredentialsUnusable,
             "the stored password cannot be opened to check the new settings; give it anew with PUT /v1/mailboxes/{id}/credentials",
         ),
         other => other.into(),
@@ -131,5 +128,5 @@ async fn stored(
 }
 
 fn invalid(field: &str, problem: &str) -> ApiError {
-    ApiError::unprocessable("invalid_field", format!("`{field}`: {problem}"))
+    ApiError::new(Code::InvalidField, format!("`{field}`: {problem}"))
 }

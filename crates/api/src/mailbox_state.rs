@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    ApiError, AppState,
+    ApiError, AppState, Code,
     auth::Auth,
     json::{ApiJsonOrEmpty, ApiQuery},
     mailboxes::view_row,
@@ -40,7 +40,7 @@ pub(crate) struct ListQuery {
 fn one_of<'a>(field: &str, value: Option<&'a str>, allowed: &[&str]) -> Result<Option<&'a str>, ApiError> {
     match value {
         Some(v) if !allowed.contains(&v) => {
-            Err(ApiError::bad_request("invalid_query", format!("`{field}` must be one of {}", allowed.join(", "))))
+            Err(ApiError::new(Code::InvalidQuery, format!("`{field}` must be one of {}", allowed.join(", "))))
         }
         v => Ok(v),
     }
@@ -54,15 +54,16 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let status = one_of("status", q.status.as_deref(), &STATUSES)?;
     let provider = one_of("provider", q.provider.as_deref(), &PROVIDERS)?;
-    let after = match q.after.as_deref().filter(|a| !a.is_empty()) {
-        Some(a) => Some(a.parse::<MailboxId>().map_err(|_| {
-            ApiError::bad_request("invalid_cursor", "`after` must be the `next` value of an earlier page")
-        })?),
-        None => None,
-    };
+    let after =
+        match q.after.as_deref().filter(|a| !a.is_empty()) {
+            Some(a) => Some(a.parse::<MailboxId>().map_err(|_| {
+                ApiError::new(Code::InvalidCursor, "`after` must be the `next` value of an earlier page")
+            })?),
+            None => None,
+        };
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", "`limit` must be 1 to 1000"));
+        return Err(ApiError::new(Code::InvalidLimit, "`limit` must be 1 to 1000"));
     }
     let mut tx = state.begin(auth.workspace).await?;
     let rows = mailbox_state::list(&mut tx, auth.workspace, &ListFilter { status, provider, after }, limit).await?;
@@ -114,8 +115,8 @@ async fn change(state: &AppState, auth: &Auth, id: MailboxId, pause: Option<&str
     let (action, verb) = if pause.is_some() { ("mailbox.pause", "paused") } else { ("mailbox.resume", "resumed") };
     let resumed = match done.ok_or(ApiError::NotFound("mailbox"))? {
         Change::Refused(status) => {
-            return Err(ApiError::StateConflict {
-                code: "mailbox_not_active",
+            return Err(ApiError::Refused {
+                code: Code::MailboxNotActive,
                 message: format!(
                     "the mailbox is `{status}`: only an active mailbox is paused, and only a paused one resumed \
                      (reconnect or re-check it first)"

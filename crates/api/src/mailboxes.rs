@@ -18,7 +18,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJson};
+use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,7 +91,7 @@ async fn check_imap(state: &AppState, req: &ConnectRequest) -> Result<String, Ap
     check_server("imap", &imap.as_server(), &["starttls", "implicit", "none"])?;
     let addrs = reachable(state, Server::Imap, &imap.host, imap.port).await?;
     if imap.tls == "none" && !state.smtp.reach.egress.allows_plain_text(&imap.host, imap.port, &addrs) {
-        return Err(ApiError::unprocessable("egress_denied", format!("`imap.tls`: {}", Refused::PlainText)));
+        return Err(ApiError::new(Code::EgressDenied, format!("`imap.tls`: {}", Refused::PlainText)));
     }
     if imap.sent_folder.as_ref().is_some_and(|f| f.is_empty() || f.chars().any(|c| c.is_control() || c == '"')) {
         return Err(invalid("imap.sent_folder", "must be a folder name without quotes or control characters"));
@@ -107,8 +107,8 @@ async fn check_imap(state: &AppState, req: &ConnectRequest) -> Result<String, Ap
     {
         // The error's own words only (never the server's): its cause goes to the log.
         tracing::info!(error = %crate::error::chain(&e), "IMAP login check failed at connect");
-        let code = if matches!(e, ImapError::Login(_)) { "imap_auth_failed" } else { "imap_unreachable" };
-        return Err(ApiError::unprocessable(code, e.to_string()));
+        let code = if matches!(e, ImapError::Login(_)) { Code::ImapAuthFailed } else { Code::ImapUnreachable };
+        return Err(ApiError::new(code, e.to_string()));
     }
     Ok(sent_copy)
 }
@@ -122,16 +122,16 @@ pub(crate) async fn reachable(
     port: u16,
 ) -> Result<Vec<SocketAddr>, ApiError> {
     let (field, unreachable) = match server {
-        Server::Smtp => ("smtp.host", "smtp_unreachable"),
-        Server::Imap => ("imap.host", "imap_unreachable"),
+        Server::Smtp => ("smtp.host", Code::SmtpUnreachable),
+        Server::Imap => ("imap.host", Code::ImapUnreachable),
     };
     let resolve = state.smtp.reach.egress.resolve(host, port);
     let Ok(resolved) = tokio::time::timeout(state.smtp.command_timeout, resolve).await else {
-        return Err(ApiError::unprocessable(unreachable, format!("`{field}`: the name did not resolve in time")));
+        return Err(ApiError::new(unreachable, format!("`{field}`: the name did not resolve in time")));
     };
     resolved.map_err(|e| match e {
-        Refused::Unresolved { .. } => ApiError::unprocessable(unreachable, format!("`{field}`: {e}")),
-        e => ApiError::unprocessable("egress_denied", format!("`{field}`: {e}")),
+        Refused::Unresolved { .. } => ApiError::new(unreachable, format!("`{field}`: {e}")),
+        e => ApiError::new(Code::EgressDenied, format!("`{field}`: {e}")),
     })
 }
 
@@ -143,7 +143,7 @@ pub(crate) enum Server {
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_field", format!("`{field}`: {problem}"))
+    ApiError::new(Code::InvalidField, format!("`{field}`: {problem}"))
 }
 
 fn check_server(prefix: &str, s: &ServerSettings, modes: &[&str]) -> Result<(), ApiError> {
@@ -203,8 +203,8 @@ pub(crate) async fn connect(
     reachable(&state, Server::Smtp, &req.smtp.host, req.smtp.port).await?;
     if let Err(f) = mailroom_transport::verify(&state.smtp, &endpoint, &req.smtp.password).await {
         tracing::info!(from = %mask_email(from.as_str()), failure = %f, "SMTP login check failed at connect");
-        let code = if f.answer.is_some() { "smtp_auth_failed" } else { "smtp_unreachable" };
-        return Err(ApiError::unprocessable(code, f.for_tenant()));
+        let code = if f.answer.is_some() { Code::SmtpAuthFailed } else { Code::SmtpUnreachable };
+        return Err(ApiError::new(code, f.for_tenant()));
     }
     let id = MailboxId::new();
     let mut tx = state.begin(auth.workspace).await?;
@@ -251,8 +251,8 @@ pub(crate) async fn refuse_taken(
 ) -> Result<(), ApiError> {
     match mailboxes::holder(conn, ws, from.as_str()).await? {
         None => Ok(()),
-        Some(existing) => Err(ApiError::state_conflict(
-            "mailbox_exists",
+        Some(existing) => Err(ApiError::new(
+            Code::MailboxExists,
             format!(
                 "`{}` is already connected as mailbox {}; give it new credentials with \
                  PUT /v1/mailboxes/{{id}}/credentials (or authorise it again over OAuth), or disconnect it first",

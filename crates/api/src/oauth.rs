@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJson, oauth_mailbox};
+use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson, oauth_mailbox};
 
 /// `POST /v1/mailboxes/oauth/{provider}/start` body.
 #[derive(Debug, Deserialize)]
@@ -44,8 +44,8 @@ pub(crate) struct StartRequest {
     return_url: Option<String>,
 }
 
-fn bad_state(code: &'static str, message: &str) -> ApiError {
-    ApiError::bad_request(code, message.to_owned())
+fn bad_state(code: Code, message: &str) -> ApiError {
+    ApiError::new(code, message.to_owned())
 }
 
 /// The OpenID Connect ID token that comes with the tokens when `openid` was asked for: it says
@@ -105,19 +105,19 @@ pub(crate) async fn start(
     ApiJson(req): ApiJson<StartRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let p = state.oauth.provider(&provider).ok_or_else(|| {
-        ApiError::unprocessable("provider_not_configured", format!("OAuth provider `{provider}` is not configured"))
+        ApiError::new(Code::ProviderNotConfigured, format!("OAuth provider `{provider}` is not configured"))
     })?;
     match req.transport.as_str() {
         "smtp" => {}
         "api" => {}
-        _ => return Err(ApiError::unprocessable("invalid_field", "`transport`: must be `smtp` or `api`")),
+        _ => return Err(ApiError::new(Code::InvalidField, "`transport`: must be `smtp` or `api`")),
     }
     if let Some(name) = &req.from_name {
-        DisplayName::parse(name).map_err(|e| ApiError::unprocessable("invalid_field", format!("`from_name`: {e}")))?;
+        DisplayName::parse(name).map_err(|e| ApiError::new(Code::InvalidField, format!("`from_name`: {e}")))?;
     }
     if let Some(pacing) = &req.pacing {
         let parsed: crate::pacing::PacingRequest = serde_json::from_value(pacing.clone())
-            .map_err(|e| ApiError::unprocessable("invalid_field", format!("`pacing`: {e}")))?;
+            .map_err(|e| ApiError::new(Code::InvalidField, format!("`pacing`: {e}")))?;
         parsed.parse()?;
     }
     check_return_url(&state, req.return_url.as_deref())?;
@@ -131,8 +131,8 @@ pub(crate) fn check_return_url(state: &AppState, url: Option<&str>) -> Result<()
     let allowed =
         mailroom_keyring::oauth_config::origin_of(url).is_some_and(|o| state.oauth.return_origins.contains(&o));
     if !allowed || url.len() > 2000 {
-        return Err(ApiError::unprocessable(
-            "return_url_not_allowed",
+        return Err(ApiError::new(
+            Code::ReturnUrlNotAllowed,
             "`return_url` must be an http(s) URL on an origin the operator allows (oauth.return_origins)",
         ));
     }
@@ -204,12 +204,12 @@ pub(crate) async fn callback(
         .state
         .clone()
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad_state("oauth_state_missing", "the `state` parameter is missing"))?;
+        .ok_or_else(|| bad_state(Code::OauthStateMissing, "the `state` parameter is missing"))?;
     // The callback carries no key: the state names the workspace (read across workspaces).
     let row = oauth::consume(&mut *state.pool.acquire().await?, &Sha256::digest(value.as_bytes())).await?.ok_or_else(
         || {
             bad_state(
-                "oauth_state_invalid",
+                Code::OauthStateInvalid,
                 "this connection was not started here, or was already completed; start again",
             )
         },
@@ -255,18 +255,18 @@ fn return_to(url: &str, done: Result<Value, ApiError>) -> Response {
 /// the new mailbox.
 async fn complete(state: &AppState, peer: SocketAddr, q: Callback, row: &oauth::StateRow) -> Result<Value, ApiError> {
     if row.expires_at < Utc::now() {
-        return Err(bad_state("oauth_state_expired", "this connection took too long; start again"));
+        return Err(bad_state(Code::OauthStateExpired, "this connection took too long; start again"));
     }
     let key =
         api_keys::find(&mut *state.pool.acquire().await?, mailroom_domain::ApiKeyId::from_uuid(row.api_key_id)).await?;
     if key.is_none_or(|k| k.revoked_at.is_some() || k.workspace.as_uuid() != row.workspace_id) {
-        return Err(bad_state("oauth_state_invalid", "the API key that started this connection is no longer valid"));
+        return Err(bad_state(Code::OauthStateInvalid, "the API key that started this connection is no longer valid"));
     }
     if let Some(error) = q.error {
-        let code = if error == "access_denied" { "oauth_access_denied" } else { "oauth_provider_error" };
+        let code = if error == "access_denied" { Code::OauthAccessDenied } else { Code::OauthProviderError };
         return Err(bad_state(code, &format!("the provider answered `{error}`: nothing was connected")));
     }
-    let code = q.code.ok_or_else(|| bad_state("oauth_code_missing", "the `code` parameter is missing"))?;
+    let code = q.code.ok_or_else(|| bad_state(Code::OauthCodeMissing, "the `code` parameter is missing"))?;
     let p = state.oauth.provider(&row.provider).ok_or(ApiError::NotFound("provider"))?;
     let token = client(p, &state.oauth.redirect_url)?
         .exchange_code(AuthorizationCode::new(code))
@@ -275,20 +275,20 @@ async fn complete(state: &AppState, peer: SocketAddr, q: Callback, row: &oauth::
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, provider = %row.provider, "OAuth code exchange failed");
-            ApiError::unprocessable("oauth_exchange_failed", format!("the provider refused the code exchange: {e}"))
+            ApiError::new(Code::OauthExchangeFailed, format!("the provider refused the code exchange: {e}"))
         })?;
     let wanted = scopes(p, &row.transport);
     let granted: Vec<String> =
         token.scopes().map_or_else(|| wanted.clone(), |s| s.iter().map(|s| s.to_string()).collect());
     let missing: Vec<&String> = wanted.iter().filter(|w| !granted.contains(w)).collect();
     if !missing.is_empty() {
-        return Err(ApiError::unprocessable(
-            "oauth_scopes_missing",
+        return Err(ApiError::new(
+            Code::OauthScopesMissing,
             format!("the account did not grant {missing:?}; connect again and allow them"),
         ));
     }
     let refresh = token.refresh_token().ok_or_else(|| {
-        ApiError::unprocessable("oauth_no_refresh_token", "the provider issued no refresh token; connect again")
+        ApiError::new(Code::OauthNoRefreshToken, "the provider issued no refresh token; connect again")
     })?;
     // The token came straight from the provider over TLS, so its ID token's claims are trusted
     // as they are (OpenID Connect Core 3.1.3.7); without one, the profile endpoint says.
@@ -298,7 +298,7 @@ async fn complete(state: &AppState, peer: SocketAddr, q: Callback, row: &oauth::
         None => oauth_mailbox::address(&state.oauth.http, p, token.access_token().secret()).await?,
     };
     let from = EmailAddress::parse(&address)
-        .map_err(|e| ApiError::unprocessable("oauth_no_address", format!("the account's address is unusable: {e}")))?;
+        .map_err(|e| ApiError::new(Code::OauthNoAddress, format!("the account's address is unusable: {e}")))?;
     let tokens = oauth_mailbox::Tokens {
         access: secrecy::SecretString::from(token.access_token().secret().to_owned()),
         refresh: secrecy::SecretString::from(refresh.secret().to_owned()),

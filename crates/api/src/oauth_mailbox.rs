@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use mailroom_keyring::oauth_config::OAuthProvider;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Code};
 
 /// What the code exchange yielded.
 pub(crate) struct Tokens {
@@ -22,7 +22,7 @@ pub(crate) struct Tokens {
 /// The account's address: Google's userinfo `email`, Graph `/me` `mail` or
 /// `userPrincipalName`.
 pub(crate) async fn address(http: &reqwest::Client, p: &OAuthProvider, access: &str) -> Result<String, ApiError> {
-    let failed = |why: String| ApiError::unprocessable("oauth_no_address", why);
+    let failed = |why: String| ApiError::new(Code::OauthNoAddress, why);
     let resp =
         http.get(&p.userinfo_url).bearer_auth(access).send().await.map_err(|e| failed(e.without_url().to_string()))?;
     if !resp.status().is_success() {
@@ -59,7 +59,7 @@ pub(crate) async fn create(
     let id = MailboxId::new();
     let pacing = match row.request.get("pacing").filter(|p| !p.is_null()) {
         Some(v) => serde_json::from_value::<crate::pacing::PacingRequest>(v.clone())
-            .map_err(|e| ApiError::unprocessable("invalid_field", format!("`pacing`: {e}")))?
+            .map_err(|e| ApiError::new(Code::InvalidField, format!("`pacing`: {e}")))?
             .parse()?,
         None => mailroom_domain::pacing::Pacing::default_for_new_mailbox(),
     };

@@ -16,7 +16,7 @@ use mailroom_vault::Field;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJsonOrEmpty, mailboxes::view_row, oauth_mailbox::Tokens};
+use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJsonOrEmpty, mailboxes::view_row, oauth_mailbox::Tokens};
 
 /// `{"return_url"?}`.
 #[derive(Debug, Default, Deserialize)]
@@ -36,19 +36,19 @@ pub(crate) async fn restart(
     let ws = auth.workspace;
     let m = mailboxes::get(&mut *state.begin(ws).await?, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     if m.status == "disconnected" {
-        return Err(ApiError::state_conflict(
-            "mailbox_disconnected",
+        return Err(ApiError::new(
+            Code::MailboxDisconnected,
             "its credentials were destroyed; connect the mailbox again",
         ));
     }
     let Some(provider) = m.oauth_provider.clone().filter(|_| m.auth_kind == "oauth") else {
-        return Err(ApiError::state_conflict(
-            "mailbox_uses_password",
+        return Err(ApiError::new(
+            Code::MailboxUsesPassword,
             "this mailbox signs in with a password: set a new one with PUT /v1/mailboxes/{id}/credentials",
         ));
     };
     let p = state.oauth.provider(&provider).ok_or_else(|| {
-        ApiError::unprocessable("provider_not_configured", format!("OAuth provider `{provider}` is not configured"))
+        ApiError::new(Code::ProviderNotConfigured, format!("OAuth provider `{provider}` is not configured"))
     })?;
     crate::oauth::check_return_url(&state, req.return_url.as_deref())?;
     let request = json!({ "mailbox_id": id, "return_url": req.return_url });
@@ -70,8 +70,8 @@ pub(crate) async fn reauthorise(
     let m = mailboxes::lock(&mut tx, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     if !m.from_address.eq_ignore_ascii_case(from.as_str()) {
         tracing::info!(mailbox.id = %id, consented = %mask_email(from.as_str()), "re-authorised with another account");
-        return Err(ApiError::unprocessable(
-            "oauth_account_mismatch",
+        return Err(ApiError::new(
+            Code::OauthAccountMismatch,
             format!(
                 "the account that consented is not the mailbox's ({}); nothing changed. Sign in as that account, or \
                  connect the other one as a new mailbox",

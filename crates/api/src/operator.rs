@@ -13,7 +13,7 @@ use mailroom_store::sends::{self, SendFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJson, ops, sends::view};
+use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson, ops, sends::view};
 
 /// `GET /v1/sends` filters, every one optional.
 #[derive(Deserialize)]
@@ -34,7 +34,7 @@ pub(crate) struct ListQuery {
 }
 
 fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_query", format!("`{field}`: {problem}"))
+    ApiError::new(Code::InvalidQuery, format!("`{field}`: {problem}"))
 }
 
 impl ListQuery {
@@ -52,7 +52,7 @@ impl ListQuery {
         };
         let after = match self.after.as_deref().filter(|a| !a.is_empty()) {
             Some(a) => Some(a.parse::<SendId>().map_err(|_| {
-                ApiError::bad_request("invalid_cursor", "`after` must be the `next` value of an earlier page")
+                ApiError::new(Code::InvalidCursor, "`after` must be the `next` value of an earlier page")
             })?),
             None => None,
         };
@@ -79,7 +79,7 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", "`limit` must be 1 to 1000"));
+        return Err(ApiError::new(Code::InvalidLimit, "`limit` must be 1 to 1000"));
     }
     let filter = q.filter()?;
     let mut conn = state.begin(auth.workspace).await?;
@@ -107,7 +107,7 @@ pub(crate) async fn resolve(
     let id: SendId = id.parse().map_err(|_| ApiError::NotFound("send"))?;
     let resolution = ops::parse_resolution(&req.action)?;
     if req.note.len() > 1_000 || req.note.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable("invalid_field", "`note`: at most 1000 characters, no control characters"));
+        return Err(ApiError::new(Code::InvalidField, "`note`: at most 1000 characters, no control characters"));
     }
     let row = ops::resolve(&state.pool, auth.workspace, id, resolution, &auth.actor(), &req.note).await?;
     Ok(Json(view(&row, false)))

@@ -6,7 +6,7 @@ use mailroom_store::{
     sends::{self, Resolution, SendRow},
 };
 
-use crate::{ApiError, provision::Actor};
+use crate::{ApiError, Code, provision::Actor};
 
 /// Parses `mark-sent`, `resend` or `cancel` (underscores accepted too).
 pub fn parse_resolution(action: &str) -> Result<Resolution, ApiError> {
@@ -14,7 +14,7 @@ pub fn parse_resolution(action: &str) -> Result<Resolution, ApiError> {
         "mark-sent" => Ok(Resolution::MarkSent),
         "resend" => Ok(Resolution::Resend),
         "cancel" => Ok(Resolution::Cancel),
-        _ => Err(ApiError::unprocessable("invalid_field", "`action` must be one of mark-sent, resend, cancel")),
+        _ => Err(ApiError::new(Code::InvalidField, "`action` must be one of mark-sent, resend, cancel")),
     }
 }
 
@@ -33,7 +33,10 @@ pub async fn resolve(
     let Some(row) = sends::resolve(&mut tx, ws, id, r, &what).await? else {
         return match sends::get(&mut tx, ws, id).await? {
             None => Err(ApiError::NotFound("send")),
-            Some(s) => Err(ApiError::Conflict(format!("send {id} is `{}`, not `ambiguous`", s.state))),
+            Some(s) => Err(ApiError::new(
+                Code::SendNotAmbiguous,
+                format!("send {id} is `{}`, not `ambiguous`: only an ambiguous send is resolved", s.state),
+            )),
         };
     };
     let kind = match r {

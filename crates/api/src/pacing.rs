@@ -15,7 +15,7 @@ use mailroom_store::{mailboxes::MailboxRow, pacing::PacingRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, json::ApiJson};
+use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson};
 
 fn default_cap() -> Option<u32> {
     Pacing::default_for_new_mailbox().daily_cap
@@ -57,7 +57,7 @@ pub(crate) struct PacingRequest {
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_field", format!("`pacing.{field}`: {problem}"))
+    ApiError::new(Code::InvalidField, format!("`pacing.{field}`: {problem}"))
 }
 
 fn seconds(field: &str, v: f64) -> Result<Duration, ApiError> {

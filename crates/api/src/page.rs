@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::ApiError;
+use crate::{ApiError, Code};
 
 /// The query string of a paged listing.
 #[derive(Debug, Deserialize)]
@@ -20,12 +20,12 @@ impl Page {
         let after = match self.after.as_deref() {
             None | Some("") => 0,
             Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                ApiError::bad_request("invalid_cursor", "`after` must be the `next` value of an earlier page")
+                ApiError::new(Code::InvalidCursor, "`after` must be the `next` value of an earlier page")
             })?,
         };
         let limit = self.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
-            return Err(ApiError::bad_request("invalid_limit", "`limit` must be 1 to 1000"));
+            return Err(ApiError::new(Code::InvalidLimit, "`limit` must be 1 to 1000"));
         }
         Ok((after, limit))
     }

@@ -8,7 +8,7 @@ use rand::RngCore;
 use secrecy::SecretString;
 
 use crate::{
-    ApiError,
+    ApiError, Code,
     auth::{hash_secret, token},
 };
 
@@ -35,7 +35,7 @@ pub async fn create_workspace_in(
 ) -> Result<(WorkspaceId, Option<NewToken>), ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.contains('\0') {
-        return Err(ApiError::unprocessable("invalid_name", "a workspace name has 1 to 200 characters"));
+        return Err(ApiError::new(Code::InvalidName, "a workspace name has 1 to 200 characters"));
     }
     let id = WorkspaceId::new();
     let wrapped = vault.create_workspace_key(id, 1).await?;

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    ApiError, AppState,
+    ApiError, AppState, Code,
     auth::Auth,
     json::ApiJson,
     mailboxes::{Server, reachable, seal, view_row},
@@ -57,26 +57,26 @@ pub(crate) async fn put(
     let ws = auth.workspace;
     let m = mailboxes::get(&mut *state.begin(ws).await?, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     if m.status == "disconnected" {
-        return Err(ApiError::state_conflict(
-            "mailbox_disconnected",
+        return Err(ApiError::new(
+            Code::MailboxDisconnected,
             "its credentials were destroyed; connect the mailbox again",
         ));
     }
     if m.auth_kind != "password" {
-        return Err(ApiError::state_conflict(
-            "mailbox_uses_oauth",
+        return Err(ApiError::new(
+            Code::MailboxUsesOauth,
             "this mailbox signs in over OAuth, not with a password; authorise it again with its provider",
         ));
     }
     // An unusable mailbox may hold no password that opens: all of them are given anew.
     if m.status == "unusable" && m.imap_host.is_some() && req.imap.is_none() {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
+        return Err(ApiError::new(
+            Code::InvalidField,
             "`imap`: the mailbox is unusable, so every password it holds is replaced: give the IMAP password too",
         ));
     }
     if req.imap.is_some() && m.imap_host.is_none() {
-        return Err(ApiError::unprocessable("invalid_field", "`imap`: this mailbox has no IMAP settings"));
+        return Err(ApiError::new(Code::InvalidField, "`imap`: this mailbox has no IMAP settings"));
     }
     check_smtp(&state, &m, &req.smtp.password).await?;
     if let Some(imap) = &req.imap {
@@ -111,10 +111,9 @@ pub(crate) async fn reseal_in_place(
     match mailbox_state::reconnect(tx, ws, id, &sealed.rows()).await?.ok_or(ApiError::NotFound("mailbox"))? {
         Change::Done { resumed } => Ok(resumed),
         // Disconnected while the login was checked or the grant was given.
-        Change::Refused(_) | Change::Already => Err(ApiError::state_conflict(
-            "mailbox_disconnected",
-            "the mailbox was disconnected meanwhile; connect it again",
-        )),
+        Change::Refused(_) | Change::Already => {
+            Err(ApiError::new(Code::MailboxDisconnected, "the mailbox was disconnected meanwhile; connect it again"))
+        }
     }
 }
 
@@ -131,8 +130,8 @@ pub(crate) async fn check_smtp(state: &AppState, m: &MailboxRow, password: &Secr
     };
     if let Err(f) = mailroom_transport::verify(&state.smtp, &endpoint, password).await {
         tracing::info!(from = %mask_email(&m.from_address), failure = %f, "SMTP login check failed");
-        let code = if f.answer.is_some() { "smtp_auth_failed" } else { "smtp_unreachable" };
-        return Err(ApiError::unprocessable(code, f.for_tenant()));
+        let code = if f.answer.is_some() { Code::SmtpAuthFailed } else { Code::SmtpUnreachable };
+        return Err(ApiError::new(code, f.for_tenant()));
     }
     Ok(())
 }
@@ -140,7 +139,7 @@ pub(crate) async fn check_smtp(state: &AppState, m: &MailboxRow, password: &Secr
 /// A real IMAP login with the stored settings and the new password.
 pub(crate) async fn check_imap(state: &AppState, m: &MailboxRow, password: &SecretString) -> Result<(), ApiError> {
     let (Some(host), Some(port)) = (m.imap_host.clone(), m.imap_port.and_then(|p| u16::try_from(p).ok())) else {
-        return Err(ApiError::unprocessable("invalid_field", "`imap`: this mailbox has no IMAP settings"));
+        return Err(ApiError::new(Code::InvalidField, "`imap`: this mailbox has no IMAP settings"));
     };
     let addrs = reachable(state, Server::Imap, &host, port).await?;
     let tls = match m.imap_tls.as_deref() {
@@ -149,7 +148,7 @@ pub(crate) async fn check_imap(state: &AppState, m: &MailboxRow, password: &Secr
         _ => ImapTls::None,
     };
     if matches!(tls, ImapTls::None) && !state.smtp.reach.egress.allows_plain_text(&host, port, &addrs) {
-        return Err(ApiError::unprocessable("egress_denied", format!("`imap.tls`: {}", Refused::PlainText)));
+        return Err(ApiError::new(Code::EgressDenied, format!("`imap.tls`: {}", Refused::PlainText)));
     }
     let username = m.imap_username.clone().unwrap_or_default();
     let endpoint = ImapEndpoint { host, port, tls, username, sent_folder: m.sent_folder.clone() };
@@ -158,8 +157,8 @@ pub(crate) async fn check_imap(state: &AppState, m: &MailboxRow, password: &Secr
         mailroom_transport::imap::verify(&endpoint, ImapCredential::Password(password), &state.smtp.reach, limit).await
     {
         tracing::info!(error = %crate::error::chain(&e), "IMAP login check failed");
-        let code = if matches!(e, ImapError::Login(_)) { "imap_auth_failed" } else { "imap_unreachable" };
-        return Err(ApiError::unprocessable(code, e.to_string()));
+        let code = if matches!(e, ImapError::Login(_)) { Code::ImapAuthFailed } else { Code::ImapUnreachable };
+        return Err(ApiError::new(code, e.to_string()));
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    ApiError, AppState,
+    ApiError, AppState, Code,
     auth::Auth,
     json::{ApiJson, ApiJsonParts},
     validate::{self, SendRequest, ValidSend},
@@ -29,11 +29,11 @@ use crate::{
 fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
     let raw = headers
         .get("idempotency-key")
-        .ok_or_else(|| ApiError::bad_request("missing_idempotency_key", "the `Idempotency-Key` header is required"))?;
+        .ok_or_else(|| ApiError::new(Code::MissingIdempotencyKey, "the `Idempotency-Key` header is required"))?;
     let text = raw
         .to_str()
-        .map_err(|_| ApiError::bad_request("invalid_idempotency_key", "the idempotency key must be printable ASCII"))?;
-    IdempotencyKey::parse(text).map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))
+        .map_err(|_| ApiError::new(Code::InvalidIdempotencyKey, "the idempotency key must be printable ASCII"))?;
+    IdempotencyKey::parse(text).map_err(|e| ApiError::new(Code::InvalidIdempotencyKey, e.to_string()))
 }
 
 /// How recording one send went.
@@ -54,8 +54,8 @@ async fn record(
 ) -> Result<Outcome, ApiError> {
     // A disconnected mailbox takes no new sends; a replay of one it took before still answers.
     if mailbox.status == "disconnected" && !sends::key_exists(conn, ws, key).await? {
-        return Err(ApiError::unprocessable(
-            "mailbox_disconnected",
+        return Err(ApiError::new(
+            Code::MailboxDisconnected,
             "the mailbox was disconnected and its credentials destroyed; connect it again to send from it",
         ));
     }
@@ -147,21 +147,18 @@ fn parse_item(
 ) -> Result<(IdempotencyKey, ValidSend), ApiError> {
     let at = format!("items[{i}]");
     let Value::Object(mut map) = crate::json::parse::<Value>(item.get(), &at)? else {
-        return Err(ApiError::bad_request("invalid_item", format!("`{at}` must be a JSON object")));
+        return Err(ApiError::new(Code::InvalidItem, format!("`{at}` must be a JSON object")));
     };
     let key = match map.remove("idempotency_key") {
         Some(Value::String(k)) => {
-            IdempotencyKey::parse(&k).map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))?
+            IdempotencyKey::parse(&k).map_err(|e| ApiError::new(Code::InvalidIdempotencyKey, e.to_string()))?
         }
         _ => {
-            return Err(ApiError::bad_request(
-                "missing_idempotency_key",
-                "each item needs an `idempotency_key` string",
-            ));
+            return Err(ApiError::new(Code::MissingIdempotencyKey, "each item needs an `idempotency_key` string"));
         }
     };
     let req: SendRequest = serde_path_to_error::deserialize(Value::Object(map))
-        .map_err(|e| ApiError::bad_request("invalid_item", crate::json::at(&at, &e.path().to_string(), e.inner())))?;
+        .map_err(|e| ApiError::new(Code::InvalidItem, crate::json::at(&at, &e.path().to_string(), e.inner())))?;
     Ok((key, validate::send(req, &state.limits)?))
 }
 
@@ -173,8 +170,8 @@ pub(crate) async fn create_batch(
 ) -> Result<Json<Value>, ApiError> {
     let n = req.items.len();
     if n == 0 || n > state.limits.max_batch {
-        return Err(ApiError::unprocessable(
-            "invalid_batch_size",
+        return Err(ApiError::new(
+            Code::InvalidBatchSize,
             format!("a batch holds 1 to {} items; this one has {n}", state.limits.max_batch),
         ));
     }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    ApiError, AppState,
+    ApiError, AppState, Code,
     auth::Auth,
     json::{ApiJson, ApiQuery},
 };
@@ -36,7 +36,7 @@ pub(crate) fn view(s: &Suppression) -> Value {
 }
 
 fn reason(given: Option<&str>, field: &str) -> Result<Option<SuppressionReason>, ApiError> {
-    given.map(|r| r.parse().map_err(|e| ApiError::bad_request("invalid_query", format!("`{field}`: {e}")))).transpose()
+    given.map(|r| r.parse().map_err(|e| ApiError::new(Code::InvalidQuery, format!("`{field}`: {e}")))).transpose()
 }
 
 /// `GET /v1/suppressions`: by address; `next` is the last address of a full page.
@@ -48,7 +48,7 @@ pub(crate) async fn list(
     let kind = reason(q.reason.as_deref(), "reason")?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", "`limit` must be 1 to 1000"));
+        return Err(ApiError::new(Code::InvalidLimit, "`limit` must be 1 to 1000"));
     }
     let after = q.after.as_deref().map(normalise).unwrap_or_default();
     let mut tx = state.begin(auth.workspace).await?;
@@ -72,8 +72,8 @@ fn given_reason(r: Option<&str>, field: &str) -> Result<SuppressionReason, ApiEr
     let parsed = r.map(str::parse::<SuppressionReason>).transpose();
     match parsed {
         Ok(None) => Ok(SuppressionReason::Manual),
-        Ok(Some(SuppressionReason::Erased)) | Err(_) => Err(ApiError::unprocessable(
-            "invalid_field",
+        Ok(Some(SuppressionReason::Erased)) | Err(_) => Err(ApiError::new(
+            Code::InvalidField,
             format!("`{field}` must be one of manual, unsubscribe, complaint, hard_bounce"),
         )),
         Ok(Some(r)) => Ok(r),
@@ -83,7 +83,7 @@ fn given_reason(r: Option<&str>, field: &str) -> Result<SuppressionReason, ApiEr
 /// Checks every address (all or nothing), naming the first bad one.
 fn addresses(given: &[String], name: impl Fn(usize) -> String) -> Result<Vec<String>, ApiError> {
     if given.is_empty() || given.len() > MAX_ADDRESSES {
-        return Err(ApiError::unprocessable("invalid_field", format!("1 to {MAX_ADDRESSES} addresses per request")));
+        return Err(ApiError::new(Code::InvalidField, format!("1 to {MAX_ADDRESSES} addresses per request")));
     }
     given
         .iter()
@@ -91,7 +91,7 @@ fn addresses(given: &[String], name: impl Fn(usize) -> String) -> Result<Vec<Str
         .map(|(i, a)| {
             EmailAddress::parse(a.trim())
                 .map(|e| normalise(e.as_str()))
-                .map_err(|e| ApiError::unprocessable("invalid_field", format!("`{}`: {e}", name(i))))
+                .map_err(|e| ApiError::new(Code::InvalidField, format!("`{}`: {e}", name(i))))
         })
         .collect()
 }
@@ -116,7 +116,7 @@ pub(crate) async fn import(
     body: String,
 ) -> Result<Json<Value>, ApiError> {
     if body.contains('\0') {
-        return Err(ApiError::bad_request("unstorable_text", "the CSV holds a NUL character"));
+        return Err(ApiError::new(Code::UnstorableText, "the CSV holds a NUL character"));
     }
     let mut by_reason: Vec<(SuppressionReason, Vec<String>)> = vec![];
     let mut rows = 0;
@@ -135,7 +135,7 @@ pub(crate) async fn import(
         }
     }
     if rows == 0 || rows > MAX_ADDRESSES {
-        return Err(ApiError::unprocessable("invalid_field", format!("1 to {MAX_ADDRESSES} addresses per import")));
+        return Err(ApiError::new(Code::InvalidField, format!("1 to {MAX_ADDRESSES} addresses per import")));
     }
     store(&state, &auth, &by_reason, "imported", "suppressions.import").await
 }

@@ -11,7 +11,7 @@
 use mailroom_domain::{OutgoingMessage, SendId, WorkspaceId};
 use mailroom_store::{PgConnection, sends};
 
-use crate::{ApiError, validate::ValidSend};
+use crate::{ApiError, Code, validate::ValidSend};
 
 /// The headers the engine writes for a follow-up (lower case); a request with `in_reply_to`
 /// may not set them itself.
@@ -21,8 +21,8 @@ pub(crate) const WRITTEN: [&str; 2] = ["in-reply-to", "references"];
 /// RFC 5322 (3.6.4) allows: the thread's root and the nearest ancestors keep it threaded.
 const MAX_REFERENCES_CHARS: usize = 900;
 
-fn refused(code: &'static str, message: String) -> ApiError {
-    ApiError::unprocessable(code, format!("`in_reply_to`: {message}"))
+fn refused(code: Code, message: String) -> ApiError {
+    ApiError::new(code, format!("`in_reply_to`: {message}"))
 }
 
 /// The follow-up's message: `v`'s, with the thread's headers and, when it gave none, the
@@ -35,22 +35,22 @@ pub(crate) async fn follow_up(
 ) -> Result<OutgoingMessage, ApiError> {
     let row = sends::get(conn, ws, parent)
         .await?
-        .ok_or_else(|| refused("thread_parent_not_found", format!("no send {parent} in this workspace")))?;
+        .ok_or_else(|| refused(Code::ThreadParentNotFound, format!("no send {parent} in this workspace")))?;
     if row.mailbox() != v.mailbox {
         return Err(refused(
-            "thread_mailbox_mismatch",
+            Code::ThreadMailboxMismatch,
             format!("send {parent} goes out from another mailbox; a thread stays in one mailbox"),
         ));
     }
     if matches!(row.state.as_str(), "cancelled" | "failed") {
         return Err(refused(
-            "thread_parent_not_sent",
+            Code::ThreadParentNotSent,
             format!("send {parent} is `{}` and will never arrive; follow up a send that went or is waiting", row.state),
         ));
     }
     if row.erased_at.is_some() {
         return Err(refused(
-            "thread_parent_erased",
+            Code::ThreadParentErased,
             format!("send {parent} was erased with its recipient's data; start a new thread"),
         ));
     }

@@ -9,7 +9,7 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth};
+use crate::{ApiError, AppState, Code, auth::Auth};
 
 /// The query string.
 #[derive(Debug, Deserialize)]
@@ -27,7 +27,7 @@ fn day(field: &'static str, value: Option<&str>) -> Result<Option<NaiveDate>, Ap
     value
         .map(|v| {
             NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map_err(|_| ApiError::bad_request("invalid_query", format!("`{field}` must be a date, YYYY-MM-DD")))
+                .map_err(|_| ApiError::new(Code::InvalidQuery, format!("`{field}` must be a date, YYYY-MM-DD")))
         })
         .transpose()
 }
@@ -41,8 +41,8 @@ pub(crate) async fn get(
     let to = day("to", range.to.as_deref())?.unwrap_or_else(|| Utc::now().date_naive());
     let from = day("from", range.from.as_deref())?.unwrap_or(to - chrono::Duration::days(29));
     if from > to || (to - from).num_days() >= MAX_DAYS {
-        return Err(ApiError::bad_request(
-            "invalid_query",
+        return Err(ApiError::new(
+            Code::InvalidQuery,
             format!("`from` must not be after `to`, and the range at most {MAX_DAYS} days"),
         ));
     }

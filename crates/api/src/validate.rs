@@ -8,7 +8,7 @@ use mailroom_domain::{EmailAddress, HeaderName, HeaderValue, MailboxId, Outgoing
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::{ApiError, ApiLimits};
+use crate::{ApiError, ApiLimits, Code};
 
 /// A send as the client writes it.
 #[derive(Debug, Deserialize)]
@@ -58,7 +58,7 @@ pub(crate) struct ValidSend {
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
-    ApiError::unprocessable("invalid_field", format!("`{field}`: {problem}"))
+    ApiError::new(Code::InvalidField, format!("`{field}`: {problem}"))
 }
 
 fn addresses(field: &str, list: &[String]) -> Result<Vec<EmailAddress>, ApiError> {
@@ -121,8 +121,8 @@ pub(crate) fn send(req: SendRequest, limits: &ApiLimits) -> Result<ValidSend, Ap
         // A scheduler reads its metadata back by key: a key is a name, not a payload.
         if let Some(k) = map.keys().find(|k| k.len() > MAX_METADATA_KEY_BYTES) {
             let shown: String = k.chars().take(32).collect();
-            return Err(ApiError::bad_request(
-                "metadata_key_too_long",
+            return Err(ApiError::new(
+                Code::MetadataKeyTooLong,
                 format!("`metadata.{shown}…`: a key of {} bytes; keys are at most {MAX_METADATA_KEY_BYTES}", k.len()),
             ));
         }

@@ -17,7 +17,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, mailboxes::active_key};
+use crate::{ApiError, AppState, Code, auth::Auth, mailboxes::active_key};
 
 /// `POST /v1/webhooks` body.
 #[derive(Debug, Deserialize)]
@@ -32,7 +32,7 @@ pub(crate) struct NewWebhook {
 /// lets Mailroom reach. Checked again at every delivery, on the addresses the host resolves
 /// to then (a name may change its answer after registration).
 async fn check_url(state: &AppState, url: &str) -> Result<(), ApiError> {
-    let bad = |why: &str| ApiError::unprocessable("invalid_url", format!("`url`: {why}"));
+    let bad = |why: &str| ApiError::new(Code::InvalidUrl, format!("`url`: {why}"));
     if url.len() > 2048 {
         return Err(bad("at most 2048 characters"));
     }
@@ -42,7 +42,7 @@ async fn check_url(state: &AppState, url: &str) -> Result<(), ApiError> {
         Err(Refused::BadUrl(why)) => Err(bad(why)),
         // A name that does not resolve yet may later: delivery checks it again.
         Err(Refused::Unresolved { .. }) => Ok(()),
-        Err(e) => Err(ApiError::unprocessable("egress_denied", format!("`url`: {e}"))),
+        Err(e) => Err(ApiError::new(Code::EgressDenied, format!("`url`: {e}"))),
     }
 }
 
@@ -58,7 +58,7 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_url(&state, &req.url).await?;
     if let Some(t) = req.event_types.iter().find(|t| t.is_empty() || t.len() > 64 || !t.contains('.')) {
-        return Err(ApiError::unprocessable("invalid_event_type", format!("`{t}` is not an event type")));
+        return Err(ApiError::new(Code::InvalidEventType, format!("`{t}` is not an event type")));
     }
     let id = WebhookId::new();
     let mut raw = [0u8; 32];
@@ -143,7 +143,7 @@ pub(crate) async fn deliveries(
     let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
     let wanted = q.state.as_deref().unwrap_or("failed");
     if !matches!(wanted, "pending" | "delivered" | "failed") {
-        return Err(ApiError::bad_request("invalid_state", "`state` is pending, delivered or failed"));
+        return Err(ApiError::new(Code::InvalidState, "`state` is pending, delivered or failed"));
     }
     let mut conn = state.begin(auth.workspace).await?;
     let rows = webhooks::deliveries(&mut conn, auth.workspace, id.as_uuid(), wanted, 500).await?;

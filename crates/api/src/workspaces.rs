@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Caller, json::ApiJson, provision};
+use crate::{ApiError, AppState, Code, auth::Caller, json::ApiJson, provision};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,8 +50,8 @@ pub(crate) async fn create(
             let mut conn = state.begin(auth.workspace).await?;
             let here = workspaces::get(&mut conn, auth.workspace).await?.ok_or(ApiError::NotFound("workspace"))?;
             if here.parent_id.is_some() {
-                return Err(ApiError::unprocessable(
-                    "nesting_too_deep",
+                return Err(ApiError::new(
+                    Code::NestingTooDeep,
                     "a client sub-workspace cannot have sub-workspaces of its own: two levels (an agency and its clients) are the most",
                 ));
             }
@@ -119,13 +119,13 @@ pub(crate) async fn delete(
     if let Caller::Key(auth) = &caller
         && ws == auth.workspace
     {
-        return Err(ApiError::unprocessable(
-            "deleting_own_workspace",
+        return Err(ApiError::new(
+            Code::DeletingOwnWorkspace,
             "a key cannot delete the workspace it acts for; the operator (or its agency) deletes it",
         ));
     }
     if req.confirm != ws.to_string() {
-        return Err(ApiError::unprocessable("confirmation_mismatch", "`confirm` must repeat the workspace's id"));
+        return Err(ApiError::new(Code::ConfirmationMismatch, "`confirm` must repeat the workspace's id"));
     }
     let actor = caller.actor();
     let mut conn = state.begin(ws).await?;

@@ -1,4 +1,4 @@
-//! What an API key may do: scopes, and the named roles that bundle them (DESIGN.md section 8).
+//! What an API key may do: scopes, and the named roles that bundle them (docs/design.md section 8).
 //! Every route requires exactly one scope; a key holds either a role or an explicit list of
 //! scopes. Parsed from their stable strings once, at the edge.
 

@@ -1,4 +1,4 @@
-//! What a provider's answer means for a send (DESIGN.md section 4).
+//! What a provider's answer means for a send (docs/design.md section 4).
 //!
 //! The table lives here, free of any SMTP or HTTP library, so every transport maps its answers
 //! onto the same verdicts and the table itself is unit-tested row by row.

@@ -1,4 +1,4 @@
-//! Mailbox pacing (DESIGN.md section 5): how fast, how much and when a mailbox may send.
+//! Mailbox pacing (docs/design.md section 5): how fast, how much and when a mailbox may send.
 //!
 //! The arithmetic lives here, pure; the store applies it under a lock on the mailbox row so
 //! every worker process sees the same limits.

@@ -1,4 +1,4 @@
-//! The states of a send in the ledger (DESIGN.md section 3).
+//! The states of a send in the ledger (docs/design.md section 3).
 
 use std::{fmt, str::FromStr};
 

@@ -1,4 +1,4 @@
-//! The vault's life cycle over the store (DESIGN.md section 2): opening a mailbox's sealed
+//! The vault's life cycle over the store (docs/design.md section 2): opening a mailbox's sealed
 //! credential for the job in hand, rotating a workspace's key without downtime, re-wrapping
 //! every workspace key under a new master key, and crypto-shredding.
 //!

@@ -1,4 +1,4 @@
-//! Workspace-key rotation without downtime (DESIGN.md section 2): add version n+1 as
+//! Workspace-key rotation without downtime (docs/design.md section 2): add version n+1 as
 //! `pending`; after one cache TTL make it active (n is retired); re-seal every value still
 //! under an older version with compare-and-swap; destroy a retired version once nothing uses
 //! it. Reads keep working at every step, because a sealed value names its own version and

@@ -1,4 +1,4 @@
-//! Crypto-shredding (DESIGN.md section 2). Disconnecting a mailbox deletes its sealed values
+//! Crypto-shredding (docs/design.md section 2). Disconnecting a mailbox deletes its sealed values
 //! and cancels its waiting sends. Deleting a workspace destroys its wrapped keys: every value
 //! ever sealed under them, in this database or in any copy of it made afterwards, can no
 //! longer be opened by the engine.

@@ -1,5 +1,5 @@
 //! Wrapped workspace data keys (`workspace_keys`) and their life cycle: pending → active →
-//! retired → destroyed (DESIGN.md section 2).
+//! retired → destroyed (docs/design.md section 2).
 
 use mailroom_domain::WorkspaceId;
 use sqlx::PgConnection;

@@ -15,7 +15,7 @@ pub struct SealedRow {
     pub mailbox_id: uuid::Uuid,
     /// The field (`smtp_password`, ...).
     pub field: String,
-    /// The sealed bytes (format v1, DESIGN.md section 2).
+    /// The sealed bytes (format v1, docs/design.md section 2).
     pub sealed: Vec<u8>,
     /// The key version its header names.
     pub key_version: i32,

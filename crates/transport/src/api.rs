@@ -1,7 +1,7 @@
 //! Sending through the providers' HTTP APIs, with the composed MIME message so the ledger's
 //! Message-ID travels unchanged: the Gmail API (`users.messages.send`, base64url `raw`) and
 //! Microsoft Graph (`POST /me/sendMail` with the base64 MIME as a `text/plain` body, answered
-//! `202 Accepted`). Answers are mapped onto DESIGN.md section 4 by [`classify_http`]: 429 and
+//! `202 Accepted`). Answers are mapped onto docs/design.md section 4 by [`classify_http`]: 429 and
 //! `rateLimitExceeded` throttle the mailbox, a 5xx or a lost response after the request was
 //! sent is ambiguous (Graph's 504 may still deliver). Such a send is reconciled by searching
 //! the mailbox for its Message-ID ([`sent_contains`]): Gmail's `rfc822msgid:` (every folder,

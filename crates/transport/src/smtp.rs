@@ -81,7 +81,7 @@ pub struct AttemptFailure {
 }
 
 impl AttemptFailure {
-    /// What the failure means (DESIGN.md section 4).
+    /// What the failure means (docs/design.md section 4).
     pub fn verdict(&self) -> Verdict {
         if let Some(v) = &self.api_verdict {
             return v.clone();

@@ -1,7 +1,7 @@
 //! The production master key: AWS KMS.
 //!
 //! Workspace keys come from `GenerateDataKey` (AES_256), open with `Decrypt`, and move to a
-//! new master key with `ReEncrypt`, always under the encryption context of DESIGN.md section 2,
+//! new master key with `ReEncrypt`, always under the encryption context of docs/design.md section 2,
 //! so a wrapped key copied to another workspace or version does not open. KMS returns the
 //! plaintext key in a buffer it does not wipe: it is copied into a zeroizing box and the
 //! buffer wiped at once.

@@ -1,4 +1,4 @@
-//! The vault: envelope encryption for mailbox credentials (DESIGN.md section 2).
+//! The vault: envelope encryption for mailbox credentials (docs/design.md section 2).
 //!
 //! A master key (held by a [`KeyProvider`]) wraps one data key per workspace and version; each
 //! sealed value gets its own key derived from the workspace key, and its associated data binds

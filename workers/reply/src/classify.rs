@@ -1,4 +1,4 @@
-//! What an inbound message is (DESIGN.md section 6): a bounce (RFC 3464 report), an automatic
+//! What an inbound message is (docs/design.md section 6): a bounce (RFC 3464 report), an automatic
 //! reply (RFC 3834 and the headers mail systems use in practice), an unsubscribe request, or a
 //! person's reply.
 

@@ -1,5 +1,5 @@
 //! Reconciliation: a send that may have been delivered is looked for in its mailbox's Sent
-//! folder before anything else happens to it (DESIGN.md section 3).
+//! folder before anything else happens to it (docs/design.md section 3).
 //!
 //! Found: it was sent. Provably absent (the provider files every submitted message in Sent and
 //! the search worked): it was not, so it is sent again. Anything else: `ambiguous`, reported and

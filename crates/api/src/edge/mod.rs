@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tower::Service as _;
 use tracing::Instrument as _;
 
-use crate::ApiError;
+use crate::{ApiError, Code};
 
 pub use gate::{MAX_TOKEN_AGE_DAYS, NetworkGate, network_gate};
 use slots::{Finished, Slots};
@@ -178,14 +178,14 @@ async fn in_our_shape(resp: Response) -> Response {
     let status = resp.status();
     let text = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap_or_default();
     let code = match status.as_u16() {
-        404 => "not_found",
-        405 => "method_not_allowed",
-        413 => "too_large",
-        415 => "invalid_content_type",
-        _ => "invalid_request",
+        404 => Code::NotFound,
+        405 => Code::MethodNotAllowed,
+        413 => Code::TooLarge,
+        415 => Code::InvalidContentType,
+        _ => Code::InvalidRequest,
     };
     let message = String::from_utf8_lossy(&text).trim().to_owned();
     let message =
         if message.is_empty() { status.canonical_reason().unwrap_or("bad request").to_owned() } else { message };
-    (status, axum::Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
+    crate::ApiError::new(code, message).into_response()
 }

@@ -1,4 +1,4 @@
-//! The send ledger (DESIGN.md section 3).
+//! The send ledger (docs/design.md section 3).
 //!
 //! Every transition is one conditional `UPDATE ... WHERE state = <expected>`; the worker's
 //! finishing updates are also fenced on `locked_by` and `attempts`, so a worker whose lease was
