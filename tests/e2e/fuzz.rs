@@ -97,6 +97,8 @@ fn seed(method: &str, path: &str, mailbox: &str) -> Option<Value> {
         }
         ("POST", "/v1/sends/{id}/resolve") => json!({ "action": "cancel", "note": "fuzz" }),
         ("POST", "/v1/webhooks") => json!({ "url": "https://1.1.1.1/hook", "event_types": ["send.sent"] }),
+        ("PATCH", "/v1/webhooks/{id}") => json!({ "url": "https://1.1.1.1/hook2", "event_types": ["send.sent"],
+            "enabled": true, "legacy_signature": false }),
         ("POST", "/v1/workspaces") => json!({ "name": "fuzz" }),
         ("DELETE", "/v1/workspaces/{id}") => json!({ "confirm": "x" }),
         ("POST", "/v1/workspaces/{id}/grants") => json!({ "scopes": ["sends:read"] }),
@@ -140,11 +142,13 @@ async fn no_route_answers_5xx_to_inputs_shaped_like_its_own() {
     for spec in route_table() {
         let token = if spec.access == Access::Admin { &app.admin_token } else { &app.token };
         let method = reqwest::Method::from_bytes(spec.method.as_bytes()).unwrap();
-        let mut paths: Vec<String> =
-            ids().iter().map(|id| spec.path.replace("{id}", id).replace("{grant}", id)).collect();
+        let mut paths: Vec<String> = ids()
+            .iter()
+            .map(|id| spec.path.replace("{id}", id).replace("{grant}", id).replace("{event_id}", id))
+            .collect();
         // The real mailbox too, except to disconnect it (the sends below need it connected).
         if spec.method != "DELETE" {
-            paths.push(spec.path.replace("{id}", &mailbox).replace("{grant}", "grt_x"));
+            paths.push(spec.path.replace("{id}", &mailbox).replace("{grant}", "grt_x").replace("{event_id}", "evt_x"));
         }
         let mut requests: Vec<(String, Option<String>, Option<String>)> = vec![];
         for p in &paths {
@@ -153,7 +157,12 @@ async fn no_route_answers_5xx_to_inputs_shaped_like_its_own() {
                 requests.push((format!("{p}{q}"), None, None));
             }
         }
-        let base_path = spec.path.replace("{id}", &mailbox).replace("{grant}", "grt_x").replace("{provider}", "google");
+        let base_path = spec
+            .path
+            .replace("{id}", &mailbox)
+            .replace("{grant}", "grt_x")
+            .replace("{provider}", "google")
+            .replace("{event_id}", "evt_x");
         if let Some(seed) = seed(spec.method, spec.path, &mailbox) {
             for body in variants(&seed) {
                 requests.push((base_path.clone(), Some(body.to_string()), None));

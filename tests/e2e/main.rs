@@ -37,3 +37,4 @@ mod threads;
 mod validation;
 mod vault;
 mod webhooks;
+mod webhooks_standard;

@@ -66,6 +66,8 @@ pub struct Options {
     pub idle_watchers: usize,
     /// Where tenants' addresses may reach (the suite's loopback peers by default).
     pub egress: EgressPolicy,
+    /// How long a webhook endpoint may fail before it is switched off.
+    pub webhook_disable_after: Duration,
 }
 
 impl Default for Options {
@@ -86,6 +88,7 @@ impl Default for Options {
             reply_every: Duration::from_millis(300),
             idle_watchers: 50,
             egress: loopback_allowed(),
+            webhook_disable_after: Duration::from_secs(72 * 3_600),
         }
     }
 }
@@ -230,6 +233,7 @@ impl TestApp {
             webhook_backoff: Backoff { base: Duration::from_millis(200), cap: Duration::from_millis(400) },
             webhook_max_age: Duration::from_secs(3_600),
             webhook_timeout: Duration::from_secs(5),
+            webhook_disable_after: opts.webhook_disable_after,
             oauth: oauth.clone(),
             idle_watchers: opts.idle_watchers,
         };

@@ -62,6 +62,7 @@ codes! {
     NotFound = ("not_found", NOT_FOUND, "Nothing with this id in the workspace (or out of the key's reach), or no such route."),
     MethodNotAllowed = ("method_not_allowed", METHOD_NOT_ALLOWED, "The route does not take this method."),
     RequestTimeout = ("request_timeout", REQUEST_TIMEOUT, "The request was not received and answered in time."),
+    DeliveryPending = ("delivery_pending", CONFLICT, "The delivery is still pending; there is nothing to replay."),
     IdempotencyConflict = ("idempotency_conflict", CONFLICT, "The idempotency key was used before for a different request."),
     CredentialsUnusable = ("credentials_unusable", CONFLICT, "The mailbox's stored credentials cannot be opened."),
     MailboxChanged = ("mailbox_changed", CONFLICT, "The mailbox changed while the request was checked; read it again and retry."),

@@ -7,20 +7,40 @@
 use std::sync::Arc;
 
 use axum::{Json, extract::State};
+use mailroom_domain::MailboxId;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, page::Page};
+use crate::{ApiError, AppState, Code, auth::Auth, page::Page};
 
-/// `GET /v1/events?after=&limit=`.
+/// `GET /v1/events` query: the page, and optionally one event type and one mailbox.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeedQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    mailbox_id: Option<String>,
+}
+
+/// `GET /v1/events?after=&limit=&type=&mailbox_id=`.
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
-    crate::json::ApiQuery(page): crate::json::ApiQuery<Page>,
+    crate::json::ApiQuery(q): crate::json::ApiQuery<FeedQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (after, limit) = page.bounds()?;
+    let (after, limit) = Page::new(q.after, q.limit).bounds()?;
+    let mailbox = q
+        .mailbox_id
+        .as_deref()
+        .map(str::parse::<MailboxId>)
+        .transpose()
+        .map_err(|e| ApiError::new(Code::InvalidQuery, format!("`mailbox_id`: {e}")))?;
     mailroom_store::events::publish(&state.pool).await?;
     let mut conn = state.begin(auth.workspace).await?;
-    let rows = mailroom_store::events::page(&mut conn, auth.workspace, after, limit).await?;
+    let filter = mailroom_store::events::FeedFilter { kind: q.kind.as_deref(), mailbox };
+    let rows = mailroom_store::events::page(&mut conn, auth.workspace, after, limit, &filter).await?;
     let next = rows.last().map_or(after, |e| e.pos);
     let events: Vec<Value> = rows.iter().map(|e| e.wire()).collect();
     Ok(Json(json!({ "events": events, "next": next.to_string() })))

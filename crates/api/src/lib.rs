@@ -40,6 +40,7 @@ mod suppressions;
 mod thread;
 mod usage;
 mod validate;
+mod webhook_deliveries;
 mod webhooks;
 mod workspaces;
 
@@ -71,6 +72,8 @@ pub struct ApiLimits {
     pub edge: edge::EdgeLimits,
     /// Rate limits per key, workspace and source address (none: unlimited).
     pub rate: Option<limits::RateLimits>,
+    /// How long a webhook's rotated secret keeps signing beside the new one.
+    pub webhook_secret_overlap: std::time::Duration,
 }
 
 impl Default for ApiLimits {
@@ -82,6 +85,7 @@ impl Default for ApiLimits {
             max_batch: 1_000,
             edge: edge::EdgeLimits::default(),
             rate: Some(limits::RateLimits::default()),
+            webhook_secret_overlap: std::time::Duration::from_secs(24 * 3_600),
         }
     }
 }

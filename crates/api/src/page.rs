@@ -15,6 +15,11 @@ pub(crate) struct Page {
 }
 
 impl Page {
+    /// A page from its two parameters, read off a larger query.
+    pub(crate) fn new(after: Option<String>, limit: Option<i64>) -> Self {
+        Self { after, limit }
+    }
+
     /// The position to read after and how many to read, or a 400 naming the parameter.
     pub(crate) fn bounds(&self) -> Result<(i64, i64), ApiError> {
         let after = match self.after.as_deref() {

@@ -22,7 +22,7 @@ use crate::{
     cancel, contacts, events, export, grants, keys, limits,
     limits::RouteClass,
     mailbox_patch, mailbox_state, mailboxes, oauth, oauth_reauth, operator, pacing, recheck, reconnect, sends,
-    suppressions, usage, webhooks, workspaces,
+    suppressions, usage, webhook_deliveries, webhooks, workspaces,
 };
 
 /// Who may call a route.
@@ -84,7 +84,16 @@ fn table() -> Vec<(RouteSpec, Handler)> {
         r("POST", "/v1/webhooks", Key(WebhooksWrite), post(webhooks::create)),
         r("GET", "/v1/webhooks", Key(WebhooksRead), get(webhooks::list)),
         r("DELETE", "/v1/webhooks/{id}", Key(WebhooksWrite), delete(webhooks::delete)),
-        r("GET", "/v1/webhooks/{id}/deliveries", Key(WebhooksRead), get(webhooks::deliveries)),
+        r("PATCH", "/v1/webhooks/{id}", Key(WebhooksWrite), patch(webhooks::patch)),
+        r("POST", "/v1/webhooks/{id}/rotate-secret", Key(WebhooksWrite), post(webhooks::rotate_secret)),
+        r("POST", "/v1/webhooks/{id}/test", Key(WebhooksWrite), post(webhook_deliveries::test)),
+        r("GET", "/v1/webhooks/{id}/deliveries", Key(WebhooksRead), get(webhook_deliveries::list)),
+        r(
+            "POST",
+            "/v1/webhooks/{id}/deliveries/{event_id}/replay",
+            Key(WebhooksWrite),
+            post(webhook_deliveries::replay),
+        ),
         r("GET", "/v1/data-keys", Key(VaultRead), get(keys::status)),
         r("POST", "/v1/data-keys/rotate", Key(VaultRotate), post(keys::rotate)),
         r("POST", "/v1/workspaces", AdminOrKey(WorkspacesWrite), post(workspaces::create)),

@@ -1,5 +1,7 @@
-//! Webhook endpoints: register (the signing secret is shown once, then kept sealed like a
-//! credential), list, remove, and see an endpoint's failed deliveries.
+//! Webhook endpoints: register (the signing secret, `whsec_<base64 of 32 random bytes>` as the
+//! Standard Webhooks specification has it, is shown once, then kept sealed like a credential),
+//! list, change, rotate the secret, remove. Deliveries, tests and replays are in
+//! `webhook_deliveries`.
 
 use std::sync::Arc;
 
@@ -8,7 +10,8 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use mailroom_domain::{EventId, MailboxId, WebhookId};
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use mailroom_domain::{MailboxId, WebhookId};
 use mailroom_store::webhooks;
 use mailroom_transport::Refused;
 use mailroom_vault::{Field, SealContext};
@@ -47,7 +50,33 @@ async fn check_url(state: &AppState, url: &str) -> Result<(), ApiError> {
 }
 
 fn view(w: &webhooks::WebhookRow) -> Value {
-    json!({ "id": WebhookId::from_uuid(w.id), "url": w.url, "event_types": w.event_types, "created_at": w.created_at })
+    json!({ "id": WebhookId::from_uuid(w.id), "url": w.url, "event_types": w.event_types, "created_at": w.created_at,
+        "enabled": w.enabled, "disabled_reason": w.disabled_reason, "failing_since": w.failing_since,
+        "previous_secret_expires_at": w.previous_until.filter(|u| *u > chrono::Utc::now()),
+        "legacy_signature": w.legacy_signature })
+}
+
+fn check_types(types: &[String]) -> Result<(), ApiError> {
+    match types.iter().find(|t| t.is_empty() || t.len() > 64 || !t.contains('.')) {
+        Some(t) => Err(ApiError::new(Code::InvalidEventType, format!("`{t}` is not an event type"))),
+        None => Ok(()),
+    }
+}
+
+/// A new signing secret, sealed for the endpoint `id` under the workspace's active key.
+async fn new_secret(
+    state: &AppState,
+    conn: &mut mailroom_store::PgConnection,
+    ws: mailroom_domain::WorkspaceId,
+    id: WebhookId,
+) -> Result<(SecretString, Vec<u8>, i32), ApiError> {
+    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(raw.as_mut());
+    let secret = SecretString::from(format!("whsec_{}", STANDARD.encode(raw.as_ref())));
+    let key = active_key(conn, ws).await?;
+    let ctx = SealContext { workspace: ws, mailbox: MailboxId::from_uuid(id.as_uuid()), field: Field::WebhookSecret };
+    let sealed = state.vault.seal(&key, &ctx, &secret).await?;
+    Ok((secret, sealed, i32::try_from(key.context.version).unwrap_or(i32::MAX)))
 }
 
 /// `POST /v1/webhooks` → 201 with the secret, shown this once.
@@ -57,29 +86,23 @@ pub(crate) async fn create(
     crate::json::ApiJson(req): crate::json::ApiJson<NewWebhook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_url(&state, &req.url).await?;
-    if let Some(t) = req.event_types.iter().find(|t| t.is_empty() || t.len() > 64 || !t.contains('.')) {
-        return Err(ApiError::new(Code::InvalidEventType, format!("`{t}` is not an event type")));
-    }
+    check_types(&req.event_types)?;
     let id = WebhookId::new();
-    let mut raw = [0u8; 32];
-    rand::rng().fill_bytes(&mut raw);
-    let secret = SecretString::from(format!("whsec_{}", hex::encode(raw)));
     let mut tx = state.begin(auth.workspace).await?;
-    let key = active_key(&mut tx, auth.workspace).await?;
-    let ctx = SealContext {
-        workspace: auth.workspace,
-        mailbox: MailboxId::from_uuid(id.as_uuid()),
-        field: Field::WebhookSecret,
-    };
-    let sealed = state.vault.seal(&key, &ctx, &secret).await?;
+    let (secret, sealed, key_version) = new_secret(&state, &mut tx, auth.workspace, id).await?;
     let row = webhooks::WebhookRow {
         id: id.as_uuid(),
         workspace_id: auth.workspace.as_uuid(),
         url: req.url,
         event_types: req.event_types,
         secret_sealed: sealed,
-        key_version: i32::try_from(key.context.version).unwrap_or(i32::MAX),
+        key_version,
         created_at: chrono::Utc::now(),
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        previous_until: None,
+        legacy_signature: false,
     };
     webhooks::insert(&mut tx, &row).await?;
     mailroom_store::audit::record(
@@ -127,32 +150,83 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/webhooks/{id}/deliveries?state=failed` query.
+/// `PATCH /v1/webhooks/{id}` body: what to change.
 #[derive(Debug, Deserialize)]
-pub(crate) struct DeliveryQuery {
-    state: Option<String>,
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebhookChange {
+    url: Option<String>,
+    event_types: Option<Vec<String>>,
+    enabled: Option<bool>,
+    legacy_signature: Option<bool>,
 }
 
-/// `GET /v1/webhooks/{id}/deliveries?state=pending|delivered|failed` (default `failed`).
-pub(crate) async fn deliveries(
+/// `PATCH /v1/webhooks/{id}` → 200 with the endpoint. Switched on again, it takes the events
+/// published from then on, and its failure record starts afresh.
+pub(crate) async fn patch(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(id): Path<String>,
-    crate::json::ApiQuery(q): crate::json::ApiQuery<DeliveryQuery>,
+    crate::json::ApiJson(req): crate::json::ApiJson<WebhookChange>,
 ) -> Result<Json<Value>, ApiError> {
     let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
-    let wanted = q.state.as_deref().unwrap_or("failed");
-    if !matches!(wanted, "pending" | "delivered" | "failed") {
-        return Err(ApiError::new(Code::InvalidState, "`state` is pending, delivered or failed"));
+    if let Some(url) = &req.url {
+        check_url(&state, url).await?;
     }
-    let mut conn = state.begin(auth.workspace).await?;
-    let rows = webhooks::deliveries(&mut conn, auth.workspace, id.as_uuid(), wanted, 500).await?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|d| {
-            json!({ "event_id": EventId::from_uuid(d.event_id), "type": d.kind, "state": d.state,
-                "attempts": d.attempts, "last_status": d.last_status, "next_attempt_at": d.next_attempt_at })
-        })
-        .collect();
-    Ok(Json(json!({ "deliveries": list })))
+    if let Some(types) = &req.event_types {
+        check_types(types)?;
+    }
+    let change = webhooks::Change {
+        url: req.url,
+        event_types: req.event_types,
+        enabled: req.enabled,
+        legacy_signature: req.legacy_signature,
+    };
+    let mut tx = state.begin(auth.workspace).await?;
+    let row =
+        webhooks::change(&mut tx, auth.workspace, id.as_uuid(), &change).await?.ok_or(ApiError::NotFound("webhook"))?;
+    let what = format!("{id}: {}", changed_fields(&change));
+    mailroom_store::audit::record(&mut tx, Some(auth.workspace), &auth.actor(), "webhook.update", Some(&what)).await?;
+    tx.commit().await?;
+    Ok(Json(view(&row)))
+}
+
+fn changed_fields(c: &webhooks::Change) -> String {
+    let named = [
+        c.url.as_ref().map(|_| "url".to_owned()),
+        c.event_types.as_ref().map(|_| "event_types".to_owned()),
+        c.enabled.map(|on| format!("enabled={on}")),
+        c.legacy_signature.map(|on| format!("legacy_signature={on}")),
+    ];
+    let named: Vec<String> = named.into_iter().flatten().collect();
+    if named.is_empty() { "nothing".to_owned() } else { named.join(", ") }
+}
+
+/// `POST /v1/webhooks/{id}/rotate-secret` → 200 with the new secret (shown this once); the
+/// previous one keeps signing beside it until `previous_secret_expires_at`.
+pub(crate) async fn rotate_secret(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
+    let mut tx = state.begin(auth.workspace).await?;
+    webhooks::get(&mut tx, auth.workspace, id.as_uuid()).await?.ok_or(ApiError::NotFound("webhook"))?;
+    let (secret, sealed, version) = new_secret(&state, &mut tx, auth.workspace, id).await?;
+    let overlap = chrono::Duration::from_std(state.limits.webhook_secret_overlap).unwrap_or(chrono::Duration::days(1));
+    let until = chrono::Utc::now() + overlap;
+    let row = webhooks::rotate_secret(&mut tx, auth.workspace, id.as_uuid(), &sealed, version, until)
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))?;
+    mailroom_store::audit::record(
+        &mut tx,
+        Some(auth.workspace),
+        &auth.actor(),
+        "webhook.rotate_secret",
+        Some(&id.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut body = view(&row);
+    body["secret"] = json!(secrecy::ExposeSecret::expose_secret(&secret));
+    Ok(Json(body))
 }

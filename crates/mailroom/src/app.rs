@@ -92,6 +92,7 @@ pub fn api_state(
             max_connections: s.api.max_connections,
         },
         rate: rate_limits(s),
+        webhook_secret_overlap: Duration::from_secs(s.api.webhook_secret_overlap_hours * 3_600),
     };
     let rotation_wait = Duration::from_secs(s.vault.cache_ttl_secs);
     let trusted_proxy_header = s.api.trusted_proxy_header.as_ref().map(|h| h.to_ascii_lowercase());
@@ -173,6 +174,7 @@ pub fn reply_config(s: &Settings) -> anyhow::Result<mailroom_reply_worker::Reply
             cap: Duration::from_secs(r.webhook_retry_cap_secs),
         },
         webhook_max_age: Duration::from_secs(r.webhook_max_age_hours * 3_600),
+        webhook_disable_after: Duration::from_secs(r.webhook_disable_after_hours * 3_600),
         webhook_timeout: Duration::from_secs(r.webhook_timeout_secs),
         oauth: s.oauth.build()?,
         idle_watchers: r.idle_watchers,

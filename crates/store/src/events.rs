@@ -106,14 +106,47 @@ pub async fn at(conn: &mut PgConnection, pos: i64) -> Result<Option<FeedEvent>> 
     Ok(sqlx::query_as(concat!(feed_select!(), "WHERE e.pos = $1")).bind(pos).fetch_optional(conn).await?)
 }
 
-/// A page of a workspace's published events after position `after`, in feed order.
-pub async fn page(conn: &mut PgConnection, ws: WorkspaceId, after: i64, limit: i64) -> Result<Vec<FeedEvent>> {
-    Ok(sqlx::query_as(concat!(feed_select!(), "WHERE e.workspace_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3"))
-        .bind(ws.as_uuid())
-        .bind(after)
-        .bind(limit)
-        .fetch_all(conn)
-        .await?)
+/// Which of the feed's events to read (`None`: any).
+#[derive(Debug, Default)]
+pub struct FeedFilter<'a> {
+    /// Of this type only.
+    pub kind: Option<&'a str>,
+    /// About this mailbox only.
+    pub mailbox: Option<MailboxId>,
+}
+
+/// A page of a workspace's published events after position `after`, in feed order, each
+/// filter read off an index that leads with the workspace and ends with the position.
+pub async fn page(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    after: i64,
+    limit: i64,
+    f: &FeedFilter<'_>,
+) -> Result<Vec<FeedEvent>> {
+    // One statement per combination, so each is planned for the index it reads.
+    let sql = match (f.kind.is_some(), f.mailbox.is_some()) {
+        (false, false) => concat!(feed_select!(), "WHERE e.workspace_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3"),
+        (true, false) => {
+            concat!(feed_select!(), "WHERE e.workspace_id = $1 AND e.pos > $2 AND e.kind = $4 ORDER BY e.pos LIMIT $3")
+        }
+        (false, true) => concat!(
+            feed_select!(),
+            "WHERE e.workspace_id = $1 AND e.pos > $2 AND e.mailbox_id = $4 ORDER BY e.pos LIMIT $3"
+        ),
+        (true, true) => concat!(
+            feed_select!(),
+            "WHERE e.workspace_id = $1 AND e.pos > $2 AND e.kind = $4 AND e.mailbox_id = $5 ORDER BY e.pos LIMIT $3"
+        ),
+    };
+    let mut q = sqlx::query_as(sql).bind(ws.as_uuid()).bind(after).bind(limit);
+    if let Some(kind) = f.kind {
+        q = q.bind(kind);
+    }
+    if let Some(m) = f.mailbox {
+        q = q.bind(m.as_uuid());
+    }
+    Ok(q.fetch_all(conn).await?)
 }
 
 /// Every published event of a workspace, in feed order, as a stream (the export).

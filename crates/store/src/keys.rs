@@ -166,7 +166,9 @@ pub async fn destroy_unused_retired(conn: &mut PgConnection, grace_secs: f64) ->
            AND NOT EXISTS (SELECT 1 FROM mailbox_secrets s
                            WHERE s.workspace_id = k.workspace_id AND s.key_version = k.version)
            AND NOT EXISTS (SELECT 1 FROM webhooks w
-                           WHERE w.workspace_id = k.workspace_id AND w.key_version = k.version AND w.deleted_at IS NULL)
+                           WHERE w.workspace_id = k.workspace_id AND w.deleted_at IS NULL
+                             AND (w.key_version = k.version
+                                  OR (w.previous_key_version = k.version AND w.previous_until > now())))
            AND NOT EXISTS (SELECT 1 FROM workspace_secrets x
                            WHERE x.workspace_id = k.workspace_id AND x.key_version = k.version)
          RETURNING workspace_id, version",

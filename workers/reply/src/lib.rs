@@ -23,7 +23,7 @@ use tokio::{sync::Semaphore, task::JoinSet};
 
 pub use check::Checked;
 pub use classify::Kind;
-pub use webhooks::signature;
+pub use webhooks::{legacy_signature, standard_signature};
 
 /// How the reply worker behaves.
 #[derive(Debug, Clone)]
@@ -50,6 +50,8 @@ pub struct ReplyWorkerConfig {
     pub webhook_max_age: Duration,
     /// Limit on one webhook request.
     pub webhook_timeout: Duration,
+    /// An endpoint whose every delivery has failed for this long is switched off.
+    pub webhook_disable_after: Duration,
     /// OAuth providers (Gmail API mailboxes are read with their access tokens).
     pub oauth: mailroom_keyring::oauth_config::OAuthSettings,
     /// IMAP mailboxes this process keeps an IDLE session open on between checks, so a reply

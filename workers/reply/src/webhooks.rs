@@ -1,15 +1,21 @@
 //! Webhook delivery: every published event of a subscribed type is posted to each of the
-//! workspace's endpoints, signed with HMAC-SHA256 over `"{timestamp}.{raw body}"` under the
-//! endpoint's secret (`Mailroom-Signature: t=<unix seconds>,v1=<hex>`), and retried with
-//! exponential backoff until a 2xx, for a day after the event; then the delivery is marked
-//! failed (visible through the API). Delivery is at least once: receivers dedupe on the
-//! event id (`Mailroom-Event-Id`, also in the body).
+//! workspace's enabled endpoints, signed as the Standard Webhooks specification says
+//! (`webhook-id`: the event's id; `webhook-timestamp`; `webhook-signature: v1,<base64
+//! HMAC-SHA256 of "{id}.{timestamp}.{raw body}">`, under the key a `whsec_<base64>` secret
+//! decodes to, one signature per live secret during a rotation), and retried with exponential
+//! backoff until a 2xx, for a day after the event; then the delivery is marked failed (visible
+//! through the API). An endpoint whose every attempt has failed for `webhook_disable_after` is
+//! switched off, with a `webhook.disabled` event. Delivery is at least once: receivers dedupe on
+//! `webhook-id` (also the body's `id`). Endpoints registered before the standard scheme also
+//! get the old `Mailroom-Signature: t=<unix seconds>,v1=<hex HMAC of "{t}.{body}" keyed by the
+//! whole secret string>` and `Mailroom-Event-Id` headers.
 
 use std::sync::Arc;
 
+use base64::{Engine as _, engine::general_purpose::STANDARD};
 use chrono::Utc;
 use hmac::{Hmac, Mac};
-use mailroom_domain::{EventId, MailboxId, WorkspaceId};
+use mailroom_domain::{EventId, MailboxId, WebhookId, WorkspaceId};
 use mailroom_store::{
     events,
     webhooks::{self, DueDelivery},
@@ -22,12 +28,31 @@ use tokio::task::JoinSet;
 
 use crate::Ctx;
 
-/// The signature header's value for `body` sent at `t` (receivers recompute it).
-pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
+/// The old `Mailroom-Signature` value for `body` sent at `t` (HMAC keyed by the secret's text).
+pub fn legacy_signature(secret: &str, t: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(format!("{t}.").as_bytes());
     mac.update(body);
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The key a `whsec_<base64>` secret stands for, read as the Standard Webhooks libraries read
+/// it (a secret from before the standard scheme, `whsec_<hex>`, is valid base64 too, so the
+/// libraries verify it unchanged).
+fn key_of(secret: &str) -> Vec<u8> {
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    STANDARD.decode(encoded).unwrap_or_else(|_| encoded.as_bytes().to_vec())
+}
+
+/// The `webhook-signature` value: `v1,<base64>` under each secret, space-separated.
+pub fn standard_signature(secrets: &[&str], id: &str, t: i64, body: &[u8]) -> String {
+    let one = |secret: &&str| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key_of(secret)).expect("HMAC takes keys of any length");
+        mac.update(format!("{id}.{t}.").as_bytes());
+        mac.update(body);
+        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    };
+    secrets.iter().map(one).collect::<Vec<_>>().join(" ")
 }
 
 /// One round: publish events, create deliveries, post what is due. Returns how many were
@@ -65,20 +90,9 @@ async fn deliver(ctx: &Ctx, d: &DueDelivery) -> anyhow::Result<()> {
             (false, format!("refused: {refused}"))
         }
         Ok(http) => {
-            let secret = mailroom_keyring::open_sealed(&ctx.pool, &ctx.vault, owner, &d.secret_sealed).await?;
             let body = serde_json::to_vec(&event.wire())?;
-            let t = Utc::now().timestamp();
-            let sig = signature(secret.expose_secret(), t, &body);
-            drop(secret);
-            let sent = http
-                .post(&d.url)
-                .header("content-type", "application/json")
-                .header("mailroom-signature", sig)
-                .header("mailroom-event-id", EventId::from_uuid(event.id).to_string())
-                .body(body)
-                .send()
-                .await;
-            match sent {
+            let request = signed(ctx, d, owner, &EventId::from_uuid(event.id).to_string(), body).await?;
+            match request.send_with(&http, &d.url).await {
                 Ok(r) => (r.status().is_success(), r.status().as_u16().to_string()),
                 Err(e) => (false, format!("no answer: {}", e.without_url())),
             }
@@ -89,12 +103,65 @@ async fn deliver(ctx: &Ctx, d: &DueDelivery) -> anyhow::Result<()> {
         let wait = ctx.config.webhook_backoff.delay(u32::try_from(d.attempts + 1).unwrap_or(u32::MAX), rand::random());
         Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()
     });
-    let mut conn = ctx.pool.acquire().await?;
-    webhooks::record_attempt(&mut conn, d, ok, &status, next).await?;
+    let mut tx = ctx.pool.begin().await?;
+    webhooks::record_attempt(&mut tx, d, ok, &status, next).await?;
     if !ok && next.is_none() {
         tracing::warn!(webhook = %d.webhook_id, attempts = d.attempts + 1, "webhook delivery failed for good");
     }
+    let disable_after = ctx.config.webhook_disable_after.as_secs_f64();
+    if let Some(off) = webhooks::note_outcome(&mut tx, d.webhook_id, ok, disable_after).await? {
+        let id = WebhookId::from_uuid(d.webhook_id);
+        tracing::warn!(webhook = %id, failing_since = %off.failing_since, "a webhook endpoint kept failing; switched off");
+        let data = serde_json::json!({ "webhook_id": id, "failing_since": off.failing_since,
+            "reason": "every delivery failed for too long; switch it on again with PATCH /v1/webhooks/{id}" });
+        let ws = WorkspaceId::from_uuid(off.workspace_id);
+        events::insert(
+            &mut tx,
+            &events::NewEvent { workspace: ws, kind: "webhook.disabled", send: None, mailbox: None, data },
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(())
+}
+
+/// A delivery's body with its headers, signed under every live secret of the endpoint.
+struct Signed {
+    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Signed {
+    async fn send_with(self, http: &reqwest::Client, url: &str) -> reqwest::Result<reqwest::Response> {
+        let mut req = http.post(url).header("content-type", "application/json");
+        for (name, value) in self.headers {
+            req = req.header(name, value);
+        }
+        req.body(self.body).send().await
+    }
+}
+
+/// Opens the endpoint's secrets (the current one, and the one before a rotation while it still
+/// signs), signs `body` and drops them.
+async fn signed(ctx: &Ctx, d: &DueDelivery, owner: SealContext, id: &str, body: Vec<u8>) -> anyhow::Result<Signed> {
+    let current = mailroom_keyring::open_sealed(&ctx.pool, &ctx.vault, owner, &d.secret_sealed).await?;
+    let previous = match &d.previous_sealed {
+        Some(sealed) => Some(mailroom_keyring::open_sealed(&ctx.pool, &ctx.vault, owner, sealed).await?),
+        None => None,
+    };
+    let t = Utc::now().timestamp();
+    let mut secrets = vec![current.expose_secret()];
+    secrets.extend(previous.as_ref().map(|p| p.expose_secret()));
+    let mut headers = vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", t.to_string()),
+        ("webhook-signature", standard_signature(&secrets, id, t, &body)),
+    ];
+    if d.legacy_signature {
+        headers.push(("mailroom-signature", legacy_signature(current.expose_secret(), t, &body)));
+        headers.push(("mailroom-event-id", id.to_owned()));
+    }
+    Ok(Signed { body, headers })
 }
 
 /// The HTTP client for one delivery, pinned to the addresses the egress policy checked for

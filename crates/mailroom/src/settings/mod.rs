@@ -96,6 +96,8 @@ pub struct Api {
     pub max_recipients: usize,
     /// Most items per batch.
     pub max_batch: usize,
+    /// Hours a webhook's secret keeps signing after it was rotated (both sign meanwhile).
+    pub webhook_secret_overlap_hours: u64,
     /// The operator's admin token (mode 0600; created on the first `serve`; rotated with
     /// `mailroom admin rotate-token`).
     pub admin_token_file: PathBuf,
@@ -160,6 +162,8 @@ pub struct Reply {
     pub webhook_max_age_hours: u64,
     /// Seconds one webhook request may take.
     pub webhook_timeout_secs: u64,
+    /// Hours a webhook endpoint may fail every delivery before it is switched off.
+    pub webhook_disable_after_hours: u64,
 }
 
 /// Send worker settings.
@@ -331,6 +335,7 @@ impl Default for Settings {
                 max_message_bytes: 1 << 20,
                 max_recipients: 50,
                 max_batch: 1_000,
+                webhook_secret_overlap_hours: 24,
                 admin_token_file: PathBuf::from("admin.token"),
                 trusted_proxy_header: None,
             },
@@ -355,6 +360,7 @@ impl Default for Settings {
                 webhook_retry_cap_secs: 3_600,
                 webhook_max_age_hours: 24,
                 webhook_timeout_secs: 10,
+                webhook_disable_after_hours: 72,
             },
             worker: Worker {
                 concurrency: 16,

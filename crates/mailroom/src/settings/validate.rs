@@ -40,6 +40,12 @@ impl Settings {
         if r.burst_secs == 0 || rates.into_iter().any(|n| n == 0) {
             return bad("rate_limits", "every rate and burst_secs must be at least 1 (set enabled = false for none)");
         }
+        if !(1..=720).contains(&self.api.webhook_secret_overlap_hours) {
+            return bad("api.webhook_secret_overlap_hours", "must be 1 to 720 (30 days)");
+        }
+        if self.reply.webhook_disable_after_hours == 0 {
+            return bad("reply.webhook_disable_after_hours", "must be at least 1");
+        }
         if self.api.max_connections == 0 {
             return bad("api.max_connections", "must be at least 1");
         }
