@@ -3,6 +3,7 @@
 mod access;
 mod agencies;
 mod cancel;
+mod contract;
 mod crashes;
 mod delivery;
 mod edge;

@@ -113,17 +113,18 @@ async fn deliveries_verify_with_the_standard_library_through_a_rotation_a_test_a
     let off = app.http.patch(format!("{}/v1/webhooks/{id}", app.base)).bearer_auth(&app.token);
     let off = off.json(&json!({ "enabled": false })).send().await.unwrap();
     assert_eq!(off.status(), 200);
-    let quiet: Value = app.post(&format!("/v1/webhooks/{id}/test")).send().await.unwrap().json().await.unwrap();
-    let quiet = uuid::Uuid::parse_str(quiet["event_id"].as_str().unwrap().trim_start_matches("evt_")).unwrap();
-    app.wait_until(
-        &format!("SELECT count(*) FROM webhooks w, events e WHERE e.id = '{quiet}' AND w.last_pos >= e.pos"),
-        1,
-        Duration::from_secs(30),
-    )
-    .await;
+    let refused = app.post(&format!("/v1/webhooks/{id}/test")).send().await.unwrap();
+    assert_eq!(refused.status(), 409, "a test of a switched-off endpoint would go nowhere");
+    let (_, quiet) = app.send("sw-2", &TestApp::send_body(&mailbox, &recipient("std"), "Unheard")).await;
+    let quiet = uuid::Uuid::parse_str(quiet["id"].as_str().unwrap().trim_start_matches("snd_")).unwrap();
+    let published = format!(
+        "SELECT count(*) FROM webhooks w, events e WHERE e.send_id = '{quiet}' AND e.kind = 'send.sent' \
+         AND e.pos IS NOT NULL AND w.last_pos >= e.pos"
+    );
+    app.wait_until(&published, 1, Duration::from_secs(30)).await;
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM webhook_deliveries d JOIN events e ON e.pos = d.event_pos WHERE e.id = '{quiet}'"
+            "SELECT count(*) FROM webhook_deliveries d JOIN events e ON e.pos = d.event_pos WHERE e.send_id = '{quiet}'"
         ))
         .await,
         0,

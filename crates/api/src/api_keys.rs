@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 
 use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson, provision};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = KeyRequest)]
 pub(crate) struct CreateRequest {
     name: String,
     role: Option<String>,

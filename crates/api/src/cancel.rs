@@ -27,7 +27,7 @@ use crate::{
 const MAX_REASON_CHARS: usize = 200;
 
 /// `POST /v1/sends/{id}/cancel` body (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CancelRequest {
     /// Why, in the scheduler's words; carried by the `send.cancelled` event.
@@ -96,7 +96,7 @@ pub(crate) async fn one(
 }
 
 /// `POST /v1/sends/cancel` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BulkRequest {
     filter: BulkFilter,
@@ -104,7 +104,7 @@ pub(crate) struct BulkRequest {
 }
 
 /// What a bulk cancel matches: at least one part, all of them together.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BulkFilter {
     sequence: Option<String>,

@@ -74,6 +74,7 @@ codes! {
     RotationInProgress = ("rotation_in_progress", CONFLICT, "A key rotation of the workspace is already under way."),
     SendFinished = ("send_finished", CONFLICT, "The send is finished; nothing can change it."),
     SendInFlight = ("send_in_flight", CONFLICT, "A worker holds the send; its attempt is never cut mid-transfer."),
+    WebhookDisabled = ("webhook_disabled", CONFLICT, "The webhook endpoint is switched off; switch it on first."),
     SendNotAmbiguous = ("send_not_ambiguous", CONFLICT, "Only an ambiguous send can be resolved."),
     TooLarge = ("too_large", PAYLOAD_TOO_LARGE, "The body is larger than allowed."),
     ConfirmationMismatch = ("confirmation_mismatch", UNPROCESSABLE_ENTITY, "The confirmation does not repeat the id it confirms."),

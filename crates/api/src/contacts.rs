@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson};
 
 /// The erasure request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EraseRequest {
     address: String,

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use crate::{ApiError, AppState, Code, auth::Auth, page::Page};
 
 /// `GET /v1/events` query: the page, and optionally one event type and one mailbox.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FeedQuery {
     after: Option<String>,
     limit: Option<i64>,

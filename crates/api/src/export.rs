@@ -89,8 +89,9 @@ impl Table {
 }
 
 /// `GET /v1/export?format=jsonl|csv&table=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ExportQuery {
     format: Option<String>,
     table: Option<String>,

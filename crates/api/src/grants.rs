@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GrantRequest {
     scopes: Vec<String>,

@@ -27,6 +27,8 @@ mod mailboxes;
 mod oauth;
 mod oauth_mailbox;
 mod oauth_reauth;
+pub mod openapi;
+mod openapi_table;
 mod operator;
 pub mod ops;
 mod pacing;

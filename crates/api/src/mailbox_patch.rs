@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Every field optional; `"from_name": null` removes the name.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PatchRequest {
     #[serde(default, deserialize_with = "present")]

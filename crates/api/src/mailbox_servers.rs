@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::{ApiError, AppState, Code, mailboxes::check_server_fields};
 
 /// Changes to one server; what is left out stays.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServerPatch {
     host: Option<String>,

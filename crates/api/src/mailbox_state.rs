@@ -28,8 +28,9 @@ const STATUSES: [&str; 6] = ["active", "paused", "needs_reauth", "unusable", "di
 const PROVIDERS: [&str; 3] = ["password", "google", "microsoft"];
 
 /// `GET /v1/mailboxes?status=&provider=&after=&limit=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     status: Option<String>,
     provider: Option<String>,
@@ -73,7 +74,7 @@ pub(crate) async fn list(
 }
 
 /// `{"reason"?}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PauseRequest {
     /// Why, in the owner's words; carried by the `mailbox.paused` event.

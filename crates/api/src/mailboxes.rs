@@ -20,23 +20,25 @@ use serde_json::{Value, json};
 
 use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServerSettings {
     host: String,
     port: u16,
     tls: String,
     username: String,
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImapSettings {
     host: String,
     port: u16,
     tls: String,
     username: String,
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
     sent_folder: Option<String>,
 }
@@ -63,7 +65,7 @@ impl ImapSettings {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConnectRequest {
     from_address: String,

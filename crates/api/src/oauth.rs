@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson, oauth_mailbox};
 
 /// `POST /v1/mailboxes/oauth/{provider}/start` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StartRequest {
     /// `smtp` (XOAUTH2) or `api` (the Gmail API / Microsoft Graph).
@@ -184,7 +184,8 @@ pub(crate) async fn authorize(
 }
 
 /// The provider's redirect back to us.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Callback {
     code: Option<String>,
     state: Option<String>,

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJsonOrEmpty, mailboxes::view_row, oauth_mailbox::Tokens};
 
 /// `{"return_url"?}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RestartRequest {
     return_url: Option<String>,

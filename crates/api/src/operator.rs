@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson, ops, sends::view};
 
 /// `GET /v1/sends` filters, every one optional.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     state: Option<String>,
     mailbox_id: Option<String>,
@@ -89,7 +90,7 @@ pub(crate) async fn list(
     Ok(Json(json!({ "sends": rows.iter().map(|r| view(r, false)).collect::<Vec<_>>(), "next": next })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResolveRequest {
     action: String,

@@ -31,7 +31,7 @@ fn default_sessions() -> u32 {
 }
 
 /// A send window: local times and an IANA zone.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WindowRequest {
     start: String,
@@ -41,7 +41,7 @@ pub(crate) struct WindowRequest {
 
 /// Pacing as the client writes it. A missing field takes its default; `"daily_cap": null`
 /// removes the cap.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PacingRequest {
     #[serde(default = "default_cap")]

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use crate::{ApiError, Code};
 
 /// The query string of a paged listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Page {
     /// The `next` of the previous page; from the beginning when absent.
     after: Option<String>,

@@ -31,15 +31,16 @@ use crate::{
 };
 
 /// A new password.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewPassword {
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
 /// `{"smtp": {"password"}, "imap"?: {"password"}}`: an IMAP password only for a mailbox with
 /// IMAP settings; without one, the stored IMAP password stays.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CredentialsRequest {
     smtp: NewPassword,

@@ -59,6 +59,7 @@ fn table() -> Vec<(RouteSpec, Handler)> {
     vec![
         r("GET", "/health", Public, get(crate::health)),
         r("GET", "/metrics", Admin, get(crate::metrics)),
+        r("GET", "/v1/openapi.json", Public, get(crate::openapi::serve)),
         r("POST", "/v1/mailboxes", Key(MailboxesWrite), post(mailboxes::connect)),
         r("GET", "/v1/mailboxes", Key(MailboxesRead), get(mailbox_state::list)),
         r("GET", "/v1/mailboxes/{id}", Key(MailboxesRead), get(mailboxes::show)),

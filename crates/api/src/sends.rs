@@ -129,13 +129,15 @@ pub(crate) async fn create(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchRequest {
     /// Read without the body-wide check for unstorable text (`ApiJsonParts`): each item is
     /// checked on its own below, and `deny_unknown_fields` leaves no other field unchecked.
     /// Kept as raw text, so one item that cannot be read (a lone surrogate, a NUL) is rejected
     /// on its own while the good items are created.
+    /// Each a send request with its own `idempotency_key`.
+    #[schema(value_type = Vec<SendRequest>)]
     items: Vec<Box<serde_json::value::RawValue>>,
 }
 

@@ -23,8 +23,9 @@ use crate::{
 const MAX_ADDRESSES: usize = 10_000;
 
 /// `GET /v1/suppressions?reason=&after=&limit=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     reason: Option<String>,
     after: Option<String>,
@@ -59,7 +60,7 @@ pub(crate) async fn list(
 }
 
 /// `{"addresses": [...], "reason"?: "manual"|"unsubscribe"|"complaint"|"hard_bounce", "detail"?}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddRequest {
     addresses: Vec<String>,

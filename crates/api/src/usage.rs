@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use crate::{ApiError, AppState, Code, auth::Auth};
 
 /// The query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Range {
     /// The first day; 29 days before `to` when absent.
     from: Option<String>,

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::{ApiError, ApiLimits, Code};
 
 /// A send as the client writes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SendRequest {
     pub mailbox_id: String,

@@ -15,17 +15,28 @@ use serde_json::{Value, json};
 
 use crate::{ApiError, AppState, Code, auth::Auth};
 
-/// The endpoint named in the path, if it is a live one of the workspace.
-async fn endpoint(state: &AppState, auth: &Auth, id: &str) -> Result<WebhookId, ApiError> {
+/// The endpoint named in the path, if it is a live one of the workspace, and whether it is on.
+async fn endpoint(
+    conn: &mut mailroom_store::PgConnection,
+    auth: &Auth,
+    id: &str,
+) -> Result<(WebhookId, bool), ApiError> {
     let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
-    let mut conn = state.begin(auth.workspace).await?;
-    webhooks::get(&mut conn, auth.workspace, id.as_uuid()).await?.ok_or(ApiError::NotFound("webhook"))?;
-    Ok(id)
+    let row = webhooks::get(conn, auth.workspace, id.as_uuid()).await?.ok_or(ApiError::NotFound("webhook"))?;
+    Ok((id, row.enabled))
+}
+
+fn switched_off(id: WebhookId) -> ApiError {
+    ApiError::new(
+        Code::WebhookDisabled,
+        format!("webhook {id} is switched off and would get nothing; switch it on with PATCH /v1/webhooks/{id}"),
+    )
 }
 
 /// `GET /v1/webhooks/{id}/deliveries` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DeliveryQuery {
     state: Option<String>,
     #[serde(rename = "type")]
@@ -42,7 +53,6 @@ pub(crate) async fn list(
     Path(id): Path<String>,
     crate::json::ApiQuery(q): crate::json::ApiQuery<DeliveryQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
     let wanted = q.state.as_deref().unwrap_or("failed");
     if !matches!(wanted, "pending" | "delivered" | "failed") {
         return Err(ApiError::new(Code::InvalidState, "`state` is pending, delivered or failed"));
@@ -59,6 +69,7 @@ pub(crate) async fn list(
     }
     let filter = webhooks::DeliveryFilter { state: wanted, kind: q.kind.as_deref(), before, limit };
     let mut conn = state.begin(auth.workspace).await?;
+    let (id, _) = endpoint(&mut conn, &auth, &id).await?;
     let rows = webhooks::deliveries(&mut conn, auth.workspace, id.as_uuid(), &filter).await?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|d| d.event_pos.to_string())).flatten();
     let list: Vec<Value> = rows
@@ -78,8 +89,11 @@ pub(crate) async fn test(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = endpoint(&state, &auth, &id).await?;
     let mut tx = state.begin(auth.workspace).await?;
+    let (id, on) = endpoint(&mut tx, &auth, &id).await?;
+    if !on {
+        return Err(switched_off(id));
+    }
     let data = json!({ "webhook_id": id, "message": "a test event sent on request" });
     let event = events::NewEvent { workspace: auth.workspace, kind: "webhook.test", send: None, mailbox: None, data };
     let event_id = events::insert(&mut tx, &event).await?;
@@ -94,9 +108,12 @@ pub(crate) async fn replay(
     auth: Auth,
     Path((id, event)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
     let event: EventId = event.parse().map_err(|_| ApiError::NotFound("delivery"))?;
     let mut tx = state.begin(auth.workspace).await?;
+    let (id, on) = endpoint(&mut tx, &auth, &id).await?;
+    if !on {
+        return Err(switched_off(id));
+    }
     match webhooks::replay(&mut tx, auth.workspace, id.as_uuid(), event.as_uuid()).await? {
         webhooks::Replay::Missing => return Err(ApiError::NotFound("delivery")),
         webhooks::Replay::Pending => {

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::{ApiError, AppState, Code, auth::Auth, mailboxes::active_key};
 
 /// `POST /v1/webhooks` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewWebhook {
     url: String,
@@ -151,7 +151,7 @@ pub(crate) async fn delete(
 }
 
 /// `PATCH /v1/webhooks/{id}` body: what to change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WebhookChange {
     url: Option<String>,

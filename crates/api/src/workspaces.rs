@@ -19,13 +19,14 @@ use serde_json::{Value, json};
 
 use crate::{ApiError, AppState, Code, auth::Caller, json::ApiJson, provision};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WorkspaceRequest)]
 pub(crate) struct CreateRequest {
     name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeleteRequest {
     /// The workspace's id again: deleting destroys its keys for good.

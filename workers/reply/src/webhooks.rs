@@ -25,23 +25,31 @@ use mailroom_vault::{Field, SealContext};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 use tokio::task::JoinSet;
+use zeroize::Zeroizing;
 
 use crate::Ctx;
 
-/// The old `Mailroom-Signature` value for `body` sent at `t` (HMAC keyed by the secret's text).
-pub fn legacy_signature(secret: &str, t: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+/// The old `Mailroom-Signature` value for `body` sent at `t`: `t=<t>,v1=<hex>` with one `v1`
+/// per live secret (the current one first), each an HMAC keyed by the secret's text.
+pub fn legacy_signature(secrets: &[&str], t: i64, body: &[u8]) -> String {
+    let mut out = format!("t={t}");
+    for secret in secrets {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(body);
+        out.push_str(&format!(",v1={}", hex::encode(mac.finalize().into_bytes())));
+    }
+    out
 }
 
 /// The key a `whsec_<base64>` secret stands for, read as the Standard Webhooks libraries read
 /// it (a secret from before the standard scheme, `whsec_<hex>`, is valid base64 too, so the
 /// libraries verify it unchanged).
-fn key_of(secret: &str) -> Vec<u8> {
+fn key_of(secret: &str) -> Zeroizing<Vec<u8>> {
     let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    STANDARD.decode(encoded).unwrap_or_else(|_| encoded.as_bytes().to_vec())
+    // Every secret Mailroom makes decodes; anything else is keyed as its text, which no
+    // receiver's library would accept, so a broken secret shows as failed deliveries.
+    Zeroizing::new(STANDARD.decode(encoded).unwrap_or_else(|_| encoded.as_bytes().to_vec()))
 }
 
 /// The `webhook-signature` value: `v1,<base64>` under each secret, space-separated.
@@ -109,11 +117,13 @@ async fn deliver(ctx: &Ctx, d: &DueDelivery) -> anyhow::Result<()> {
         tracing::warn!(webhook = %d.webhook_id, attempts = d.attempts + 1, "webhook delivery failed for good");
     }
     let disable_after = ctx.config.webhook_disable_after.as_secs_f64();
-    if let Some(off) = webhooks::note_outcome(&mut tx, d.webhook_id, ok, disable_after).await? {
+    // A failure more than two of the longest retry waits after the last one starts a new count.
+    let gap = ctx.config.webhook_backoff.cap.as_secs_f64() * 2.0;
+    if let Some(off) = webhooks::note_outcome(&mut tx, d.webhook_id, ok, disable_after, gap).await? {
         let id = WebhookId::from_uuid(d.webhook_id);
         tracing::warn!(webhook = %id, failing_since = %off.failing_since, "a webhook endpoint kept failing; switched off");
         let data = serde_json::json!({ "webhook_id": id, "failing_since": off.failing_since,
-            "reason": "every delivery failed for too long; switch it on again with PATCH /v1/webhooks/{id}" });
+            "reason": off.disabled_reason });
         let ws = WorkspaceId::from_uuid(off.workspace_id);
         events::insert(
             &mut tx,
@@ -145,8 +155,16 @@ impl Signed {
 /// signs), signs `body` and drops them.
 async fn signed(ctx: &Ctx, d: &DueDelivery, owner: SealContext, id: &str, body: Vec<u8>) -> anyhow::Result<Signed> {
     let current = mailroom_keyring::open_sealed(&ctx.pool, &ctx.vault, owner, &d.secret_sealed).await?;
+    // The previous secret is in its last hours; one that no longer opens (its key version gone
+    // with the overlap) must not stop the delivery.
     let previous = match &d.previous_sealed {
-        Some(sealed) => Some(mailroom_keyring::open_sealed(&ctx.pool, &ctx.vault, owner, sealed).await?),
+        Some(sealed) => match mailroom_keyring::open_sealed(&ctx.pool, &ctx.vault, owner, sealed).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(webhook = %d.webhook_id, error = %e, "the previous webhook secret did not open; signing with the current one");
+                None
+            }
+        },
         None => None,
     };
     let t = Utc::now().timestamp();
@@ -158,7 +176,7 @@ async fn signed(ctx: &Ctx, d: &DueDelivery, owner: SealContext, id: &str, body: 
         ("webhook-signature", standard_signature(&secrets, id, t, &body)),
     ];
     if d.legacy_signature {
-        headers.push(("mailroom-signature", legacy_signature(current.expose_secret(), t, &body)));
+        headers.push(("mailroom-signature", legacy_signature(&secrets, t, &body)));
         headers.push(("mailroom-event-id", id.to_owned()));
     }
     Ok(Signed { body, headers })

@@ -63,9 +63,11 @@ pub struct DueDelivery {
 pub async fn claim_due(conn: &mut PgConnection, lock_secs: f64, limit: i64) -> Result<Vec<DueDelivery>> {
     Ok(sqlx::query_as(
         "WITH due AS (
-             SELECT webhook_id, event_pos FROM webhook_deliveries
-             WHERE state = 'pending' AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
-             ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+             SELECT d.webhook_id, d.event_pos FROM webhook_deliveries d
+             JOIN webhooks w ON w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL
+             WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+               AND (d.locked_until IS NULL OR d.locked_until < now())
+             ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED)
          UPDATE webhook_deliveries d SET locked_until = now() + make_interval(secs => $1)
          FROM due, webhooks w, events e
          WHERE d.webhook_id = due.webhook_id AND d.event_pos = due.event_pos AND w.id = d.webhook_id AND e.pos = d.event_pos
@@ -112,45 +114,76 @@ pub struct Disabled {
     pub workspace_id: uuid::Uuid,
     /// Since when it had been failing.
     pub failing_since: DateTime<Utc>,
+    /// Why it was switched off.
+    pub disabled_reason: String,
 }
 
 /// Notes an attempt's outcome on its endpoint: a success clears its failure record; a failure
-/// starts one, and switches the endpoint off when it has failed without a success for
-/// `disable_after_secs`. Returns what was switched off (the caller publishes the event).
+/// starts one (or starts it again when the last failure is more than `gap_secs` old: a quiet
+/// spell is not a failing one), and switches the endpoint off when it has failed without a
+/// success for `disable_after_secs`, settling its pending deliveries as failed. Returns what
+/// was switched off (the caller publishes the event).
 pub async fn note_outcome(
     conn: &mut PgConnection,
     webhook: uuid::Uuid,
     ok: bool,
     disable_after_secs: f64,
+    gap_secs: f64,
 ) -> Result<Option<Disabled>> {
     if ok {
-        sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
-            .bind(webhook)
-            .execute(conn)
-            .await?;
+        sqlx::query(
+            "UPDATE webhooks SET failing_since = NULL, last_failure_at = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+        )
+        .bind(webhook)
+        .execute(conn)
+        .await?;
         return Ok(None);
     }
-    let since: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "UPDATE webhooks SET failing_since = coalesce(failing_since, now()) WHERE id = $1 AND enabled
-         RETURNING failing_since",
+    // One row is changed twice (noted, then perhaps switched off): two statements, as one
+    // statement may not update a row twice.
+    let due: Option<bool> = sqlx::query_scalar(
+        "UPDATE webhooks SET last_failure_at = now(),
+             failing_since = CASE WHEN failing_since IS NULL OR last_failure_at < now() - make_interval(secs => $3)
+                                  THEN now() ELSE failing_since END
+         WHERE id = $1 AND enabled
+         RETURNING failing_since < now() - make_interval(secs => $2)",
+    )
+    .bind(webhook)
+    .bind(disable_after_secs)
+    .bind(gap_secs)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if due != Some(true) {
+        return Ok(None);
+    }
+    let off: Option<Disabled> = sqlx::query_as(
+        "UPDATE webhooks SET enabled = false,
+             disabled_reason = 'every delivery failed since '
+                 || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+         WHERE id = $1 AND enabled
+         RETURNING workspace_id, failing_since, disabled_reason",
     )
     .bind(webhook)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(since) = since else { return Ok(None) };
-    let failing_for = (Utc::now() - since).to_std().unwrap_or_default().as_secs_f64();
-    if failing_for < disable_after_secs {
-        return Ok(None);
+    if off.is_some() {
+        settle_pending(conn, webhook, "endpoint switched off").await?;
     }
-    let reason = format!("every delivery failed since {}", since.format("%Y-%m-%dT%H:%M:%SZ"));
-    Ok(sqlx::query_as(
-        "UPDATE webhooks SET enabled = false, disabled_reason = $2 WHERE id = $1 AND enabled
-         RETURNING workspace_id, failing_since",
+    Ok(off)
+}
+
+/// Settles an endpoint's pending deliveries as failed: switched off, it must not be flooded with
+/// old events when it is switched on again.
+pub async fn settle_pending(conn: &mut PgConnection, webhook: uuid::Uuid, why: &str) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET state = 'failed', last_status = $2, locked_until = NULL, finished_at = now()
+         WHERE webhook_id = $1 AND state = 'pending'",
     )
     .bind(webhook)
-    .bind(reason)
-    .fetch_optional(conn)
-    .await?)
+    .bind(why)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// A delivery as the API shows it.
@@ -221,7 +254,8 @@ pub enum Replay {
     Missing,
 }
 
-/// Makes a finished delivery (of the event `event` to `webhook`) due again now.
+/// Makes a finished delivery (of the event `event` to `webhook`, a live endpoint) due again now.
+/// The caller refuses a switched-off endpoint first.
 pub async fn replay(
     conn: &mut PgConnection,
     ws: WorkspaceId,
@@ -230,6 +264,7 @@ pub async fn replay(
 ) -> Result<Replay> {
     let finished: Option<bool> = sqlx::query_scalar(
         "SELECT d.state <> 'pending' FROM webhook_deliveries d JOIN events e ON e.pos = d.event_pos
+         JOIN webhooks w ON w.id = d.webhook_id AND w.deleted_at IS NULL
          WHERE d.workspace_id = $1 AND d.webhook_id = $2 AND e.id = $3 AND e.workspace_id = $1
          FOR UPDATE OF d",
     )

@@ -87,18 +87,21 @@ pub struct Change {
     pub legacy_signature: Option<bool>,
 }
 
-/// Applies `c` to a live endpoint; returns it as it is now.
+/// Applies `c` to a live endpoint; returns it as it is now. Switched off, its pending
+/// deliveries are settled as failed (switched on again, it takes new events only).
 pub async fn change(
     conn: &mut PgConnection,
     ws: WorkspaceId,
     id: uuid::Uuid,
     c: &Change,
 ) -> Result<Option<WebhookRow>> {
-    Ok(sqlx::query_as(
+    let row: Option<WebhookRow> = sqlx::query_as(
         "UPDATE webhooks SET url = coalesce($3, url), event_types = coalesce($4, event_types),
              legacy_signature = coalesce($6, legacy_signature),
-             last_pos = CASE WHEN $5 AND NOT enabled THEN COALESCE((SELECT max(pos) FROM events), 0) ELSE last_pos END,
+             last_pos = CASE WHEN $5 AND NOT enabled
+                             THEN COALESCE((SELECT max(pos) FROM events WHERE workspace_id = $1), 0) ELSE last_pos END,
              failing_since = CASE WHEN $5 AND NOT enabled THEN NULL ELSE failing_since END,
+             last_failure_at = CASE WHEN $5 AND NOT enabled THEN NULL ELSE last_failure_at END,
              disabled_reason = CASE WHEN $5 THEN NULL WHEN $5 = false AND enabled THEN 'switched off over the API'
                                     ELSE disabled_reason END,
              enabled = coalesce($5, enabled)
@@ -111,8 +114,12 @@ pub async fn change(
     .bind(&c.event_types)
     .bind(c.enabled)
     .bind(c.legacy_signature)
-    .fetch_optional(conn)
-    .await?)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if row.is_some() && c.enabled == Some(false) {
+        deliveries::settle_pending(conn, id, "endpoint switched off").await?;
+    }
+    Ok(row)
 }
 
 /// Replaces the signing secret by `sealed`; the current one keeps signing until `until`.
