@@ -43,3 +43,25 @@ async fn the_served_document_is_the_committed_one_and_errors_use_its_codes() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_answer_has_exactly_the_fields_its_schema_lists() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.http.get(format!("{}/v1/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let fields = |schema: &str| -> Vec<String> {
+        let mut f: Vec<String> =
+            doc["components"]["schemas"][schema]["properties"].as_object().unwrap().keys().cloned().collect();
+        f.sort();
+        f
+    };
+    let mailbox = app.connect_mailbox().await;
+    let (_, send) = app.send("typed-1", &TestApp::send_body(&mailbox, "typed@example.test", "Typed")).await;
+    let mut got: Vec<String> = send.as_object().unwrap().keys().cloned().collect();
+    got.sort();
+    assert_eq!(got, fields("SendView"));
+    let feed: Value = app.get("/v1/events").send().await.unwrap().json().await.unwrap();
+    let mut got: Vec<String> = feed["events"][0].as_object().unwrap().keys().cloned().collect();
+    got.sort();
+    assert_eq!(got, fields("WireEvent"));
+    app.stop().await;
+}

@@ -54,7 +54,7 @@ pub(crate) async fn one(
     auth: Auth,
     Path(id): Path<String>,
     ApiJsonOrEmpty(req): ApiJsonOrEmpty<CancelRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::views::SendView>, ApiError> {
     let id: SendId = id.parse().map_err(|_| ApiError::NotFound("send"))?;
     let reason = reason(req.reason, "cancelled through the API")?;
     let mut tx = state.begin(auth.workspace).await?;

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use axum::{Json, extract::State};
 use mailroom_domain::MailboxId;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, Code, auth::Auth, page::Page};
+use crate::{ApiError, AppState, Code, auth::Auth, page::Page, views::EventPage};
 
 /// `GET /v1/events` query: the page, and optionally one event type and one mailbox.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -30,7 +29,7 @@ pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     crate::json::ApiQuery(q): crate::json::ApiQuery<FeedQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     let (after, limit) = Page::new(q.after, q.limit).bounds()?;
     let mailbox = q
         .mailbox_id
@@ -43,6 +42,5 @@ pub(crate) async fn list(
     let filter = mailroom_store::events::FeedFilter { kind: q.kind.as_deref(), mailbox };
     let rows = mailroom_store::events::page(&mut conn, auth.workspace, after, limit, &filter).await?;
     let next = rows.last().map_or(after, |e| e.pos);
-    let events: Vec<Value> = rows.iter().map(|e| e.wire()).collect();
-    Ok(Json(json!({ "events": events, "next": next.to_string() })))
+    Ok(Json(EventPage { events: rows.iter().map(|e| e.wire()).collect(), next: next.to_string() }))
 }

@@ -42,6 +42,7 @@ mod suppressions;
 mod thread;
 mod usage;
 mod validate;
+mod views;
 mod webhook_deliveries;
 mod webhooks;
 mod workspaces;

@@ -4,8 +4,8 @@
 //! (`utoipa`'s derives on the structs the handlers parse); the error table gives the error
 //! schema and its codes. `docs/openapi.json` is the committed copy a test compares with.
 //!
-//! A route's success answer is described by its status and a sentence; typed answer schemas
-//! are still to come (the handlers build their answers as JSON values today).
+//! A route's success answer has its status, a sentence and, where the handler answers a typed
+//! struct (`views`), that struct's schema; the others still build JSON values.
 
 use utoipa::{
     IntoParams, ToSchema,
@@ -36,7 +36,8 @@ pub(crate) fn optional_body<T: ToSchema>() -> Body {
     Body::Json { name: T::name().into_owned(), required: false, register: register::<T> }
 }
 
-fn register<T: ToSchema>(list: &mut Vec<(String, RefOr<Schema>)>) {
+/// Adds `T`'s schema and the schemas it refers to.
+pub(crate) fn register<T: ToSchema>(list: &mut Vec<(String, RefOr<Schema>)>) {
     list.push((T::name().into_owned(), T::schema()));
     T::schemas(list);
 }
@@ -99,6 +100,9 @@ pub fn document() -> OpenApi {
             .unwrap_or_else(|| panic!("no document entry for {} {}", spec.method, spec.path));
         if let Body::Json { register, .. } = &d.body {
             register(&mut schemas);
+        }
+        if let Some(r) = &d.returns {
+            (r.register)(&mut schemas);
         }
         paths.add_path_operation(spec.path, vec![method(spec.method)], operation(&spec, &d));
     }
@@ -208,7 +212,11 @@ fn success(d: &Doc) -> utoipa::openapi::Response {
     let mut r = ResponseBuilder::new().description(d.answer);
     if d.status != 204 {
         let kind = if d.answer_type == "json" { "application/json" } else { d.answer_type };
-        let schema = if kind == "application/json" { ObjectBuilder::new().schema_type(Type::Object) } else { string() };
+        let schema: RefOr<Schema> = match (&d.returns, kind) {
+            (Some(typed), _) => RefOr::Ref(schema_ref(&typed.name)),
+            (None, "application/json") => ObjectBuilder::new().schema_type(Type::Object).into(),
+            (None, _) => string().into(),
+        };
         r = r.content(kind, ContentBuilder::new().schema(Some(schema)).build());
     }
     r = r.header("Mailroom-Request-Id", HeaderBuilder::new().schema(Some(string())).build());

@@ -2,12 +2,14 @@
 //! and query types, the success status and what it answers, and the errors particular to it.
 //! `openapi::document` panics (and its test fails) for a route without an entry here.
 
-use utoipa::openapi::path::Parameter;
+use utoipa::{ToSchema, openapi::path::Parameter};
 
 use crate::{
     api_keys, cancel, contacts, events, export, grants, mailbox_patch, mailbox_state, mailboxes, oauth, oauth_reauth,
     openapi::{body, optional_body, query},
-    operator, pacing, page, reconnect, sends, suppressions, usage, validate, webhook_deliveries, webhooks, workspaces,
+    operator, pacing, page, reconnect, sends, suppressions, usage, validate,
+    views::{DeliveryPage, EventPage, SendPage, SendView, WebhookList, WebhookView},
+    webhook_deliveries, webhooks, workspaces,
 };
 
 /// A request body.
@@ -39,6 +41,14 @@ pub(crate) struct Doc {
     pub answer_type: &'static str,
     /// Statuses besides the common ones (400, 401, 403, 404 with a path id, 429, 500).
     pub errors: &'static [u16],
+    /// The success answer's schema, where it is typed.
+    pub returns: Option<Returns>,
+}
+
+/// A typed answer: its schema's name, and how to register it.
+pub(crate) struct Returns {
+    pub name: String,
+    pub register: fn(&mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>),
 }
 
 fn none() -> Vec<Parameter> {
@@ -55,6 +65,7 @@ fn d(summary: &'static str, status: u16, answer: &'static str) -> Doc {
         answer,
         answer_type: "json",
         errors: &[],
+        returns: None,
     }
 }
 
@@ -73,6 +84,10 @@ impl Doc {
     }
     fn answers(mut self, media: &'static str) -> Self {
         self.answer_type = media;
+        self
+    }
+    fn returns<T: ToSchema>(mut self) -> Self {
+        self.returns = Some(Returns { name: T::name().into_owned(), register: crate::openapi::register::<T> });
         self
     }
 }
@@ -130,40 +145,49 @@ pub(crate) fn doc(method: &str, path: &str) -> Option<Doc> {
             ..d("Enqueue a send", 201, "The send (200 and `Idempotent-Replayed: true` for a repeat).")
                 .body(body::<validate::SendRequest>())
                 .errors(&[409, 422])
-        },
+        }
+        .returns::<SendView>(),
         ("POST", "/v1/sends/batch") => d("Enqueue up to 1,000 sends", 200, "One result per item.")
             .body(body::<sends::BatchRequest>())
             .errors(&[422]),
-        ("GET", "/v1/sends") => d("List sends", 200, "A page of sends and `next`.").query(query::<operator::ListQuery>),
-        ("GET", "/v1/sends/{id}") => d("Show a send", 200, "The send."),
+        ("GET", "/v1/sends") => d("List sends", 200, "A page of sends and `next`.")
+            .query(query::<operator::ListQuery>)
+            .returns::<SendPage>(),
+        ("GET", "/v1/sends/{id}") => d("Show a send", 200, "The send.").returns::<SendView>(),
         ("POST", "/v1/sends/cancel") => {
             d("Cancel every waiting send a filter matches", 200, "How many.").body(body::<cancel::BulkRequest>())
         }
-        ("POST", "/v1/sends/{id}/cancel") => {
-            d("Cancel a waiting send", 200, "The send.").body(optional_body::<cancel::CancelRequest>()).errors(&[409])
-        }
-        ("POST", "/v1/sends/{id}/resolve") => {
-            d("Settle an ambiguous send", 200, "The send.").body(body::<operator::ResolveRequest>()).errors(&[409])
-        }
-        ("GET", "/v1/events") => {
-            d("Read the event feed", 200, "A page of events and `next`.").query(query::<events::FeedQuery>)
-        }
+        ("POST", "/v1/sends/{id}/cancel") => d("Cancel a waiting send", 200, "The send.")
+            .body(optional_body::<cancel::CancelRequest>())
+            .errors(&[409])
+            .returns::<SendView>(),
+        ("POST", "/v1/sends/{id}/resolve") => d("Settle an ambiguous send", 200, "The send.")
+            .body(body::<operator::ResolveRequest>())
+            .errors(&[409])
+            .returns::<SendView>(),
+        ("GET", "/v1/events") => d("Read the event feed", 200, "A page of events and `next`.")
+            .query(query::<events::FeedQuery>)
+            .returns::<EventPage>(),
         ("POST", "/v1/webhooks") => d("Register a webhook endpoint", 201, "The endpoint and its secret (shown once).")
             .body(body::<webhooks::NewWebhook>())
-            .errors(&[422]),
-        ("GET", "/v1/webhooks") => d("List webhook endpoints", 200, "The endpoints."),
+            .errors(&[422])
+            .returns::<WebhookView>(),
+        ("GET", "/v1/webhooks") => d("List webhook endpoints", 200, "The endpoints.").returns::<WebhookList>(),
         ("DELETE", "/v1/webhooks/{id}") => d("Remove a webhook endpoint", 204, "Removed."),
-        ("PATCH", "/v1/webhooks/{id}") => {
-            d("Change a webhook endpoint", 200, "The endpoint.").body(body::<webhooks::WebhookChange>()).errors(&[422])
-        }
+        ("PATCH", "/v1/webhooks/{id}") => d("Change a webhook endpoint", 200, "The endpoint.")
+            .body(body::<webhooks::WebhookChange>())
+            .errors(&[422])
+            .returns::<WebhookView>(),
         ("POST", "/v1/webhooks/{id}/rotate-secret") => {
             d("Rotate a webhook's secret", 200, "The endpoint and its new secret (shown once).")
+                .returns::<WebhookView>()
         }
         ("POST", "/v1/webhooks/{id}/test") => {
             d("Send a test event to one endpoint", 202, "The event's id.").errors(&[409])
         }
         ("GET", "/v1/webhooks/{id}/deliveries") => d("List an endpoint's deliveries", 200, "A page of deliveries.")
-            .query(query::<webhook_deliveries::DeliveryQuery>),
+            .query(query::<webhook_deliveries::DeliveryQuery>)
+            .returns::<DeliveryPage>(),
         ("POST", "/v1/webhooks/{id}/deliveries/{event_id}/replay") => {
             d("Deliver an event again", 202, "The delivery is due now.").errors(&[409])
         }

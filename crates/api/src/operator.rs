@@ -11,9 +11,16 @@ use chrono::{DateTime, Utc};
 use mailroom_domain::{MailboxId, SendId, SendState};
 use mailroom_store::sends::{self, SendFilter};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson, ops, sends::view};
+use crate::{
+    ApiError, AppState, Code,
+    auth::Auth,
+    json::ApiJson,
+    ops,
+    sends::view,
+    views::{SendPage, SendView},
+};
 
 /// `GET /v1/sends` filters, every one optional.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -77,7 +84,7 @@ pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     crate::json::ApiQuery(q): crate::json::ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SendPage>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {
         return Err(ApiError::new(Code::InvalidLimit, "`limit` must be 1 to 1000"));
@@ -87,7 +94,7 @@ pub(crate) async fn list(
     let rows = sends::list_filtered(&mut conn, auth.workspace, &filter, limit).await?;
     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
     let next = rows.last().filter(|_| full).map(|r| r.send_id());
-    Ok(Json(json!({ "sends": rows.iter().map(|r| view(r, false)).collect::<Vec<_>>(), "next": next })))
+    Ok(Json(SendPage { sends: rows.iter().map(|r| view(r, false)).collect(), next }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -104,7 +111,7 @@ pub(crate) async fn resolve(
     auth: Auth,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ResolveRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SendView>, ApiError> {
     let id: SendId = id.parse().map_err(|_| ApiError::NotFound("send"))?;
     let resolution = ops::parse_resolution(&req.action)?;
     if req.note.len() > 1_000 || req.note.chars().any(char::is_control) {

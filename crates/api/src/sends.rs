@@ -24,6 +24,7 @@ use crate::{
     auth::Auth,
     json::{ApiJson, ApiJsonParts},
     validate::{self, SendRequest, ValidSend},
+    views::SendView,
 };
 
 fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
@@ -237,32 +238,13 @@ pub(crate) async fn show(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SendView>, ApiError> {
     let id: SendId = id.parse().map_err(|_| ApiError::NotFound("send"))?;
     let mut conn = state.begin(auth.workspace).await?;
     let row = sends::get(&mut conn, auth.workspace, id).await?.ok_or(ApiError::NotFound("send"))?;
     Ok(Json(view(&row, false)))
 }
 
-pub(crate) fn view(row: &SendRow, replayed: bool) -> Value {
-    json!({
-        "id": row.send_id(),
-        "mailbox_id": row.mailbox(),
-        "idempotency_key": row.idempotency_key,
-        "state": row.state,
-        "attempts": row.attempts,
-        "message_id": row.message_id,
-        "last_response": row.last_response,
-        "failure_reason": row.failure_reason,
-        "send_at": row.send_at,
-        "next_attempt_at": row.next_attempt_at,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "metadata": row.metadata,
-        "sequence": row.sequence,
-        "stop_on": row.stop_on,
-        "in_reply_to": row.in_reply_to.map(SendId::from_uuid),
-        "erased_at": row.erased_at,
-        "replayed": replayed,
-    })
+pub(crate) fn view(row: &SendRow, replayed: bool) -> SendView {
+    SendView::of(row, replayed)
 }

@@ -13,7 +13,11 @@ use mailroom_store::{events, webhooks};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, Code, auth::Auth};
+use crate::{
+    ApiError, AppState, Code,
+    auth::Auth,
+    views::{DeliveryPage, DeliveryView},
+};
 
 /// The endpoint named in the path, if it is a live one of the workspace, and whether it is on.
 async fn endpoint(
@@ -52,7 +56,7 @@ pub(crate) async fn list(
     auth: Auth,
     Path(id): Path<String>,
     crate::json::ApiQuery(q): crate::json::ApiQuery<DeliveryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryPage>, ApiError> {
     let wanted = q.state.as_deref().unwrap_or("failed");
     if !matches!(wanted, "pending" | "delivered" | "failed") {
         return Err(ApiError::new(Code::InvalidState, "`state` is pending, delivered or failed"));
@@ -72,14 +76,18 @@ pub(crate) async fn list(
     let (id, _) = endpoint(&mut conn, &auth, &id).await?;
     let rows = webhooks::deliveries(&mut conn, auth.workspace, id.as_uuid(), &filter).await?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|d| d.event_pos.to_string())).flatten();
-    let list: Vec<Value> = rows
+    let deliveries = rows
         .iter()
-        .map(|d| {
-            json!({ "event_id": EventId::from_uuid(d.event_id), "type": d.kind, "state": d.state,
-                "attempts": d.attempts, "last_status": d.last_status, "next_attempt_at": d.next_attempt_at })
+        .map(|d| DeliveryView {
+            event_id: EventId::from_uuid(d.event_id),
+            kind: d.kind.clone(),
+            state: d.state.clone(),
+            attempts: d.attempts,
+            last_status: d.last_status.clone(),
+            next_attempt_at: d.next_attempt_at,
         })
         .collect();
-    Ok(Json(json!({ "deliveries": list, "next": next })))
+    Ok(Json(DeliveryPage { deliveries, next }))
 }
 
 /// `POST /v1/webhooks/{id}/test` → 202 `{"event_id"}`: a `webhook.test` event, on the feed and

@@ -18,9 +18,13 @@ use mailroom_vault::{Field, SealContext};
 use rand::RngCore;
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, Code, auth::Auth, mailboxes::active_key};
+use crate::{
+    ApiError, AppState, Code,
+    auth::Auth,
+    mailboxes::active_key,
+    views::{WebhookList, WebhookView},
+};
 
 /// `POST /v1/webhooks` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -49,11 +53,8 @@ async fn check_url(state: &AppState, url: &str) -> Result<(), ApiError> {
     }
 }
 
-fn view(w: &webhooks::WebhookRow) -> Value {
-    json!({ "id": WebhookId::from_uuid(w.id), "url": w.url, "event_types": w.event_types, "created_at": w.created_at,
-        "enabled": w.enabled, "disabled_reason": w.disabled_reason, "failing_since": w.failing_since,
-        "previous_secret_expires_at": w.previous_until.filter(|u| *u > chrono::Utc::now()),
-        "legacy_signature": w.legacy_signature })
+fn view(w: &webhooks::WebhookRow) -> WebhookView {
+    WebhookView::of(w)
 }
 
 fn check_types(types: &[String]) -> Result<(), ApiError> {
@@ -84,7 +85,7 @@ pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     crate::json::ApiJson(req): crate::json::ApiJson<NewWebhook>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
     check_url(&state, &req.url).await?;
     check_types(&req.event_types)?;
     let id = WebhookId::new();
@@ -115,16 +116,16 @@ pub(crate) async fn create(
     .await?;
     tx.commit().await?;
     let mut body = view(&row);
-    // The one place the secret leaves the vault: the registering client must store it.
-    body["secret"] = json!(secrecy::ExposeSecret::expose_secret(&secret));
+    // One of the two places the secret leaves the vault (with rotation): the client stores it.
+    body.secret = Some(secrecy::ExposeSecret::expose_secret(&secret).to_owned());
     Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// `GET /v1/webhooks`.
-pub(crate) async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<WebhookList>, ApiError> {
     let mut conn = state.begin(auth.workspace).await?;
     let rows = webhooks::list(&mut conn, auth.workspace).await?;
-    Ok(Json(json!({ "webhooks": rows.iter().map(view).collect::<Vec<_>>() })))
+    Ok(Json(WebhookList { webhooks: rows.iter().map(view).collect() }))
 }
 
 /// `DELETE /v1/webhooks/{id}`.
@@ -167,7 +168,7 @@ pub(crate) async fn patch(
     auth: Auth,
     Path(id): Path<String>,
     crate::json::ApiJson(req): crate::json::ApiJson<WebhookChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookView>, ApiError> {
     let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
     if let Some(url) = &req.url {
         check_url(&state, url).await?;
@@ -207,7 +208,7 @@ pub(crate) async fn rotate_secret(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookView>, ApiError> {
     let id: WebhookId = id.parse().map_err(|_| ApiError::NotFound("webhook"))?;
     let mut tx = state.begin(auth.workspace).await?;
     webhooks::get(&mut tx, auth.workspace, id.as_uuid()).await?.ok_or(ApiError::NotFound("webhook"))?;
@@ -227,6 +228,6 @@ pub(crate) async fn rotate_secret(
     .await?;
     tx.commit().await?;
     let mut body = view(&row);
-    body["secret"] = json!(secrecy::ExposeSecret::expose_secret(&secret));
+    body.secret = Some(secrecy::ExposeSecret::expose_secret(&secret).to_owned());
     Ok(Json(body))
 }

@@ -9,6 +9,7 @@ pub mod access;
 pub mod answer;
 pub mod backoff;
 pub mod email;
+pub mod event;
 pub mod header;
 pub mod idempotency;
 pub mod ids;

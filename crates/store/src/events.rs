@@ -79,16 +79,16 @@ pub struct FeedEvent {
 
 impl FeedEvent {
     /// The event as the feed and webhooks show it: one wire shape for both.
-    pub fn wire(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": EventId::from_uuid(self.id),
-            "type": self.kind,
-            "send_id": self.send_id.map(SendId::from_uuid),
-            "mailbox_id": self.mailbox_id.map(MailboxId::from_uuid),
-            "metadata": self.metadata,
-            "data": self.data,
-            "created_at": self.created_at,
-        })
+    pub fn wire(&self) -> mailroom_domain::event::WireEvent {
+        mailroom_domain::event::WireEvent {
+            id: EventId::from_uuid(self.id),
+            kind: self.kind.clone(),
+            send_id: self.send_id.map(SendId::from_uuid),
+            mailbox_id: self.mailbox_id.map(MailboxId::from_uuid),
+            metadata: self.metadata.clone(),
+            data: self.data.clone(),
+            created_at: self.created_at,
+        }
     }
 }
 
