@@ -2,7 +2,7 @@
 //! document committed in `docs/openapi.json`, and every error answer carries a code the
 //! document lists, in the one JSON shape, including the framework's own refusals.
 
-use mailroom_tests::TestApp;
+use mailroom_tests::{Options, TestApp};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,5 +63,100 @@ async fn a_typed_answer_has_exactly_the_fields_its_schema_lists() {
     let mut got: Vec<String> = feed["events"][0].as_object().unwrap().keys().cloned().collect();
     got.sort();
     assert_eq!(got, fields("WireEvent"));
+    app.stop().await;
+}
+
+/// Everything a request could change, as one digest (the tables a tenant's requests write).
+async fn state(app: &TestApp) -> String {
+    let tables = [
+        "sends",
+        "mailboxes",
+        "mailbox_secrets",
+        "webhooks",
+        "webhook_deliveries",
+        "suppressions",
+        "api_keys",
+        "workspaces",
+        "workspace_grants",
+        "workspace_keys",
+        "workspace_secrets",
+        "sequence_stops",
+        "events",
+    ];
+    let parts: Vec<String> =
+        tables.iter().map(|t| format!("(SELECT string_agg(x::text, '|' ORDER BY x::text) FROM {t} x)")).collect();
+    let sql = format!("SELECT md5(concat_ws('#', {}))", parts.join(", "));
+    mailroom_store::admin::scalar_strings(&app.pool, &sql).await.unwrap().remove(0)
+}
+
+/// The operations of the document that take a body or query parameters: the ones an invalid
+/// request can be made for (a free string in a path has no invalid value).
+async fn with_inputs(app: &TestApp) -> Vec<String> {
+    let doc: Value = app.http.get(format!("{}/v1/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let mut ids = vec![];
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            let query = op["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            if op.get("requestBody").is_some() || query {
+                ids.push(op["operationId"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    ids
+}
+
+/// One schemathesis run against the app (only the `only` operations when given); returns its
+/// report, and fails the test on any failure.
+async fn schemathesis(app: &TestApp, mode: &str, checks: &str, examples: &str, only: &[String]) -> String {
+    let bin = mailroom_devkit::repo_root().join(".peers/venv/bin/schemathesis");
+    let reports = std::env::temp_dir().join(format!("schemathesis-{}-{mode}", std::process::id()));
+    let url = format!("{}/v1/openapi.json", app.base);
+    let auth = format!("Authorization: Bearer {}", app.token);
+    let out = tokio::process::Command::new(bin)
+        .args(["run", &url, "-H", &auth, "--mode", mode, "--checks", checks, "--max-examples", examples])
+        .args(["--suppress-health-check", "filter_too_much"])
+        .args(only.iter().flat_map(|id| ["--include-operation-id", id.as_str()]))
+        .args(["--phases", "examples,coverage,fuzzing", "--workers", "2", "--request-timeout", "20", "--seed", "1"])
+        .args(["--report", "ndjson", "--report-dir", &reports.to_string_lossy()])
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .expect("schemathesis runs (scripts/setup-peers installs it)");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "schemathesis ({mode}) found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
+
+/// The count in schemathesis's summary line `N generated, ...`.
+fn generated(report: &str) -> usize {
+    report.lines().find_map(|l| l.trim().split_once(" generated")?.0.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Schemathesis (from PyPI) drives every operation of the served document under a real key.
+/// Invalid requests only, first: each is refused, and the database is as it was. Then valid and
+/// invalid ones: no 5xx, and every answer's status, media type and (where typed) body as the
+/// document says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stdout)] // The sweep's figures, shown with --nocapture.
+async fn schemathesis_finds_no_answer_outside_the_document() {
+    let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::default() }).await;
+    app.connect_mailbox().await;
+    let before = state(&app).await;
+    let refusable = with_inputs(&app).await;
+    let negative = schemathesis(&app, "negative", "not_a_server_error,negative_data_rejection", "6", &refusable).await;
+    assert_eq!(state(&app).await, before, "a refused request changed the database");
+    let checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
+    let all = schemathesis(&app, "all", checks, "8", &[]).await;
+    println!(
+        "schemathesis: {} refused-only requests, {} requests in all, 0 failures",
+        generated(&negative),
+        generated(&all)
+    );
+    assert!(generated(&negative) > 100 && generated(&all) > 500, "{negative}\n{all}");
     app.stop().await;
 }

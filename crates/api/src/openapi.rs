@@ -229,7 +229,8 @@ fn error_statuses(spec: &RouteSpec, d: &Doc) -> Vec<u16> {
         codes.extend([401, 429]);
     }
     if matches!(spec.access, Access::Key(_) | Access::AdminOrKey(_)) {
-        codes.push(403);
+        // 404 too: a `Mailroom-Workspace` out of the key's reach answers like one that is not.
+        codes.extend([403, 404]);
     }
     if spec.path.contains('{') {
         codes.push(404);

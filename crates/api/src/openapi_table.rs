@@ -154,9 +154,9 @@ pub(crate) fn doc(method: &str, path: &str) -> Option<Doc> {
             .query(query::<operator::ListQuery>)
             .returns::<SendPage>(),
         ("GET", "/v1/sends/{id}") => d("Show a send", 200, "The send.").returns::<SendView>(),
-        ("POST", "/v1/sends/cancel") => {
-            d("Cancel every waiting send a filter matches", 200, "How many.").body(body::<cancel::BulkRequest>())
-        }
+        ("POST", "/v1/sends/cancel") => d("Cancel every waiting send a filter matches", 200, "How many.")
+            .body(body::<cancel::BulkRequest>())
+            .errors(&[422]),
         ("POST", "/v1/sends/{id}/cancel") => d("Cancel a waiting send", 200, "The send.")
             .body(optional_body::<cancel::CancelRequest>())
             .errors(&[409])

@@ -133,12 +133,14 @@ pub(crate) async fn create(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchRequest {
-    /// Read without the body-wide check for unstorable text (`ApiJsonParts`): each item is
-    /// checked on its own below, and `deny_unknown_fields` leaves no other field unchecked.
-    /// Kept as raw text, so one item that cannot be read (a lone surrogate, a NUL) is rejected
-    /// on its own while the good items are created.
-    /// Each a send request with its own `idempotency_key`.
-    #[schema(value_type = Vec<SendRequest>)]
+    // Read without the body-wide check for unstorable text (`ApiJsonParts`): each item is
+    // checked on its own below, and `deny_unknown_fields` leaves no other field unchecked.
+    // Kept as raw text, so one item that cannot be read (a lone surrogate, a NUL) is rejected
+    // on its own while the good items are created.
+    /// Up to 1,000 send requests (`SendRequest`), each with its own `idempotency_key`. Each item
+    /// is checked on its own: one that is not a valid send is `rejected` in the results, with
+    /// the error it would have had alone, and the others are created.
+    #[schema(value_type = Vec<Value>)]
     items: Vec<Box<serde_json::value::RawValue>>,
 }
 
