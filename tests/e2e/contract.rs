@@ -3,7 +3,7 @@
 //! document lists, in the one JSON shape, including the framework's own refusals.
 
 use mailroom_tests::{Options, TestApp};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_document_is_the_committed_one_and_errors_use_its_codes() {
@@ -158,5 +158,45 @@ async fn schemathesis_finds_no_answer_outside_the_document() {
         generated(&all)
     );
     assert!(generated(&negative) > 100 && generated(&all) > 500, "{negative}\n{all}");
+    app.stop().await;
+}
+
+/// A Python client generated from the committed document (openapi-python-client, no hand
+/// edits) runs `examples/scheduler.py` against the API: a webhook, a mailbox, a batch, the
+/// sends and the feed a page at a time, every delivery verified by the Standard Webhooks library.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stdout)] // The scenario's lines, shown with --nocapture.
+async fn a_client_generated_from_the_document_runs_the_scheduler_example() {
+    let app = TestApp::spawn_with(Options { reply_worker: true, ..Options::default() }).await;
+    let root = mailroom_devkit::repo_root();
+    let venv = root.join(".peers/venv/bin");
+    let dir = std::env::temp_dir().join(format!("mailroom-client-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let generated = tokio::process::Command::new(venv.join("openapi-python-client"))
+        .args(["generate", "--path"])
+        .arg(root.join("docs/openapi.json"))
+        .arg("--output-path")
+        .arg(dir.join("mailroom_client"))
+        .args(["--meta", "none"])
+        .output()
+        .await
+        .expect("openapi-python-client runs (scripts/setup-peers installs it)");
+    assert!(dir.join("mailroom_client/client.py").exists(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let mut mailbox = TestApp::mailbox_request(&mailroom_tests::peers().info.sender_password);
+    mailbox["from_address"] = json!(mailroom_tests::peers().info.sender);
+    let out = tokio::process::Command::new(venv.join("python3"))
+        .arg(root.join("examples/scheduler.py"))
+        .env("PYTHONPATH", &dir)
+        .env("MAILROOM_URL", &app.base)
+        .env("MAILROOM_KEY", &app.token)
+        .env("MAILROOM_MAILBOX", mailbox.to_string())
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{said}");
+    assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("batch: 7 of 7 created") && said.contains("webhooks: 7 deliveries verified"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
     app.stop().await;
 }
