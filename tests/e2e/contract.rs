@@ -59,6 +59,12 @@ async fn a_typed_answer_has_exactly_the_fields_its_schema_lists() {
     let mut got: Vec<String> = send.as_object().unwrap().keys().cloned().collect();
     got.sort();
     assert_eq!(got, fields("SendView"));
+    let shown: Value = app.get(&format!("/v1/mailboxes/{mailbox}")).send().await.unwrap().json().await.unwrap();
+    let mut got: Vec<String> = shown.as_object().unwrap().keys().cloned().collect();
+    got.sort();
+    let mut want = fields("MailboxView");
+    want.retain(|f| f != "resumed_sends"); // only after a reconnect or a resume
+    assert_eq!(got, want);
     let feed: Value = app.get("/v1/events").send().await.unwrap().json().await.unwrap();
     let mut got: Vec<String> = feed["events"][0].as_object().unwrap().keys().cloned().collect();
     got.sort();

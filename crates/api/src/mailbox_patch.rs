@@ -11,8 +11,8 @@ use axum::{
 use mailroom_domain::{DisplayName, MailboxId};
 use mailroom_store::{mailboxes, pacing::PacingRow};
 use serde::Deserialize;
-use serde_json::Value;
 
+use crate::views::MailboxView;
 use crate::{
     ApiError, AppState, Code,
     auth::Auth,
@@ -56,7 +56,7 @@ pub(crate) async fn patch(
     auth: Auth,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PatchRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MailboxView>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
     let ws = auth.workspace;
     let name = match &req.from_name {

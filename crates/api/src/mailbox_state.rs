@@ -13,8 +13,8 @@ use mailroom_store::{
     mailboxes,
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use crate::views::{MailboxPage, MailboxView};
 use crate::{
     ApiError, AppState, Code,
     auth::Auth,
@@ -52,7 +52,7 @@ pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MailboxPage>, ApiError> {
     let status = one_of("status", q.status.as_deref(), &STATUSES)?;
     let provider = one_of("provider", q.provider.as_deref(), &PROVIDERS)?;
     let after =
@@ -70,7 +70,7 @@ pub(crate) async fn list(
     let rows = mailbox_state::list(&mut tx, auth.workspace, &ListFilter { status, provider, after }, limit).await?;
     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
     let next = rows.last().filter(|_| full).map(|m| MailboxId::from_uuid(m.id));
-    Ok(Json(json!({ "mailboxes": rows.iter().map(view_row).collect::<Vec<_>>(), "next": next })))
+    Ok(Json(MailboxPage { mailboxes: rows.iter().map(view_row).collect(), next: next.map(|n| n.to_string()) }))
 }
 
 /// `{"reason"?}`.
@@ -88,7 +88,7 @@ pub(crate) async fn pause(
     auth: Auth,
     Path(id): Path<String>,
     ApiJsonOrEmpty(req): ApiJsonOrEmpty<PauseRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MailboxView>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
     let reason = crate::cancel::reason(req.reason, "paused through the API")?;
     change(&state, &auth, id, Some(&reason)).await
@@ -100,13 +100,18 @@ pub(crate) async fn resume(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MailboxView>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
     change(&state, &auth, id, None).await
 }
 
 /// Pauses (with a reason) or resumes, audited when it changed something.
-async fn change(state: &AppState, auth: &Auth, id: MailboxId, pause: Option<&str>) -> Result<Json<Value>, ApiError> {
+async fn change(
+    state: &AppState,
+    auth: &Auth,
+    id: MailboxId,
+    pause: Option<&str>,
+) -> Result<Json<MailboxView>, ApiError> {
     let ws = auth.workspace;
     let mut tx = state.begin(ws).await?;
     let done = match pause {
@@ -134,7 +139,5 @@ async fn change(state: &AppState, auth: &Auth, id: MailboxId, pause: Option<&str
     };
     let row = mailboxes::get(&mut tx, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     tx.commit().await?;
-    let mut body = view_row(&row);
-    body["resumed_sends"] = json!(resumed);
-    Ok(Json(body))
+    Ok(Json(MailboxView::resumed(&row, resumed)))
 }

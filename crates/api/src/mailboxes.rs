@@ -18,6 +18,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::views::MailboxView;
 use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -183,7 +184,7 @@ pub(crate) async fn connect(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     ApiJson(req): ApiJson<ConnectRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<MailboxView>), ApiError> {
     let from = EmailAddress::parse(&req.from_address).map_err(|e| invalid("from_address", e))?;
     let from_name =
         req.from_name.as_deref().map(DisplayName::parse).transpose().map_err(|e| invalid("from_name", e))?;
@@ -370,29 +371,13 @@ pub(crate) async fn show(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MailboxView>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
     let mut conn = state.begin(auth.workspace).await?;
     let row = mailboxes::get(&mut conn, auth.workspace, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     Ok(Json(view_row(&row)))
 }
 
-pub(crate) fn view_row(m: &MailboxRow) -> Value {
-    json!({
-        "id": MailboxId::from_uuid(m.id),
-        "from_address": m.from_address,
-        "from_name": m.from_name,
-        "status": m.status,
-        "status_reason": m.status_reason,
-        "paused_until": m.paused_until,
-        "smtp": { "host": m.smtp_host, "port": m.smtp_port, "tls": m.smtp_tls, "username": m.smtp_username },
-        "imap": m.imap_host.as_ref().map(|h| json!({
-            "host": h, "port": m.imap_port, "tls": m.imap_tls, "username": m.imap_username, "sent_folder": m.sent_folder,
-        })),
-        "sent_copy": m.sent_copy,
-        "auth": m.auth_kind,
-        "oauth": m.oauth_provider.as_ref().map(|p| json!({ "provider": p, "transport": m.transport, "scopes": m.oauth_scopes })),
-        "pacing": crate::pacing::view(m),
-        "created_at": m.created_at,
-    })
+pub(crate) fn view_row(m: &MailboxRow) -> MailboxView {
+    MailboxView::of(m)
 }

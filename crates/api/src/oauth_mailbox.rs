@@ -98,5 +98,5 @@ pub(crate) async fn create(
     mailroom_store::audit::record(&mut tx, Some(ws), &who, "mailbox.connect.oauth", Some(&id.to_string())).await?;
     tx.commit().await?;
     tracing::info!(mailbox.id = %id, provider = %row.provider, from = %mask_email(from.as_str()), "mailbox connected over OAuth");
-    Ok(crate::mailboxes::view_row(&m))
+    Ok(serde_json::json!(crate::mailboxes::view_row(&m)))
 }

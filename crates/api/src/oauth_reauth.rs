@@ -16,7 +16,7 @@ use mailroom_vault::Field;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJsonOrEmpty, mailboxes::view_row, oauth_mailbox::Tokens};
+use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJsonOrEmpty, oauth_mailbox::Tokens};
 
 /// `{"return_url"?}`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -91,9 +91,7 @@ pub(crate) async fn reauthorise(
     let m = mailboxes::get(&mut tx, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     tx.commit().await?;
     tracing::info!(mailbox.id = %id, resumed, "mailbox re-authorised over OAuth");
-    let mut body = view_row(&m);
-    body["resumed_sends"] = json!(resumed);
-    Ok(body)
+    Ok(json!(crate::views::MailboxView::resumed(&m, resumed)))
 }
 
 fn uuid_key(row: &StateRow) -> mailroom_domain::ApiKeyId {

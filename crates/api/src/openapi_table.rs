@@ -8,7 +8,9 @@ use crate::{
     api_keys, cancel, contacts, events, export, grants, mailbox_patch, mailbox_state, mailboxes, oauth, oauth_reauth,
     openapi::{body, optional_body, query},
     operator, pacing, page, reconnect, sends, suppressions, usage, validate,
-    views::{DeliveryPage, EventPage, SendPage, SendView, WebhookList, WebhookView},
+    views::{
+        DeliveryPage, EventPage, MailboxPage, MailboxView, PacingView, SendPage, SendView, WebhookList, WebhookView,
+    },
     webhook_deliveries, webhooks, workspaces,
 };
 
@@ -100,27 +102,36 @@ pub(crate) fn doc(method: &str, path: &str) -> Option<Doc> {
         ("GET", "/metrics") => d("Prometheus metrics", 200, "The metrics, in text format.").answers("text/plain"),
         ("POST", "/v1/mailboxes") => d("Connect a password mailbox (checked by a real login)", 201, "The mailbox.")
             .body(body::<mailboxes::ConnectRequest>())
-            .errors(&[409, 422, 503]),
-        ("GET", "/v1/mailboxes") => {
-            d("List mailboxes", 200, "A page of mailboxes and `next`.").query(query::<mailbox_state::ListQuery>)
+            .errors(&[409, 422, 503])
+            .returns::<MailboxView>(),
+        ("GET", "/v1/mailboxes") => d("List mailboxes", 200, "A page of mailboxes and `next`.")
+            .query(query::<mailbox_state::ListQuery>)
+            .returns::<MailboxPage>(),
+        ("GET", "/v1/mailboxes/{id}") => {
+            d("Show a mailbox", 200, "The mailbox (never a secret).").returns::<MailboxView>()
         }
-        ("GET", "/v1/mailboxes/{id}") => d("Show a mailbox", 200, "The mailbox (never a secret)."),
         ("PATCH", "/v1/mailboxes/{id}") => d("Change a mailbox's settings in place", 200, "The mailbox.")
             .body(body::<mailbox_patch::PatchRequest>())
-            .errors(&[409, 422]),
+            .errors(&[409, 422])
+            .returns::<MailboxView>(),
         ("PUT", "/v1/mailboxes/{id}/credentials") => d("Reconnect a password mailbox in place", 200, "The mailbox.")
             .body(body::<reconnect::CredentialsRequest>())
-            .errors(&[409, 422]),
+            .errors(&[409, 422])
+            .returns::<MailboxView>(),
         ("POST", "/v1/mailboxes/{id}/pause") => d("Pause a mailbox", 200, "The mailbox.")
             .body(optional_body::<mailbox_state::PauseRequest>())
-            .errors(&[409]),
-        ("POST", "/v1/mailboxes/{id}/resume") => d("Resume a paused mailbox", 200, "The mailbox.").errors(&[409]),
+            .errors(&[409])
+            .returns::<MailboxView>(),
+        ("POST", "/v1/mailboxes/{id}/resume") => {
+            d("Resume a paused mailbox", 200, "The mailbox.").errors(&[409]).returns::<MailboxView>()
+        }
         ("DELETE", "/v1/mailboxes/{id}") => {
             d("Disconnect a mailbox and destroy its credentials", 200, "What was done.")
         }
-        ("PUT", "/v1/mailboxes/{id}/pacing") => {
-            d("Set a mailbox's pace", 200, "The mailbox.").body(body::<pacing::PacingRequest>()).errors(&[422])
-        }
+        ("PUT", "/v1/mailboxes/{id}/pacing") => d("Set a mailbox's pace", 200, "The pace.")
+            .body(body::<pacing::PacingRequest>())
+            .errors(&[422])
+            .returns::<PacingView>(),
         ("POST", "/v1/mailboxes/recheck") => d("Re-check every unusable mailbox", 200, "What each re-check found."),
         ("POST", "/v1/mailboxes/{id}/recheck") => d("Re-check an unusable mailbox", 200, "What the re-check found."),
         ("POST", "/v1/mailboxes/oauth/{provider}/start") => {

@@ -13,8 +13,8 @@ use mailroom_domain::{
 };
 use mailroom_store::{mailboxes::MailboxRow, pacing::PacingRow};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use crate::views::PacingView;
 use crate::{ApiError, AppState, Code, auth::Auth, json::ApiJson};
 
 fn default_cap() -> Option<u32> {
@@ -91,21 +91,8 @@ impl PacingRequest {
 }
 
 /// The pacing part of a mailbox view.
-pub(crate) fn view(m: &MailboxRow) -> Value {
-    let p = m.pacing();
-    let window = match (p.window_start, p.window_end) {
-        (Some(s), Some(e)) => {
-            json!({ "start": s.format("%H:%M").to_string(), "end": e.format("%H:%M").to_string(), "time_zone": p.time_zone })
-        }
-        _ => Value::Null,
-    };
-    json!({
-        "daily_cap": p.daily_cap,
-        "min_gap_secs": f64::from(p.min_gap_ms) / 1000.0,
-        "jitter_secs": f64::from(p.jitter_ms) / 1000.0,
-        "window": window,
-        "max_sessions": p.max_sessions,
-    })
+pub(crate) fn view(m: &MailboxRow) -> PacingView {
+    crate::views::MailboxView::of(m).pacing
 }
 
 /// Writes domain pacing into a mailbox row about to be inserted.
@@ -126,7 +113,7 @@ pub(crate) async fn put(
     auth: Auth,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PacingRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PacingView>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
     let pacing = req.parse()?;
     let mut tx = state.begin(auth.workspace).await?;

@@ -21,13 +21,13 @@ use mailroom_transport::{
 use mailroom_vault::Field;
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use crate::views::MailboxView;
 use crate::{
     ApiError, AppState, Code,
     auth::Auth,
     json::ApiJson,
-    mailboxes::{Server, reachable, seal, view_row},
+    mailboxes::{Server, reachable, seal},
 };
 
 /// A new password.
@@ -53,7 +53,7 @@ pub(crate) async fn put(
     auth: Auth,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CredentialsRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MailboxView>, ApiError> {
     let id: MailboxId = id.parse().map_err(|_| ApiError::NotFound("mailbox"))?;
     let ws = auth.workspace;
     let m = mailboxes::get(&mut *state.begin(ws).await?, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
@@ -93,9 +93,7 @@ pub(crate) async fn put(
     let row = mailboxes::get(&mut tx, ws, id).await?.ok_or(ApiError::NotFound("mailbox"))?;
     tx.commit().await?;
     tracing::info!(mailbox.id = %id, from = %mask_email(&row.from_address), resumed, "mailbox reconnected");
-    let mut body = view_row(&row);
-    body["resumed_sends"] = json!(resumed);
-    Ok(Json(body))
+    Ok(Json(MailboxView::resumed(&row, resumed)))
 }
 
 /// Seals `secrets` in place of the mailbox's under its row's lock, makes a parked mailbox

@@ -8,6 +8,9 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+mod mailboxes;
+pub(crate) use mailboxes::{MailboxPage, MailboxView, PacingView};
+
 /// A send as the API shows it (never its body).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SendView {
