@@ -69,7 +69,7 @@ def main():
     print(f"webhook {hook.id} registered")
 
     mailbox = post_mailboxes.sync(client=client, body=ConnectRequest.from_dict(json.loads(os.environ["MAILROOM_MAILBOX"])))
-    mailbox_id = mailbox["id"]
+    mailbox_id = mailbox.id
     print(f"mailbox {mailbox_id} connected")
 
     run = uuid.uuid4().hex[:8]
