@@ -5,26 +5,28 @@
 use std::sync::Arc;
 
 use axum::{Json, extract::State};
-use serde_json::{Value, json};
 
-use crate::{ApiError, AppState, auth::Auth, page::Page};
+use crate::{
+    ApiError, AppState,
+    auth::Auth,
+    page::Page,
+    views::{AuditEntry, AuditPage},
+};
 
 /// `GET /v1/audit`.
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     crate::json::ApiQuery(page): crate::json::ApiQuery<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let (after, limit) = page.bounds()?;
     let mut conn = state.begin(auth.workspace).await?;
     let rows = mailroom_store::audit::page(&mut conn, auth.workspace, after, limit).await?;
     let next = rows.last().map_or(after, |r| r.id);
-    let entries: Vec<Value> = rows.iter().map(view).collect();
-    Ok(Json(json!({ "entries": entries, "next": next.to_string() })))
+    Ok(Json(AuditPage { entries: rows.iter().map(view).collect(), next: next.to_string() }))
 }
 
 /// One entry as the API shows it.
-pub(crate) fn view(r: &mailroom_store::audit::AuditRow) -> Value {
-    json!({ "position": r.id.to_string(), "at": r.created_at, "actor": r.actor, "role": r.role,
-        "action": r.action, "target": r.target, "source": r.source, "request_id": r.request_id })
+pub(crate) fn view(r: &mailroom_store::audit::AuditRow) -> AuditEntry {
+    AuditEntry::of(r)
 }

@@ -231,8 +231,10 @@ fn rows<'c>(tx: &'c mut Scoped, ws: WorkspaceId, table: Table) -> BoxStream<'c, 
         Table::Sends => export::sends(tx, ws).map(|r| r.map(|s| json!(crate::sends::view(&s, false)))).boxed(),
         Table::Events => export::events(tx, ws).map(|r| r.map(|e| json!(e.wire()))).boxed(),
         Table::Mailboxes => export::mailboxes(tx, ws).map(|r| r.map(|m| json!(crate::mailboxes::view_row(&m)))).boxed(),
-        Table::Suppressions => export::suppressions(tx, ws).map(|r| r.map(|s| crate::suppressions::view(&s))).boxed(),
-        Table::Audit => export::audit(tx, ws).map(|r| r.map(|a| crate::audit::view(&a))).boxed(),
+        Table::Suppressions => {
+            export::suppressions(tx, ws).map(|r| r.map(|s| json!(crate::suppressions::view(&s)))).boxed()
+        }
+        Table::Audit => export::audit(tx, ws).map(|r| r.map(|a| json!(crate::audit::view(&a)))).boxed(),
     }
 }
 

@@ -9,7 +9,8 @@ use crate::{
     openapi::{body, optional_body, query},
     operator, pacing, page, reconnect, sends, suppressions, usage, validate,
     views::{
-        DeliveryPage, EventPage, MailboxPage, MailboxView, PacingView, SendPage, SendView, WebhookList, WebhookView,
+        AuditPage, DeliveryPage, EventPage, MailboxPage, MailboxView, PacingView, SendPage, SendView, SuppressionPage,
+        SuppressionRemoved, SuppressionsAdded, WebhookList, WebhookView,
     },
     webhook_deliveries, webhooks, workspaces,
 };
@@ -226,16 +227,20 @@ pub(crate) fn doc(method: &str, path: &str) -> Option<Doc> {
             .errors(&[422]),
         ("GET", "/v1/keys") => d("List API keys", 200, "The keys (never a token)."),
         ("DELETE", "/v1/keys/{id}") => d("Revoke an API key", 200, "Revoked."),
-        ("GET", "/v1/suppressions") => {
-            d("List the suppression list", 200, "A page and `next`.").query(query::<suppressions::ListQuery>)
-        }
+        ("GET", "/v1/suppressions") => d("List the suppression list", 200, "A page and `next`.")
+            .query(query::<suppressions::ListQuery>)
+            .returns::<SuppressionPage>(),
         ("POST", "/v1/suppressions") => d("Add addresses to the suppression list", 200, "How many were added.")
             .body(body::<suppressions::AddRequest>())
-            .errors(&[422]),
-        ("POST", "/v1/suppressions/import") => {
-            d("Import a CSV into the suppression list", 200, "How many were added.").body(Body::Csv).errors(&[422])
+            .errors(&[422])
+            .returns::<SuppressionsAdded>(),
+        ("POST", "/v1/suppressions/import") => d("Import a CSV into the suppression list", 200, "How many were added.")
+            .body(Body::Csv)
+            .errors(&[422])
+            .returns::<SuppressionsAdded>(),
+        ("DELETE", "/v1/suppressions/{address}") => {
+            d("Take an address off the list", 200, "Removed.").returns::<SuppressionRemoved>()
         }
-        ("DELETE", "/v1/suppressions/{address}") => d("Take an address off the list", 200, "Removed."),
         ("POST", "/v1/contacts/erase") => d("Erase a contact (data-subject erasure)", 200, "What was erased.")
             .body(body::<contacts::EraseRequest>())
             .errors(&[422, 503]),
@@ -243,9 +248,9 @@ pub(crate) fn doc(method: &str, path: &str) -> Option<Doc> {
             .query(query::<export::ExportQuery>)
             .answers("application/x-ndjson")
             .errors(&[503]),
-        ("GET", "/v1/audit") => {
-            d("Read the audit trail", 200, "A page of entries and `next`.").query(query::<page::Page>)
-        }
+        ("GET", "/v1/audit") => d("Read the audit trail", 200, "A page of entries and `next`.")
+            .query(query::<page::Page>)
+            .returns::<AuditPage>(),
         ("GET", "/v1/usage") => d("Usage per day", 200, "Counts per day.").query(query::<usage::Range>),
         _ => return None,
     })

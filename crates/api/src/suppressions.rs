@@ -11,8 +11,8 @@ use axum::{
 use mailroom_domain::{EmailAddress, SuppressionReason, mask_email, suppression::normalise};
 use mailroom_store::suppressions::{self, Suppression};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use crate::views::{SuppressionPage, SuppressionRemoved, SuppressionView, SuppressionsAdded};
 use crate::{
     ApiError, AppState, Code,
     auth::Auth,
@@ -32,8 +32,8 @@ pub(crate) struct ListQuery {
     limit: Option<i64>,
 }
 
-pub(crate) fn view(s: &Suppression) -> Value {
-    json!({ "address": s.address, "reason": s.reason.as_str(), "detail": s.detail, "created_at": s.created_at })
+pub(crate) fn view(s: &Suppression) -> SuppressionView {
+    SuppressionView::of(s)
 }
 
 fn reason(given: Option<&str>, field: &str) -> Result<Option<SuppressionReason>, ApiError> {
@@ -45,7 +45,7 @@ pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuppressionPage>, ApiError> {
     let kind = reason(q.reason.as_deref(), "reason")?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -56,7 +56,7 @@ pub(crate) async fn list(
     let rows = suppressions::page(&mut tx, auth.workspace, kind, &after, limit).await?;
     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
     let next = rows.last().filter(|_| full).map(|s| s.address.clone());
-    Ok(Json(json!({ "suppressions": rows.iter().map(view).collect::<Vec<_>>(), "next": next })))
+    Ok(Json(SuppressionPage { suppressions: rows.iter().map(view).collect(), next }))
 }
 
 /// `{"addresses": [...], "reason"?: "manual"|"unsubscribe"|"complaint"|"hard_bounce", "detail"?}`.
@@ -102,7 +102,7 @@ pub(crate) async fn add(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     ApiJson(req): ApiJson<AddRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuppressionsAdded>, ApiError> {
     let kind = given_reason(req.reason.as_deref(), "reason")?;
     let detail = crate::cancel::reason(req.detail, "added through the API")?;
     let list = addresses(&req.addresses, |i| format!("addresses[{i}]"))?;
@@ -115,7 +115,7 @@ pub(crate) async fn import(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuppressionsAdded>, ApiError> {
     if body.contains('\0') {
         return Err(ApiError::new(Code::UnstorableText, "the CSV holds a NUL character"));
     }
@@ -148,7 +148,7 @@ async fn store(
     lists: &[(SuppressionReason, Vec<String>)],
     detail: &str,
     action: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuppressionsAdded>, ApiError> {
     let mut tx = state.begin(auth.workspace).await?;
     let (mut added, mut asked) = (0, 0);
     for (kind, list) in lists {
@@ -158,7 +158,7 @@ async fn store(
     let target = format!("{added} address(es) added");
     mailroom_store::audit::record(&mut tx, Some(auth.workspace), &auth.actor(), action, Some(&target)).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "added": added, "already": asked - added })))
+    Ok(Json(SuppressionsAdded { added, already: asked - added }))
 }
 
 /// `DELETE /v1/suppressions/{address}`: the address may be mailed again. 404 when not listed.
@@ -166,7 +166,7 @@ pub(crate) async fn remove(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(address): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuppressionRemoved>, ApiError> {
     let address = normalise(&address);
     let mut tx = state.begin(auth.workspace).await?;
     if !suppressions::remove(&mut tx, auth.workspace, &address).await? {
@@ -176,5 +176,5 @@ pub(crate) async fn remove(
     mailroom_store::audit::record(&mut tx, Some(auth.workspace), &auth.actor(), "suppressions.remove", Some(&target))
         .await?;
     tx.commit().await?;
-    Ok(Json(json!({ "address": address, "removed": true })))
+    Ok(Json(SuppressionRemoved { address, removed: true }))
 }

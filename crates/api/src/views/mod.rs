@@ -8,7 +8,11 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+mod lists;
 mod mailboxes;
+pub(crate) use lists::{
+    AuditEntry, AuditPage, SuppressionPage, SuppressionRemoved, SuppressionView, SuppressionsAdded,
+};
 pub(crate) use mailboxes::{MailboxPage, MailboxView, PacingView};
 
 /// A send as the API shows it (never its body).
