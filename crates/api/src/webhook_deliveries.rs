@@ -61,16 +61,9 @@ pub(crate) async fn list(
     if !matches!(wanted, "pending" | "delivered" | "failed") {
         return Err(ApiError::new(Code::InvalidState, "`state` is pending, delivered or failed"));
     }
-    let before = match q.after.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::new(Code::InvalidCursor, "`after` must be the `next` value of an earlier page")
-        })?),
-    };
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(Code::InvalidLimit, "`limit` must be 1 to 1000"));
-    }
+    // The listing's cursor reads like every other; newest first, it is the position to go below.
+    let (after, limit) = crate::page::Page::new(q.after, q.limit).bounds()?;
+    let before = (after > 0).then_some(after);
     let filter = webhooks::DeliveryFilter { state: wanted, kind: q.kind.as_deref(), before, limit };
     let mut conn = state.begin(auth.workspace).await?;
     let (id, _) = endpoint(&mut conn, &auth, &id).await?;

@@ -53,10 +53,6 @@ async fn check_url(state: &AppState, url: &str) -> Result<(), ApiError> {
     }
 }
 
-fn view(w: &webhooks::WebhookRow) -> WebhookView {
-    WebhookView::of(w)
-}
-
 fn check_types(types: &[String]) -> Result<(), ApiError> {
     match types.iter().find(|t| t.is_empty() || t.len() > 64 || !t.contains('.')) {
         Some(t) => Err(ApiError::new(Code::InvalidEventType, format!("`{t}` is not an event type"))),
@@ -115,17 +111,14 @@ pub(crate) async fn create(
     )
     .await?;
     tx.commit().await?;
-    let mut body = view(&row);
-    // One of the two places the secret leaves the vault (with rotation): the client stores it.
-    body.secret = Some(secrecy::ExposeSecret::expose_secret(&secret).to_owned());
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, Json(WebhookView::with_secret(&row, &secret))))
 }
 
 /// `GET /v1/webhooks`.
 pub(crate) async fn list(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<WebhookList>, ApiError> {
     let mut conn = state.begin(auth.workspace).await?;
     let rows = webhooks::list(&mut conn, auth.workspace).await?;
-    Ok(Json(WebhookList { webhooks: rows.iter().map(view).collect() }))
+    Ok(Json(WebhookList { webhooks: rows.iter().map(WebhookView::of).collect() }))
 }
 
 /// `DELETE /v1/webhooks/{id}`.
@@ -188,7 +181,7 @@ pub(crate) async fn patch(
     let what = format!("{id}: {}", changed_fields(&change));
     mailroom_store::audit::record(&mut tx, Some(auth.workspace), &auth.actor(), "webhook.update", Some(&what)).await?;
     tx.commit().await?;
-    Ok(Json(view(&row)))
+    Ok(Json(WebhookView::of(&row)))
 }
 
 fn changed_fields(c: &webhooks::Change) -> String {
@@ -227,7 +220,5 @@ pub(crate) async fn rotate_secret(
     )
     .await?;
     tx.commit().await?;
-    let mut body = view(&row);
-    body.secret = Some(secrecy::ExposeSecret::expose_secret(&secret).to_owned());
-    Ok(Json(body))
+    Ok(Json(WebhookView::with_secret(&row, &secret)))
 }

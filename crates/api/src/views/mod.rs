@@ -123,6 +123,12 @@ impl WebhookView {
             secret: None,
         }
     }
+
+    /// The view with its new secret: registration and rotation are the only two places a
+    /// webhook's secret leaves the vault (the client stores it).
+    pub(crate) fn with_secret(w: &webhooks::WebhookRow, secret: &secrecy::SecretString) -> Self {
+        Self { secret: Some(secrecy::ExposeSecret::expose_secret(secret).to_owned()), ..Self::of(w) }
+    }
 }
 
 /// The workspace's endpoints.
